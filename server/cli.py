@@ -1,0 +1,282 @@
+"""The ``tracesieve`` command: serve, ingest, the tools as commands, ``call`` and ``demo``.
+
+Commands parse arguments, call the same ``tools`` functions the MCP server calls (on the same
+input models, so validation matches), and print JSON (default) or a table. Errors go to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import anyio
+import click
+from pydantic import BaseModel
+
+from server.errors import cli_errors
+from server.storage.duckdb_store import DuckDBTraceStore
+from server.storage.schema import QUERYABLE
+from tools import describe, search, tagging, traces
+from tools import sql as sql_tool
+
+DEFAULT_DB = Path(".tracesieve") / "tracesieve.duckdb"
+
+db_option = click.option(
+    "--db", type=click.Path(dir_okay=False, path_type=Path), envvar="TRACESIEVE_DB", default=DEFAULT_DB,
+    show_default=True, help="Store file (env TRACESIEVE_DB); created on first use.")
+table_option = click.option("--table", "as_table", is_flag=True, help="Print a table for people instead of JSON.")
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _echo(result: BaseModel, as_table: bool = False) -> None:
+    data = result.model_dump(mode="json")
+    if as_table and isinstance(data.get("traces"), list):
+        for t in data["traces"]:
+            click.echo(f"{t['trace_id']}  {t['time']}  {t['status']:<5} {str(t['duration_ms']):>7}ms  "
+                       f"{(t['request_preview'] or '')[:70]}")
+        if data.get("next_page_token"):
+            click.echo(f"-- more: --page-token {data['next_page_token']}")
+        return
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+@click.group()
+@click.version_option(package_name="tracesieve")
+def cli() -> None:
+    """tracesieve: turn production LLM/agent traces into evaluation assets, over MCP."""
+    logging.basicConfig(level=os.environ.get("TRACESIEVE_LOG", "WARNING"), stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+@cli.command()
+@db_option
+@click.option("--http", "use_http", is_flag=True, help="Serve streamable HTTP instead of stdio.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="HTTP bind address.")
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(1, 65535), help="HTTP port.")
+@click.option("--token", envvar="TRACESIEVE_TOKEN", default=None,
+              help="Bearer token clients must send (env TRACESIEVE_TOKEN); required off loopback.")
+def serve(db: Path, use_http: bool, host: str, port: int, token: str | None) -> None:
+    """Run the MCP server (stdio by default).
+
+    Example:
+
+        claude mcp add tracesieve -- tracesieve serve --db /path/to/traces.duckdb
+    """
+    from server.http import serve_http
+    from server.mcp_app import build_app
+
+    with cli_errors():
+        app = build_app(DuckDBTraceStore(db))
+        if use_http:
+            serve_http(app, host=host, port=port, token=token)
+        else:
+            app.run("stdio")
+
+
+@cli.command()
+@db_option
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["auto", "otlp", "mlflow", "langfuse"]), default="auto",
+              show_default=True, help="Input format; auto sniffs each file.")
+@click.option("--from-mlflow", "tracking_uri", default=None,
+              help="Read live traces from an MLflow tracking URI (e.g. sqlite:///mlflow.db or http://host:5000).")
+@click.option("--experiment", default=None, help="With --from-mlflow: experiment name or id (default: all).")
+def ingest(db: Path, paths: tuple[Path, ...], fmt: str, tracking_uri: str | None, experiment: str | None) -> None:
+    """Load traces from files/folders (OTLP JSON or protobuf, MLflow JSON, Langfuse) or an MLflow server.
+
+    Re-ingesting a trace replaces it. Bad files or traces are reported and skipped; the rest load.
+
+    Example:
+
+        tracesieve ingest exports/ --format auto
+        tracesieve ingest --from-mlflow sqlite:///mlflow.db --experiment support-agent
+    """
+    from server.ingest import IngestReport
+    from server.ingest import ingest as run_ingest
+    from server.ingestion import read_mlflow_tracking, read_path
+
+    if not paths and not tracking_uri:
+        raise click.UsageError("Give PATHS to read, or --from-mlflow TRACKING_URI.")
+    with cli_errors():
+        store = DuckDBTraceStore(db)
+        report = IngestReport()
+        sources = [(str(p), lambda p=p: read_path(p, fmt)) for p in paths]  # type: ignore[misc]
+        if tracking_uri:
+            sources.append((tracking_uri, lambda: read_mlflow_tracking(tracking_uri, experiment)))
+        with click.progressbar(sources, label="ingesting", file=sys.stderr,
+                               item_show_func=lambda s: s[0] if s else None) as bar:
+            for _, read in bar:
+                run_ingest(store, read(), report=report)
+    click.echo(json.dumps(report.model_dump(), indent=2))
+    if report.error_count and not report.traces:
+        sys.exit(1)
+
+
+@cli.command("describe")
+@db_option
+def describe_cmd(db: Path) -> None:
+    """What is in the store and which fields can be filtered.
+
+    Example:
+
+        tracesieve describe
+    """
+    with cli_errors():
+        _echo(describe.describe_store(DuckDBTraceStore(db), sql_tables=list(QUERYABLE)))
+
+
+@cli.command("search")
+@db_option
+@click.argument("filter", default="")
+@click.option("--order-by", multiple=True, help="e.g. 'attributes.execution_time_ms DESC' (repeatable).")
+@click.option("--limit", type=click.IntRange(1, 200), default=20, show_default=True)
+@click.option("--page-token", default=None, help="next_page_token of the previous page.")
+@table_option
+def search_cmd(db: Path, filter: str, order_by: tuple[str, ...], limit: int, page_token: str | None,
+               as_table: bool) -> None:
+    """Find traces matching FILTER, newest first.
+
+    Example:
+
+        tracesieve search "attributes.status = 'ERROR' AND tags.environment = 'production'" --table
+    """
+    with cli_errors():
+        inp = search.SearchTracesInput(filter=filter, order_by=list(order_by), limit=limit, page_token=page_token)
+        _echo(search.search_traces(DuckDBTraceStore(db), inp, now_ms=_now_ms()), as_table)
+
+
+@cli.command("show")
+@db_option
+@click.argument("trace_id")
+@click.option("--max-chars", type=int, default=16_000, show_default=True)
+@click.option("--span-id", default=None, help="Read one span's content page by page.")
+@click.option("--field", default="outputs", show_default=True)
+@click.option("--offset", type=int, default=0)
+def show_cmd(db: Path, trace_id: str, max_chars: int, span_id: str | None, field: str, offset: int) -> None:
+    """Print one trace's span tree (get_trace).
+
+    Example:
+
+        tracesieve show tr-4f2a... --max-chars 4000
+    """
+    with cli_errors():
+        inp = traces.GetTraceInput(trace_id=trace_id, max_chars=max_chars, span_id=span_id, field=field,
+                                   offset=offset)
+        _echo(traces.get_trace(DuckDBTraceStore(db), inp))
+
+
+def _selection_options(fn):  # type: ignore[no-untyped-def]
+    fn = click.option("--id", "trace_ids", multiple=True, help="Trace id (repeatable).")(fn)
+    return click.option("--filter", "filter_", default=None, help="Select traces by search filter instead.")(fn)
+
+
+@cli.command("tag")
+@db_option
+@click.argument("key")
+@click.argument("value", default="true")
+@_selection_options
+def tag_cmd(db: Path, key: str, value: str, trace_ids: tuple[str, ...], filter_: str | None) -> None:
+    """Set tag KEY=VALUE on traces selected by --id or --filter.
+
+    Example:
+
+        tracesieve tag eval_candidate error_case --filter "attributes.status = 'ERROR'"
+    """
+    with cli_errors():
+        inp = tagging.TagTraceInput(trace_ids=list(trace_ids) or None, filter=filter_, key=key, value=value)
+        _echo(tagging.tag_trace(DuckDBTraceStore(db), inp, by="cli", now_ms=_now_ms()))
+
+
+@cli.command("untag")
+@db_option
+@click.argument("key")
+@_selection_options
+def untag_cmd(db: Path, key: str, trace_ids: tuple[str, ...], filter_: str | None) -> None:
+    """Remove tag KEY from traces selected by --id or --filter.
+
+    Example:
+
+        tracesieve untag eval_candidate --id tr-123
+    """
+    with cli_errors():
+        inp = tagging.UntagTraceInput(trace_ids=list(trace_ids) or None, filter=filter_, key=key)
+        _echo(tagging.untag_trace(DuckDBTraceStore(db), inp, by="cli", now_ms=_now_ms()))
+
+
+@cli.command("sql")
+@db_option
+@click.argument("query")
+@click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True)
+def sql_cmd(db: Path, query: str, limit: int) -> None:
+    """Run one read-only SELECT over the store (query_sql).
+
+    Example:
+
+        tracesieve sql "SELECT status, count(*) FROM trace_unified GROUP BY 1"
+    """
+    with cli_errors():
+        _echo(sql_tool.query_sql(DuckDBTraceStore(db), sql_tool.QuerySqlInput(sql=query, limit=limit)))
+
+
+@cli.command("call")
+@db_option
+@click.argument("tool")
+@click.argument("arguments", default="{}")
+def call_cmd(db: Path, tool: str, arguments: str) -> None:
+    """Call a tool through a real in-process MCP client and print exactly what an agent receives.
+
+    Example:
+
+        tracesieve call search_traces '{"filter": "attributes.status = \\'ERROR\\'", "limit": 3}'
+    """
+    from mcp import Client
+
+    from server.mcp_app import build_app
+
+    try:
+        args = json.loads(arguments)
+    except ValueError as error:
+        raise click.UsageError(f"ARGUMENTS must be a JSON object: {error}") from error
+
+    async def run() -> int:
+        async with Client(build_app(DuckDBTraceStore(db))) as client:
+            result = await client.call_tool(tool, args)
+        payload = result.structured_content if result.structured_content is not None else [
+            getattr(c, "text", str(c)) for c in result.content]
+        click.echo(json.dumps(payload, indent=2, ensure_ascii=False))
+        return 1 if result.is_error else 0
+
+    with cli_errors():
+        sys.exit(anyio.run(run))
+
+
+@cli.command("demo")
+@db_option
+@click.option("--traces", "n_traces", type=click.IntRange(10, 1_000_000), default=3000, show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+def demo_cmd(db: Path, n_traces: int, seed: int) -> None:
+    """Create a realistic demo store (a support agent's traces) and walk an agent's session over MCP.
+
+    Example:
+
+        tracesieve demo --db /tmp/demo.duckdb
+    """
+    from server.demo.walkthrough import run_walkthrough
+
+    with cli_errors():
+        run_walkthrough(db, n_traces=n_traces, seed=seed, echo=click.echo)
+
+
+def main() -> None:
+    cli(prog_name="tracesieve")
+
+
+if __name__ == "__main__":
+    main()

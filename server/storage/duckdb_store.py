@@ -1,0 +1,254 @@
+"""DuckDBTraceStore: the embedded reference implementation of ``tools.ports.TraceStore``.
+
+Every method opens the file for the length of the call (see ``connection.py``): reads open it
+read-only, so several server processes can read at once; writes open it read-write and run in
+one transaction. Filters arrive as ASTs and are compiled to parameterised SQL here; no value
+is ever spliced into a statement.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from server.storage import filter_sql
+from server.storage.connection import default_lock_timeout, open_connection
+from server.storage.schema import MIGRATIONS, SCHEMA_VERSION
+from server.storage.sql_sandbox import run_query
+from server.storage.writer import write_batch
+from tools.errors import InvalidInputError
+from tools.models import Span, Trace
+from tools.ports import SearchPage, SqlResult, TagChange, TraceRow
+
+_ROW_COLUMNS = """t.trace_id, t.timestamp_ms, t.execution_time_ms, t.status, t.name,
+    left(t.request, 2000) AS request_head, left(t.response, 2000) AS response_head, t.session_id,
+    t.user_id, t.model, t.environment, t.prompt_version, t.input_tokens, t.output_tokens,
+    t.span_count, t.error_count, t.tool_names"""
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class DuckDBTraceStore:
+    """A trace store in one DuckDB file (created and migrated on first use)."""
+
+    def __init__(self, path: Path | str, *, lock_timeout_s: float | None = None) -> None:
+        self.path = Path(path).expanduser().resolve()
+        self.lock_timeout_s = default_lock_timeout() if lock_timeout_s is None else lock_timeout_s
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._migrate()
+
+    # -- connections -------------------------------------------------------------------------
+    @contextmanager
+    def _read(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with open_connection(self.path, read_only=True, lock_timeout_s=self.lock_timeout_s) as con:
+            yield con
+
+    @contextmanager
+    def _write(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with open_connection(self.path, read_only=False, lock_timeout_s=self.lock_timeout_s) as con:
+            yield con
+
+    def _migrate(self) -> None:
+        with self._write() as con:
+            con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER, applied_at_ms BIGINT)")
+            current = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
+            if current > SCHEMA_VERSION:
+                raise InvalidInputError(
+                    f"Store {self.path} has schema version {current}, newer than this tracesieve "
+                    f"understands ({SCHEMA_VERSION}). Upgrade tracesieve or use another --db.")
+            for version in range(current + 1, SCHEMA_VERSION + 1):
+                con.execute("BEGIN TRANSACTION")
+                con.execute(MIGRATIONS[version - 1])
+                con.execute("INSERT INTO schema_version VALUES ($v, $at)", {"v": version, "at": _now_ms()})
+                con.execute("COMMIT")
+
+    def schema_version(self) -> int:
+        with self._read() as con:
+            return con.execute("SELECT max(version) FROM schema_version").fetchone()[0]
+
+    # -- writes ------------------------------------------------------------------------------
+    def write_traces(self, traces: Sequence[Trace]) -> int:
+        with self._write() as con:
+            return write_batch(con, traces, now_ms=_now_ms())
+
+    # -- search ------------------------------------------------------------------------------
+    def _where(self, expr: Any, now_ms: int) -> tuple[str, dict[str, Any]]:
+        if expr is None:
+            return "TRUE", {}
+        return filter_sql.compile_filter(expr, now_ms=now_ms, alias="t")
+
+    def search(self, expr: Any, order: Sequence[Any], *, limit: int, after: dict | None,
+               now_ms: int) -> SearchPage:
+        where, params = self._where(expr, now_ms)
+        page_where, page_params = where, dict(params)
+        if after is not None:
+            ks_sql, ks_params = filter_sql.keyset_predicate(order, after["values"], after["trace_id"], "t")
+            page_where = f"({where}) AND ({ks_sql})"
+            page_params.update(ks_params)
+        order_sql = filter_sql.compile_order_by(order, "t")
+        with self._read() as con:
+            total = con.execute(f"SELECT count(*) FROM traces t WHERE {where}", params).fetchone()[0]
+            cursor = con.execute(
+                f"SELECT {_ROW_COLUMNS}, {filter_sql.sort_values_select(order, 't')} AS sort_values FROM traces t "
+                f"WHERE {page_where} ORDER BY {order_sql} LIMIT {int(limit) + 1}", page_params)
+            columns = [d[0] for d in cursor.description]
+            records = [dict(zip(columns, r)) for r in cursor.fetchall()]
+            tags = self._tags_for(con, [r["trace_id"] for r in records[:limit]])
+        rows = [TraceRow(**{**r, "tool_names": r["tool_names"] or [], "tags": tags.get(r["trace_id"], {})})
+                for r in records[:limit]]
+        return SearchPage(rows=rows, has_more=len(records) > limit, total_matches=total)
+
+    @staticmethod
+    def _tags_for(con: duckdb.DuckDBPyConnection, trace_ids: list[str]) -> dict[str, dict[str, str]]:
+        if not trace_ids:
+            return {}
+        out: dict[str, dict[str, str]] = {}
+        for trace_id, key, value in con.execute(
+                "SELECT trace_id, key, value FROM tags WHERE trace_id IN (SELECT unnest($ids)) ORDER BY key",
+                {"ids": trace_ids}).fetchall():
+            out.setdefault(trace_id, {})[key] = value
+        return out
+
+    # -- single traces -----------------------------------------------------------------------
+    def load_trace(self, trace_id: str) -> Trace | None:
+        with self._read() as con:
+            cursor = con.execute("SELECT * EXCLUDE (span_count, error_count, tool_names, ingested_at_ms) "
+                                 "FROM traces WHERE trace_id = $id", {"id": trace_id})
+            row = cursor.fetchone()
+            if row is None:
+                return None
+            record = dict(zip([d[0] for d in cursor.description], row))
+            cursor = con.execute("SELECT * EXCLUDE (trace_id) FROM spans WHERE trace_id = $id "
+                                 "ORDER BY start_time_ns, span_id", {"id": trace_id})
+            span_columns = [d[0] for d in cursor.description]
+            spans = []
+            for span_row in cursor.fetchall():
+                span = dict(zip(span_columns, span_row))
+                span["attributes"] = json.loads(span["attributes"] or "{}")
+                span["events"] = json.loads(span["events"] or "[]")
+                spans.append(Span(**span))
+            tags = self._tags_for(con, [trace_id]).get(trace_id, {})
+        record["metadata"] = json.loads(record["metadata"] or "{}")
+        return Trace(**record, spans=spans, tags=tags)
+
+    def known_trace_ids(self, trace_ids: Sequence[str]) -> set[str]:
+        with self._read() as con:
+            rows = con.execute("SELECT trace_id FROM traces WHERE trace_id IN (SELECT unnest($ids))",
+                               {"ids": list(trace_ids)}).fetchall()
+        return {r[0] for r in rows}
+
+    def similar_trace_ids(self, trace_id: str, limit: int = 3) -> list[str]:
+        with self._read() as con:
+            rows = con.execute(
+                "SELECT trace_id FROM traces ORDER BY jaro_winkler_similarity(trace_id, $id) DESC, trace_id "
+                "LIMIT $n", {"id": trace_id, "n": limit}).fetchall()
+        return [r[0] for r in rows]
+
+    # -- tags --------------------------------------------------------------------------------
+    def _selection(self, con: duckdb.DuckDBPyConnection, trace_ids: Sequence[str] | None, expr: Any,
+                   now_ms: int) -> int:
+        """Materialise the selected trace ids into temp table ``sel``; return its size."""
+        if trace_ids is not None:
+            con.execute("CREATE TEMP TABLE sel AS SELECT DISTINCT trace_id FROM traces "
+                        "WHERE trace_id IN (SELECT unnest($ids))", {"ids": list(trace_ids)})
+        else:
+            where, params = self._where(expr, now_ms)
+            con.execute(f"CREATE TEMP TABLE sel AS SELECT trace_id FROM traces t WHERE {where}", params)
+        return con.execute("SELECT count(*) FROM sel").fetchone()[0]
+
+    def set_tag(self, *, trace_ids: Sequence[str] | None, expr: Any, key: str, value: str, by: str,
+                now_ms: int) -> TagChange:
+        args = {"key": key, "value": value, "at": now_ms, "by": by}
+        with self._write() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                matched = self._selection(con, trace_ids, expr, now_ms)
+                changed = con.execute("""
+                    INSERT INTO tag_history
+                    SELECT sel.trace_id, $key, $value, 'set', $at, $by FROM sel
+                    LEFT JOIN tags g ON g.trace_id = sel.trace_id AND g.key = $key
+                    WHERE g.value IS DISTINCT FROM $value""", args).fetchone()[0]
+                con.execute("""DELETE FROM tags USING sel WHERE tags.trace_id = sel.trace_id
+                               AND tags.key = $key AND tags.value <> $value""", {"key": key, "value": value})
+                con.execute("""INSERT INTO tags SELECT sel.trace_id, $key, $value, $at, $by FROM sel
+                               WHERE NOT EXISTS (SELECT 1 FROM tags g
+                                                 WHERE g.trace_id = sel.trace_id AND g.key = $key)""", args)
+                con.execute("DROP TABLE sel")
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return TagChange(matched=matched, changed=changed, unchanged=matched - changed)
+
+    def remove_tag(self, *, trace_ids: Sequence[str] | None, expr: Any, key: str, by: str,
+                   now_ms: int) -> TagChange:
+        args = {"key": key, "at": now_ms, "by": by}
+        with self._write() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                matched = self._selection(con, trace_ids, expr, now_ms)
+                changed = con.execute("""
+                    INSERT INTO tag_history
+                    SELECT g.trace_id, g.key, g.value, 'delete', $at, $by
+                    FROM tags g JOIN sel ON g.trace_id = sel.trace_id WHERE g.key = $key""", args).fetchone()[0]
+                con.execute("DELETE FROM tags USING sel WHERE tags.trace_id = sel.trace_id AND tags.key = $key",
+                            {"key": key})
+                con.execute("DROP TABLE sel")
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        return TagChange(matched=matched, changed=changed, unchanged=matched - changed)
+
+    def tag_history(self, trace_id: str) -> list[dict[str, Any]]:
+        with self._read() as con:
+            cursor = con.execute("SELECT key, value, op, at_ms, set_by FROM tag_history WHERE trace_id = $id "
+                                 "ORDER BY at_ms, op", {"id": trace_id})
+            columns = [d[0] for d in cursor.description]
+            return [dict(zip(columns, r)) for r in cursor.fetchall()]
+
+    # -- overview & SQL ----------------------------------------------------------------------
+    def stats(self) -> dict[str, Any]:
+        def counts(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple[Any, int]]:
+            return [(r[0], r[1]) for r in con.execute(sql).fetchall()]
+
+        with self._read() as con:
+            n, first, last, spans = con.execute(
+                "SELECT count(*), min(timestamp_ms), max(timestamp_ms), coalesce(sum(span_count), 0) "
+                "FROM traces").fetchone()
+            return {
+                "trace_count": n, "span_count": int(spans), "first_timestamp_ms": first,
+                "last_timestamp_ms": last,
+                "statuses": counts(con, "SELECT status, count(*) c FROM traces GROUP BY 1 ORDER BY c DESC"),
+                "environments": counts(con, "SELECT environment, count(*) c FROM traces "
+                                            "WHERE environment IS NOT NULL GROUP BY 1 ORDER BY c DESC LIMIT 20"),
+                "models": counts(con, "SELECT model, count(*) c FROM traces WHERE model IS NOT NULL "
+                                      "GROUP BY 1 ORDER BY c DESC LIMIT 20"),
+                "prompt_versions": counts(con, "SELECT prompt_version, count(*) c FROM traces WHERE "
+                                               "prompt_version IS NOT NULL GROUP BY 1 ORDER BY c DESC LIMIT 20"),
+                "sources": counts(con, "SELECT source, count(*) c FROM traces GROUP BY 1 ORDER BY c DESC"),
+                "span_types": counts(con, "SELECT span_type, count(*) c FROM spans GROUP BY 1 ORDER BY c DESC"),
+                "tools": counts(con, "SELECT tool_name, count(*) c FROM spans WHERE tool_name IS NOT NULL "
+                                     "GROUP BY 1 ORDER BY c DESC LIMIT 20"),
+                "tag_keys": [
+                    {"key": k, "traces": c, "distinct_values": d, "top_values": list(v)}
+                    for k, c, d, v in con.execute("""
+                        SELECT key, sum(n)::BIGINT AS c, count(*), list(value ORDER BY n DESC, value)[1:3]
+                        FROM (SELECT key, value, count(*) n FROM tags GROUP BY 1, 2)
+                        GROUP BY key ORDER BY c DESC, key LIMIT 50""").fetchall()
+                ],
+                "label_criteria": counts(con, "SELECT criterion, count(*) c FROM labels GROUP BY 1 "
+                                              "ORDER BY c DESC LIMIT 50"),
+                "judges": counts(con, "SELECT judge, count(*) c FROM scores GROUP BY 1 ORDER BY c DESC LIMIT 50"),
+            }
+
+    def query_sql(self, sql: str, *, limit: int) -> SqlResult:
+        return run_query(self.path, sql, limit=limit, lock_timeout_s=self.lock_timeout_s)

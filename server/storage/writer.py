@@ -1,0 +1,139 @@
+"""Bulk writes of canonical traces: column arrays to Arrow, then set-based SQL.
+
+Re-ingesting a trace replaces it (spans, imported labels and scores) inside one transaction,
+so a batch is stored whole or not at all and never duplicates. Tags that arrived with a trace
+are upserted; tags people or agents set later are kept.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from tools.models import Trace
+
+_TRACE_SCHEMA = pa.schema([
+    ("trace_id", pa.string()), ("timestamp_ms", pa.int64()), ("execution_time_ms", pa.int64()),
+    ("status", pa.string()), ("name", pa.string()), ("request", pa.string()), ("response", pa.string()),
+    ("session_id", pa.string()), ("user_id", pa.string()), ("model", pa.string()),
+    ("prompt_version", pa.string()), ("environment", pa.string()), ("input_tokens", pa.int64()),
+    ("output_tokens", pa.int64()), ("metadata", pa.string()), ("source", pa.string()),
+    ("source_id", pa.string()), ("span_count", pa.int32()), ("error_count", pa.int32()),
+    ("tool_names", pa.list_(pa.string())), ("ingested_at_ms", pa.int64()),
+])
+_SPAN_SCHEMA = pa.schema([
+    ("trace_id", pa.string()), ("span_id", pa.string()), ("parent_span_id", pa.string()),
+    ("name", pa.string()), ("span_type", pa.string()), ("start_time_ns", pa.int64()),
+    ("end_time_ns", pa.int64()), ("status", pa.string()), ("status_message", pa.string()),
+    ("inputs", pa.string()), ("outputs", pa.string()), ("model", pa.string()),
+    ("input_tokens", pa.int64()), ("output_tokens", pa.int64()), ("tool_name", pa.string()),
+    ("attributes", pa.string()), ("events", pa.string()),
+])
+_TAG_SCHEMA = pa.schema([("trace_id", pa.string()), ("key", pa.string()), ("value", pa.string()),
+                         ("set_at_ms", pa.int64()), ("set_by", pa.string())])
+_LABEL_SCHEMA = pa.schema([
+    ("label_id", pa.string()), ("trace_id", pa.string()), ("criterion", pa.string()), ("value", pa.string()),
+    ("numeric_value", pa.float64()), ("reviewer", pa.string()), ("rationale", pa.string()),
+    ("created_at_ms", pa.int64()), ("source", pa.string()),
+])
+_SCORE_SCHEMA = pa.schema([
+    ("run_id", pa.string()), ("judge", pa.string()), ("trace_id", pa.string()), ("verdict", pa.string()),
+    ("score", pa.float64()), ("value", pa.string()), ("rationale", pa.string()), ("created_at_ms", pa.int64()),
+])
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def _tool_names(trace: Trace) -> list[str]:
+    """Distinct tool names in call order: what search results show as the trace's tool path."""
+    seen: dict[str, None] = {}
+    for span in sorted(trace.spans, key=lambda s: s.start_time_ns):
+        if span.tool_name:
+            seen.setdefault(span.tool_name)
+    return list(seen)
+
+
+def _columns(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+def to_arrow(traces: Sequence[Trace], *, now_ms: int) -> dict[str, pa.Table]:
+    """The batch as one Arrow table per stored table."""
+    trace_rows, span_rows, tag_rows, label_rows, score_rows = [], [], [], [], []
+    for t in traces:
+        trace_rows.append({
+            "trace_id": t.trace_id, "timestamp_ms": t.timestamp_ms, "execution_time_ms": t.execution_time_ms,
+            "status": t.status, "name": t.name, "request": t.request, "response": t.response,
+            "session_id": t.session_id, "user_id": t.user_id, "model": t.model,
+            "prompt_version": t.prompt_version, "environment": t.environment,
+            "input_tokens": t.input_tokens, "output_tokens": t.output_tokens, "metadata": _json(t.metadata),
+            "source": t.source, "source_id": t.source_id, "span_count": len(t.spans),
+            "error_count": sum(1 for s in t.spans if s.status == "ERROR"), "tool_names": _tool_names(t),
+            "ingested_at_ms": now_ms,
+        })
+        for s in t.spans:
+            span_rows.append({
+                "trace_id": t.trace_id, "span_id": s.span_id, "parent_span_id": s.parent_span_id,
+                "name": s.name, "span_type": s.span_type, "start_time_ns": s.start_time_ns,
+                "end_time_ns": s.end_time_ns, "status": s.status, "status_message": s.status_message,
+                "inputs": s.inputs, "outputs": s.outputs, "model": s.model, "input_tokens": s.input_tokens,
+                "output_tokens": s.output_tokens, "tool_name": s.tool_name,
+                "attributes": _json(s.attributes), "events": _json(s.events),
+            })
+        for key, value in t.tags.items():
+            tag_rows.append({"trace_id": t.trace_id, "key": key, "value": value, "set_at_ms": now_ms,
+                             "set_by": f"ingest:{t.source}"})
+        for i, label in enumerate(t.labels):
+            label_rows.append({**label.model_dump(), "trace_id": t.trace_id,
+                               "label_id": f"{t.trace_id}:{label.source}:{i}"})
+        for score in t.scores:
+            score_rows.append({**score.model_dump(), "trace_id": t.trace_id})
+    return {
+        "batch_traces": _columns(trace_rows, _TRACE_SCHEMA), "batch_spans": _columns(span_rows, _SPAN_SCHEMA),
+        "batch_tags": _columns(tag_rows, _TAG_SCHEMA), "batch_labels": _columns(label_rows, _LABEL_SCHEMA),
+        "batch_scores": _columns(score_rows, _SCORE_SCHEMA),
+    }
+
+
+def write_batch(con: duckdb.DuckDBPyConnection, traces: Sequence[Trace], *, now_ms: int) -> int:
+    """Replace-or-insert ``traces`` atomically; returns the number of traces written."""
+    if not traces:
+        return 0
+    # The last copy of a trace id within one batch wins, as a later re-ingest would.
+    unique = list({t.trace_id: t for t in traces}.values())
+    tables = to_arrow(unique, now_ms=now_ms)
+    for name, table in tables.items():
+        con.register(name, table)
+    try:
+        con.execute("BEGIN TRANSACTION")
+        con.execute("DELETE FROM spans WHERE trace_id IN (SELECT trace_id FROM batch_traces)")
+        con.execute("DELETE FROM traces WHERE trace_id IN (SELECT trace_id FROM batch_traces)")
+        con.execute("DELETE FROM labels WHERE label_id IN (SELECT label_id FROM batch_labels)")
+        con.execute("""DELETE FROM scores WHERE run_id LIKE 'imported%'
+                       AND trace_id IN (SELECT trace_id FROM batch_traces)""")
+        con.execute("INSERT INTO traces SELECT * FROM batch_traces")
+        con.execute("INSERT INTO spans SELECT * FROM batch_spans")
+        con.execute("INSERT INTO labels SELECT * FROM batch_labels")
+        con.execute("INSERT INTO scores SELECT * FROM batch_scores")
+        # Source tags: upsert, recording a history row only where the value really changed.
+        con.execute("""
+            INSERT INTO tag_history
+            SELECT b.trace_id, b.key, b.value, 'set', b.set_at_ms, b.set_by
+            FROM batch_tags b LEFT JOIN tags g ON g.trace_id = b.trace_id AND g.key = b.key
+            WHERE g.value IS DISTINCT FROM b.value""")
+        con.execute("DELETE FROM tags USING batch_tags b WHERE tags.trace_id = b.trace_id AND tags.key = b.key")
+        con.execute("INSERT INTO tags SELECT * FROM batch_tags")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    finally:
+        for name in tables:
+            con.unregister(name)
+    return len(unique)

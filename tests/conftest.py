@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from server.storage.duckdb_store import DuckDBTraceStore
+from tests.factory import small_set
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+if not SHARED.exists():  # CI clones the repo with shared/ beside it; allow an override
+    SHARED = Path(os.environ.get("TRACESIEVE_SHARED", "/work/shared"))
+FIXTURES = SHARED / "fixtures"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    """A real store file holding the small known trace set; no connection stays open."""
+    path = tmp_path / "traces.duckdb"
+    DuckDBTraceStore(path).write_traces(small_set())
+    return path
+
+
+@pytest.fixture
+def store(db_path: Path) -> DuckDBTraceStore:
+    return DuckDBTraceStore(db_path)

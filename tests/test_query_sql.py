@@ -1,0 +1,69 @@
+"""query_sql is read-only and cannot reach files, the network or extensions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from server.storage.duckdb_store import DuckDBTraceStore
+from tools.errors import InvalidInputError
+from tools.sql import QuerySqlInput, query_sql
+
+
+def run(store: DuckDBTraceStore, sql: str, limit: int = 100):
+    return query_sql(store, QuerySqlInput(sql=sql, limit=limit))
+
+
+def test_views_answer_aggregate_questions(store: DuckDBTraceStore) -> None:
+    result = run(store, "SELECT environment, count(*) n FROM trace_unified GROUP BY 1 ORDER BY 1")
+    assert result.columns == ["environment", "n"]
+    assert result.rows == [["production", 8], ["staging", 4]]
+    assert result.truncated is False
+
+
+def test_rows_beyond_the_limit_are_flagged(store: DuckDBTraceStore) -> None:
+    result = run(store, "SELECT trace_id, request_time FROM trace_unified ORDER BY 1", limit=5)
+    assert result.row_count == 5 and result.truncated is True
+    assert result.rows[0][1].startswith("2025-11-13T02:13:20")
+
+
+def test_long_cells_are_cut_with_a_marker(store: DuckDBTraceStore) -> None:
+    cell = run(store, "SELECT response FROM traces WHERE trace_id = 't12'").rows[0][0]
+    assert cell.endswith("more chars]") or "…[truncated" in cell
+    assert len(cell) < 2100
+
+
+@pytest.mark.parametrize("sql, expected", [
+    ("INSERT INTO tags VALUES ('t01', 'k', 'v', 0, 'x')", "INSERT statements are refused"),
+    ("DELETE FROM traces", "DELETE statements are refused"),
+    ("DROP TABLE traces", "DROP statements are refused"),
+    ("UPDATE traces SET status = 'OK'", "UPDATE statements are refused"),
+    ("CREATE TABLE x AS SELECT 1", "CREATE statements are refused"),
+    ("COPY traces TO '/tmp/tracesieve-leak.csv'", "COPY statements are refused"),
+    ("ATTACH '/tmp/other.duckdb' AS o", "ATTACH statements are refused"),
+    ("INSTALL httpfs", "statements are refused"),
+    ("LOAD httpfs", "LOAD statements are refused"),
+    ("SET enable_external_access = true", "SET statements are refused"),
+    ("SELECT 1; DELETE FROM traces", "exactly one statement; got 2"),
+    ("SELECT * FROM read_csv('/etc/passwd')", "file system operations are disabled"),
+    ("SELECT * FROM read_text('/etc/hostname')", "file system operations are disabled"),
+    ("SELECT * FROM 'https://example.com/data.parquet'", "Refused"),
+    ("SELECT * FROM read_json_auto('http://127.0.0.1:1/x.json')", "Refused"),
+])
+def test_writes_files_network_and_settings_are_refused(store: DuckDBTraceStore, db_path: Path, sql: str,
+                                                       expected: str) -> None:
+    with pytest.raises(InvalidInputError) as caught:
+        run(store, sql)
+    assert expected in str(caught.value)
+    con = duckdb.connect(str(db_path), read_only=True)
+    assert con.execute("SELECT count(*) FROM traces").fetchone()[0] == 12
+    assert con.execute("SELECT count(*) FROM tags").fetchone()[0] == 13
+    con.close()
+    assert not Path("/tmp/tracesieve-leak.csv").exists()
+
+
+def test_a_sql_error_names_the_tables(store: DuckDBTraceStore) -> None:
+    with pytest.raises(InvalidInputError, match="SQL error: .*Tables and views: traces, spans"):
+        run(store, "SELECT nope FROM traces")

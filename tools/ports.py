@@ -1,0 +1,84 @@
+"""Ports: what the application logic in ``tools`` needs from the outside world.
+
+``server`` provides the adapters (``DuckDBTraceStore``). Keeping these as Protocols lets every
+tool be tested against the real store while ``tools`` never imports DuckDB.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from pydantic import BaseModel, Field
+
+from tools.models import Trace
+
+
+class TraceRow(BaseModel):
+    """One trace as a search returns it: columns only, text fields cut to a prefix."""
+
+    trace_id: str
+    timestamp_ms: int
+    execution_time_ms: int | None
+    status: str
+    name: str | None
+    request_head: str | None = Field(description="The first ~2k characters of the request.")
+    response_head: str | None
+    session_id: str | None
+    user_id: str | None
+    model: str | None
+    environment: str | None
+    prompt_version: str | None
+    input_tokens: int | None
+    output_tokens: int | None
+    span_count: int
+    error_count: int
+    tool_names: list[str]
+    tags: dict[str, str]
+    sort_values: list[Any] = Field(default_factory=list, description="Values of the order keys, for paging.")
+
+
+class SearchPage(BaseModel):
+    rows: list[TraceRow]
+    has_more: bool
+    total_matches: int
+
+
+class TagChange(BaseModel):
+    """Outcome of a batch tag write."""
+
+    matched: int = Field(description="Traces the ids or filter selected.")
+    changed: int = Field(description="Traces whose tag was added, changed or removed.")
+    unchanged: int = Field(description="Traces that already had that tag value (or lacked the tag).")
+    unknown_ids: list[str] = Field(default_factory=list, description="Requested ids not in the store.")
+
+
+class SqlResult(BaseModel):
+    columns: list[str]
+    rows: list[list[Any]]
+    truncated: bool
+
+
+class TraceStore(Protocol):
+    """The trace store as the tools see it. Filters arrive as parsed ASTs (``tools.filters``)."""
+
+    def write_traces(self, traces: Sequence[Trace]) -> int: ...
+
+    def search(self, expr: Any, order: Sequence[Any], *, limit: int, after: dict | None,
+               now_ms: int) -> SearchPage: ...
+
+    def load_trace(self, trace_id: str) -> Trace | None: ...
+
+    def known_trace_ids(self, trace_ids: Sequence[str]) -> set[str]: ...
+
+    def similar_trace_ids(self, trace_id: str, limit: int = 3) -> list[str]: ...
+
+    def set_tag(self, *, trace_ids: Sequence[str] | None, expr: Any, key: str, value: str, by: str,
+                now_ms: int) -> TagChange: ...
+
+    def remove_tag(self, *, trace_ids: Sequence[str] | None, expr: Any, key: str, by: str,
+                   now_ms: int) -> TagChange: ...
+
+    def stats(self) -> dict[str, Any]: ...
+
+    def query_sql(self, sql: str, *, limit: int) -> SqlResult: ...
