@@ -1,0 +1,103 @@
+"""Ingestion readers: files and MLflow tracking stores -> canonical ``Trace`` objects.
+
+The store calls exactly two functions. Both stream: they yield each Trace as soon as it is
+built, and an ``IngestError`` for each bad file, line or trace instead of raising, so one
+malformed record never stops the good ones in the same batch from loading.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Literal
+
+from server.ingestion.detect import Document, looks_like_protobuf, read_documents, sniff
+from server.ingestion.langfuse import read_langfuse_documents
+from server.ingestion.mlflow_json import read_mlflow_documents
+from server.ingestion.mlflow_live import read_mlflow_tracking
+from server.ingestion.otlp import read_otlp_documents, read_otlp_protobuf
+from tools.errors import IngestError, InvalidInputError
+from tools.models import Trace
+
+__all__ = ["FORMATS", "Format", "read_mlflow_tracking", "read_path"]
+
+Format = Literal["auto", "otlp", "mlflow", "langfuse"]
+FORMATS: tuple[str, ...] = Format.__args__  # type: ignore[attr-defined]
+
+_Reader = Callable[[Iterable[Document | IngestError], Path], Iterator[Trace | IngestError]]
+_READERS: dict[str, _Reader] = {
+    "otlp": read_otlp_documents,
+    "mlflow": read_mlflow_documents,
+    "langfuse": read_langfuse_documents,
+}
+#: Files a directory walk skips: Langfuse's derived chat views, and the license and readme texts
+#: that sit beside exported data; hidden files too.
+_SKIPPED_SUFFIXES = (".chatml.json", ".md")
+_SKIPPED_PREFIXES = ("LICENSE",)
+
+
+def read_path(path: Path, fmt: Format = "auto") -> Iterator[Trace | IngestError]:
+    """Read one file, or every file under a directory (recursively, in sorted order).
+
+    ``fmt="auto"`` tells formats apart by content. Raises InvalidInputError at once (not on
+    first iteration) for a path that does not exist or an unknown format; everything that goes
+    wrong inside the files is yielded as an IngestError.
+    """
+    path = Path(path)
+    if fmt not in FORMATS:
+        raise InvalidInputError(f"Unknown trace format '{fmt}'. Use one of: {', '.join(FORMATS)}.")
+    if not path.exists():
+        raise InvalidInputError(f"No file or directory at '{path}'. Check the path (relative paths start "
+                                f"from {Path.cwd()}).")
+    return _read_tree(path, fmt)
+
+
+def _read_tree(path: Path, fmt: Format) -> Iterator[Trace | IngestError]:
+    if not path.is_dir():
+        yield from _read_file(path, fmt)
+        return
+    files = sorted(p for p in path.rglob("*") if p.is_file() and not _skipped(p.relative_to(path)))
+    for file in files:
+        yield from _read_file(file, fmt)
+
+
+def _skipped(relative: Path) -> bool:
+    hidden = any(part.startswith(".") for part in relative.parts)
+    return hidden or relative.name.endswith(_SKIPPED_SUFFIXES) or relative.name.startswith(_SKIPPED_PREFIXES)
+
+
+def _read_file(path: Path, fmt: Format) -> Iterator[Trace | IngestError]:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        yield IngestError(f"cannot read the file ({exc.strerror}); check its permissions.", source=str(path))
+        return
+    if fmt in ("auto", "otlp") and looks_like_protobuf(path, data[:64]):
+        yield from read_otlp_protobuf(data, path)
+        return
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        yield IngestError(f"not UTF-8 text (bad byte at offset {exc.start}); re-export it as UTF-8 JSON.",
+                          source=str(path))
+        return
+    docs = read_documents(path, text)
+    if fmt != "auto":
+        yield from _READERS[fmt](docs, path)
+        return
+    for doc in docs:  # sniff the first document that parses; errors before it still get reported
+        if isinstance(doc, IngestError):
+            yield doc
+            continue
+        kind = sniff(doc.value)
+        if kind is None:
+            yield IngestError("could not tell the trace format from the content (expected an OTLP export, an MLflow "
+                              "trace or a Langfuse {trace, observations} export); pass the format explicitly.",
+                              source=str(path), location=doc.location)
+            return
+        yield from _READERS[kind](_chain(doc, docs), path)
+        return
+
+
+def _chain(first: Document | IngestError, rest: Iterator[Document | IngestError]) -> Iterator[Document | IngestError]:
+    yield first
+    yield from rest

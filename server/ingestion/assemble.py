@@ -1,0 +1,233 @@
+"""Shared assembly steps every reader needs: ids, times, trace roll-ups, verdicts, errors.
+
+Readers only parse their own container format into ``Span`` objects plus whatever trace-level
+facts the source states; ``build_trace`` fills in the rest from the spans (TRACE_FORMATS.md:
+tokens sum LLM/CHAT_MODEL spans only) and validates the whole trace, so a reader can never hand
+the store a half-built one.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from datetime import datetime, timezone
+from typing import Any, Callable, Literal
+
+from pydantic import ValidationError
+
+from server.ingestion.attributes import map_attributes
+from tools.errors import IngestError
+from tools.models import MODEL_SPAN_TYPES, Span, Trace
+
+__all__ = [
+    "TraceProblem", "build_trace", "make_span", "normalise_id", "root_span", "span_status", "time_ms", "time_ns",
+    "trace_or_error",
+    "verdict_and_score",
+]
+
+_HEX = re.compile(r"[0-9a-fA-F]+")
+
+
+class TraceProblem(ValueError):
+    """One trace cannot be built; the message says what is wrong and how to fix it."""
+
+
+# --- ids and times ----------------------------------------------------------------------------
+
+def normalise_id(value: Any, *, nbytes: int = 8) -> str | None:
+    """Return ``value`` as lowercase hex where its encoding is recognisable, else as written.
+
+    Handles the quirks in TRACE_FORMATS.md: upper-case hex, ``0x`` prefixes (MLflow 2.x), base64
+    (protobuf ``MessageToJson``, MLflow 3 ``to_json``), integers and dashed UUIDs.
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:0{nbytes * 2}x}"
+    text = str(value).strip()
+    if text[:2].lower() == "0x" and _HEX.fullmatch(text[2:] or "-"):
+        return text[2:].lower().rjust(nbytes * 2, "0")
+    if _HEX.fullmatch(text) and len(text) in (16, 32):
+        return text.lower()
+    undashed = text.replace("-", "")
+    if len(text) == 36 and len(undashed) == 32 and _HEX.fullmatch(undashed):
+        return undashed.lower()
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) in (8, 16):
+        return raw.hex()
+    if text.isdigit():
+        return f"{int(text):0{nbytes * 2}x}"
+    return text.lower() if _HEX.fullmatch(text) else text
+
+
+_ISO = re.compile(r"^(?P<base>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(?P<frac>\d+))?(?P<tz>Z|[+-]\d\d:?\d\d)?$")
+
+
+def time_ns(value: Any, *, unit: Literal["ns", "ms"] = "ns") -> int | None:
+    """Parse a timestamp: an ISO-8601 string (any fraction length) or a number in ``unit``."""
+    if value is None or value == "" or isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return int(value) * (1 if unit == "ns" else 1_000_000)
+    text = str(value).strip()
+    if text.lstrip("-").isdigit():
+        return int(text) * (1 if unit == "ns" else 1_000_000)
+    match = _ISO.match(text.replace(" ", "T", 1))
+    if not match:
+        raise TraceProblem(f"'{text}' is not a timestamp; use ISO-8601 (2025-01-31T12:00:00Z) or epoch {unit}")
+    tz = match["tz"] or "Z"
+    base = datetime.fromisoformat(match["base"] + ("+00:00" if tz == "Z" else tz))
+    if base.tzinfo is None:
+        base = base.replace(tzinfo=timezone.utc)
+    frac = (match["frac"] or "0")[:9].ljust(9, "0")
+    return int(base.timestamp()) * 1_000_000_000 + int(frac)
+
+
+def time_ms(value: Any, *, unit: Literal["ns", "ms"] = "ms") -> int | None:
+    """Like ``time_ns`` but in milliseconds, numbers taken as ``unit`` (ms by default)."""
+    ns = time_ns(value, unit=unit)
+    return None if ns is None else ns // 1_000_000
+
+
+# --- spans -------------------------------------------------------------------------------------
+
+_STATUS = {0: "UNSET", 1: "OK", 2: "ERROR", "UNSET": "UNSET", "OK": "OK", "ERROR": "ERROR"}
+
+
+def span_status(code: Any) -> str:
+    """OTLP status code as int (0/1/2), enum name ("STATUS_CODE_ERROR") or bare name ("ERROR")."""
+    if isinstance(code, str):
+        code = code.upper().removeprefix("STATUS_CODE_")
+        code = int(code) if code.isdigit() else code
+    return _STATUS.get(code, "UNSET")
+
+
+def make_span(*, span_id: str, parent_span_id: str | None, name: str, start: int, end: int, status: str,
+              status_message: str | None, attributes: dict, events: list, declared_type: str | None = None,
+              **stated: Any) -> Span:
+    """A Span from OTel-shaped parts; the attribute tables fill in type, model, tokens and I/O.
+
+    ``stated`` holds fields the container format gives directly (a Langfuse observation's
+    ``model`` or ``usageDetails``): when not ``None`` they beat what the attributes say.
+    """
+    fields = map_attributes(attributes, declared_type=declared_type)
+    if fields.error_type:
+        status = "ERROR"
+    if status == "ERROR" and not status_message:
+        status_message = next((str(event["attributes"]["exception.message"]) for event in events
+                               if event.get("name") == "exception"
+                               and (event.get("attributes") or {}).get("exception.message")), fields.error_type)
+    values: dict[str, Any] = dict(
+        span_type=fields.span_type, inputs=fields.inputs, outputs=fields.outputs, model=fields.model,
+        input_tokens=fields.input_tokens, output_tokens=fields.output_tokens, tool_name=fields.tool_name)
+    values.update({key: value for key, value in stated.items() if value is not None})
+    if values["span_type"] == "TOOL" and not values["tool_name"]:
+        values["tool_name"] = name or None  # MLflow/Langfuse tool spans are named after the tool
+    return Span(span_id=span_id, parent_span_id=parent_span_id, name=name, start_time_ns=start, end_time_ns=end,
+                status=status, status_message=status_message, attributes=attributes, events=events, **values)
+
+
+# --- trace roll-ups ---------------------------------------------------------------------------
+
+def root_span(spans: list[Span]) -> Span | None:
+    """The span with no parent in this trace (earliest, then longest, if several)."""
+    ids = {span.span_id for span in spans}
+    roots = [span for span in spans if not span.parent_span_id or span.parent_span_id not in ids]
+    if not roots:
+        return None
+    return min(roots, key=lambda span: (span.start_time_ns, -(span.end_time_ns - span.start_time_ns)))
+
+
+def build_trace(trace_id: str, spans: list[Span], *, source: str, **given: Any) -> Trace:
+    """Validate a trace from its spans plus the trace-level facts the source stated.
+
+    A non-``None`` value in ``given`` always beats the one derived from the spans.
+    """
+    if not trace_id:
+        raise TraceProblem("the trace has no id; every trace needs a trace id")
+    # exporters retry, so the same span can arrive twice; the later copy is the more complete one
+    spans = list({span.span_id: span for span in spans}.values())
+    by_start = sorted(spans, key=lambda span: span.start_time_ns)
+    root = root_span(spans)
+    derived: dict[str, Any] = {}
+    if spans:
+        start = by_start[0].start_time_ns
+        derived["timestamp_ms"] = start // 1_000_000
+        if root is not None:
+            derived["execution_time_ms"] = max(0, root.end_time_ns - root.start_time_ns) // 1_000_000
+        else:
+            derived["execution_time_ms"] = max(0, max(s.end_time_ns for s in spans) - start) // 1_000_000
+    if root is not None:
+        derived.update(name=root.name or None, request=root.inputs, response=root.outputs,
+                       status="ERROR" if root.status == "ERROR" else "OK")
+    model_spans = [span for span in by_start if span.span_type in MODEL_SPAN_TYPES]
+    derived["model"] = next((span.model for span in model_spans if span.model), None)
+    derived["input_tokens"] = _sum_or_none(span.input_tokens for span in model_spans)
+    derived["output_tokens"] = _sum_or_none(span.output_tokens for span in model_spans)
+    ordered = ([root] if root else []) + [span for span in by_start if span is not root]
+    for name in ("session_id", "user_id", "prompt_version"):
+        derived[name] = next((value for span in ordered
+                              if (value := getattr(map_attributes(span.attributes), name))), None)
+    fields = {**derived, **{key: value for key, value in given.items() if value is not None}}
+    if fields.get("timestamp_ms") is None:
+        raise TraceProblem(f"trace '{trace_id}' has no spans and no start time; export it with its spans")
+    return Trace(trace_id=trace_id, spans=spans, source=source, **fields)
+
+
+def _sum_or_none(values: Any) -> int | None:
+    known = [value for value in values if value is not None]
+    return sum(known) if known else None
+
+
+# --- feedback values ----------------------------------------------------------------------------
+
+_PASS = frozenset({"pass", "passed", "yes", "y", "true", "correct"})
+_FAIL = frozenset({"fail", "failed", "no", "n", "false", "incorrect"})
+
+
+def verdict_and_score(value: Any) -> tuple[Literal["pass", "fail", "unknown"], float | None]:
+    """Read a judge's raw value: booleans and yes/no/pass/fail words give a verdict, numbers in
+    [0, 1] give a score. Numbers never imply a verdict: 0.2 hallucination is not a 'fail'."""
+    if isinstance(value, bool):
+        return ("pass" if value else "fail"), None
+    if isinstance(value, (int, float)):
+        return "unknown", (float(value) if 0.0 <= value <= 1.0 else None)
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in _PASS:
+            return "pass", None
+        if word in _FAIL:
+            return "fail", None
+    return "unknown", None
+
+
+# --- errors -----------------------------------------------------------------------------------
+
+def describe_validation(error: ValidationError) -> str:
+    """A one-line summary of pydantic errors (field path + message), without reprs."""
+    parts = []
+    for item in error.errors()[:3]:
+        where = ".".join(str(part) for part in item["loc"]) or "value"
+        parts.append(f"{where}: {item['msg']}")
+    more = len(error.errors()) - len(parts)
+    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+
+
+def trace_or_error(source: str, location: str, build: Callable[[], Trace], *, fmt: str) -> Trace | IngestError:
+    """Run ``build``; turn any data problem into an IngestError at ``location`` (which names the
+    trace), never a partial Trace."""
+    try:
+        return build()
+    except TraceProblem as exc:
+        return IngestError(f"{exc}.", source=source, location=location)
+    except ValidationError as exc:
+        return IngestError(f"invalid trace ({describe_validation(exc)}); fix these fields in the {fmt} export.",
+                           source=source, location=location)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        detail = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
+        return IngestError(f"malformed {fmt} trace ({detail}); check it has the {fmt} export shape.",
+                           source=source, location=location)

@@ -1,0 +1,117 @@
+"""Tell which format a file holds, by content first, and split it into JSON documents.
+
+Extensions lie (every format here is ``.json``), so ``auto`` looks at the first document's keys.
+Reading documents lives here too because the sniff needs the first one anyway, and each reader
+then consumes the same stream: a whole-file JSON value, or JSON lines with their line numbers.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Literal
+
+from tools.errors import IngestError
+
+__all__ = ["Document", "PROTOBUF_SUFFIXES", "is_attribute_map", "looks_like_protobuf", "read_documents", "sniff"]
+
+Kind = Literal["otlp", "mlflow", "langfuse"]
+PROTOBUF_SUFFIXES = frozenset({".pb", ".binpb", ".otlp"})
+_ENVELOPE_KEYS = frozenset({"resourceSpans", "resource_spans", "info", "data", "trace", "observations"})
+
+
+@dataclass(frozen=True)
+class Document:
+    """One parsed JSON value and where it came from ("" for a whole file, "line 3" for JSON lines)."""
+
+    value: Any
+    location: str = ""
+
+
+def looks_like_protobuf(path: Path, head: bytes) -> bool:
+    """Binary OTLP: a protobuf suffix, or content that cannot be JSON (first byte not '{' or '[')."""
+    if path.suffix.lower() in PROTOBUF_SUFFIXES:
+        return True
+    stripped = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    return bool(stripped) and stripped[:1] not in (b"{", b"[")
+
+
+def read_documents(path: Path, text: str) -> Iterator[Document | IngestError]:
+    """Parse ``text`` as one JSON value, or else as JSON lines (one error per bad line)."""
+    source = str(path)
+    text = text.lstrip("\ufeff")
+    if not text.strip():
+        yield IngestError("the file is empty; export at least one trace into it.", source=source)
+        return
+    try:
+        whole = json.loads(text)
+    except json.JSONDecodeError as error:
+        lines = text.splitlines()
+        if not _looks_like_json_lines([line for line in lines if line.strip()]):
+            yield IngestError(f"not valid JSON: {error.msg} (line {error.lineno}, column {error.colno}); "
+                              "fix the file or re-export it as one JSON document or JSON lines.", source=source)
+            return
+    else:
+        yield Document(whole)
+        return
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            yield Document(json.loads(line), location=f"line {number}")
+        except json.JSONDecodeError as exc:
+            yield IngestError(f"not valid JSON: {exc.msg} (column {exc.colno}); fix or remove this line.",
+                              source=source, location=f"line {number}")
+
+
+def _looks_like_json_lines(lines: list[str]) -> bool:
+    """JSON lines have a whole object on their first line, or (if that one is broken) on a later
+    one; a pretty-printed document opens with a lone '{' or '[' and is reported as one error."""
+    if len(lines) < 2:
+        return False
+    if _is_object_line(lines[0]):
+        return True
+    return lines[0].strip() not in ("{", "[") and any(_is_object_line(line) for line in lines[1:5])
+
+
+def _is_object_line(line: str) -> bool:
+    try:
+        value = json.loads(line)
+    except json.JSONDecodeError:
+        return False
+    return isinstance(value, dict) and bool(value)
+
+
+def sniff(value: Any) -> Kind | None:
+    """Name the format of one parsed document, or ``None`` if it is none of ours."""
+    if isinstance(value, list):
+        return next((kind for item in value[:5] if (kind := sniff(item))), None)
+    if not isinstance(value, dict):
+        return None
+    if "resourceSpans" in value or "resource_spans" in value:
+        return "otlp"
+    if "observations" in value or (isinstance(value.get("trace"), dict) and "observations" in value["trace"]):
+        return "langfuse"
+    info = value.get("info")
+    if isinstance(info, dict) and ({"trace_id", "request_id", "trace_location", "request_time"} & info.keys()):
+        return "mlflow"
+    if isinstance(value.get("trace"), dict) and {"id", "timestamp"} <= value["trace"].keys():
+        return "langfuse"
+    if is_attribute_map(value):
+        return "otlp"
+    return None
+
+
+def is_attribute_map(value: Any) -> bool:
+    """A bare span attribute map: ``{"gen_ai.operation.name": "chat", ...}`` with flat values.
+
+    This is how OpenInference and GenAI test fixtures describe a single span; we read it as one
+    OTel span so such files ingest without a hand-written envelope.
+    """
+    if not isinstance(value, dict) or not value or _ENVELOPE_KEYS & value.keys():
+        return False
+    flat = all(not isinstance(item, dict) and (not isinstance(item, list) or
+                                               all(not isinstance(x, (dict, list)) for x in item))
+               for item in value.values())
+    return flat and any("." in str(key) for key in value)
