@@ -10,41 +10,21 @@ import json
 import logging
 import os
 import sys
-import time
 from pathlib import Path
 
 import anyio
 import click
-from pydantic import BaseModel
 
+from server import cli_analysis, cli_datasets
+from server.cli_common import db_option, echo_result, now_ms, table_option
 from server.errors import cli_errors
 from server.storage.duckdb_store import DuckDBTraceStore
 from server.storage.schema import QUERYABLE
 from tools import describe, search, tagging, traces
 from tools import sql as sql_tool
 
-DEFAULT_DB = Path(".tracesieve") / "tracesieve.duckdb"
-
-db_option = click.option(
-    "--db", type=click.Path(dir_okay=False, path_type=Path), envvar="TRACESIEVE_DB", default=DEFAULT_DB,
-    show_default=True, help="Store file (env TRACESIEVE_DB); created on first use.")
-table_option = click.option("--table", "as_table", is_flag=True, help="Print a table for people instead of JSON.")
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def _echo(result: BaseModel, as_table: bool = False) -> None:
-    data = result.model_dump(mode="json")
-    if as_table and isinstance(data.get("traces"), list):
-        for t in data["traces"]:
-            click.echo(f"{t['trace_id']}  {t['time']}  {t['status']:<5} {str(t['duration_ms']):>7}ms  "
-                       f"{(t['request_preview'] or '')[:70]}")
-        if data.get("next_page_token"):
-            click.echo(f"-- more: --page-token {data['next_page_token']}")
-        return
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+#: Each feature module contributes its commands; the group is assembled at the bottom.
+FEATURE_COMMANDS = (cli_analysis.COMMANDS, cli_datasets.COMMANDS)
 
 
 @click.group()
@@ -129,7 +109,7 @@ def describe_cmd(db: Path) -> None:
         tracesieve describe
     """
     with cli_errors():
-        _echo(describe.describe_store(DuckDBTraceStore(db), sql_tables=list(QUERYABLE)))
+        echo_result(describe.describe_store(DuckDBTraceStore(db), sql_tables=list(QUERYABLE)))
 
 
 @cli.command("search")
@@ -149,7 +129,7 @@ def search_cmd(db: Path, filter: str, order_by: tuple[str, ...], limit: int, pag
     """
     with cli_errors():
         inp = search.SearchTracesInput(filter=filter, order_by=list(order_by), limit=limit, page_token=page_token)
-        _echo(search.search_traces(DuckDBTraceStore(db), inp, now_ms=_now_ms()), as_table)
+        echo_result(search.search_traces(DuckDBTraceStore(db), inp, now_ms=now_ms()), as_table)
 
 
 @cli.command("show")
@@ -169,7 +149,7 @@ def show_cmd(db: Path, trace_id: str, max_chars: int, span_id: str | None, field
     with cli_errors():
         inp = traces.GetTraceInput(trace_id=trace_id, max_chars=max_chars, span_id=span_id, field=field,
                                    offset=offset)
-        _echo(traces.get_trace(DuckDBTraceStore(db), inp))
+        echo_result(traces.get_trace(DuckDBTraceStore(db), inp))
 
 
 def _selection_options(fn):  # type: ignore[no-untyped-def]
@@ -191,7 +171,7 @@ def tag_cmd(db: Path, key: str, value: str, trace_ids: tuple[str, ...], filter_:
     """
     with cli_errors():
         inp = tagging.TagTraceInput(trace_ids=list(trace_ids) or None, filter=filter_, key=key, value=value)
-        _echo(tagging.tag_trace(DuckDBTraceStore(db), inp, by="cli", now_ms=_now_ms()))
+        echo_result(tagging.tag_trace(DuckDBTraceStore(db), inp, by="cli", now_ms=now_ms()))
 
 
 @cli.command("untag")
@@ -207,7 +187,7 @@ def untag_cmd(db: Path, key: str, trace_ids: tuple[str, ...], filter_: str | Non
     """
     with cli_errors():
         inp = tagging.UntagTraceInput(trace_ids=list(trace_ids) or None, filter=filter_, key=key)
-        _echo(tagging.untag_trace(DuckDBTraceStore(db), inp, by="cli", now_ms=_now_ms()))
+        echo_result(tagging.untag_trace(DuckDBTraceStore(db), inp, by="cli", now_ms=now_ms()))
 
 
 @cli.command("sql")
@@ -222,7 +202,7 @@ def sql_cmd(db: Path, query: str, limit: int) -> None:
         tracesieve sql "SELECT status, count(*) FROM trace_unified GROUP BY 1"
     """
     with cli_errors():
-        _echo(sql_tool.query_sql(DuckDBTraceStore(db), sql_tool.QuerySqlInput(sql=query, limit=limit)))
+        echo_result(sql_tool.query_sql(DuckDBTraceStore(db), sql_tool.QuerySqlInput(sql=query, limit=limit)))
 
 
 @cli.command("call")
@@ -272,6 +252,11 @@ def demo_cmd(db: Path, n_traces: int, seed: int) -> None:
 
     with cli_errors():
         run_walkthrough(db, n_traces=n_traces, seed=seed, echo=click.echo)
+
+
+for _feature in FEATURE_COMMANDS:
+    for _command in _feature:
+        cli.add_command(_command)
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ import time
 from mcp.server import MCPServer
 from mcp.types import ToolAnnotations
 
+from server import mcp_analysis, mcp_datasets
 from server.errors import surface_errors
 from server.storage.duckdb_store import DuckDBTraceStore
 from server.storage.schema import QUERYABLE
@@ -133,4 +134,6 @@ def build_app(store: DuckDBTraceStore) -> MCPServer:
         """
         return sql_tool.query_sql(store, sql_tool.QuerySqlInput(sql=sql, limit=limit))
 
+    for feature in (mcp_analysis, mcp_datasets):
+        feature.register(mcp, store)
     return mcp

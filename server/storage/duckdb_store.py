@@ -47,17 +47,19 @@ class DuckDBTraceStore:
 
     # -- connections -------------------------------------------------------------------------
     @contextmanager
-    def _read(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def reading(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-only connection for the length of the block (other processes may read too)."""
         with open_connection(self.path, read_only=True, lock_timeout_s=self.lock_timeout_s) as con:
             yield con
 
     @contextmanager
-    def _write(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def writing(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-write connection for the length of the block; use one transaction inside."""
         with open_connection(self.path, read_only=False, lock_timeout_s=self.lock_timeout_s) as con:
             yield con
 
     def _migrate(self) -> None:
-        with self._write() as con:
+        with self.writing() as con:
             con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER, applied_at_ms BIGINT)")
             current = con.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
             if current > SCHEMA_VERSION:
@@ -71,30 +73,30 @@ class DuckDBTraceStore:
                 con.execute("COMMIT")
 
     def schema_version(self) -> int:
-        with self._read() as con:
+        with self.reading() as con:
             return con.execute("SELECT max(version) FROM schema_version").fetchone()[0]
 
     # -- writes ------------------------------------------------------------------------------
     def write_traces(self, traces: Sequence[Trace]) -> int:
-        with self._write() as con:
+        with self.writing() as con:
             return write_batch(con, traces, now_ms=_now_ms())
 
     # -- search ------------------------------------------------------------------------------
-    def _where(self, expr: Any, now_ms: int) -> tuple[str, dict[str, Any]]:
+    def where(self, expr: Any, now_ms: int) -> tuple[str, dict[str, Any]]:
         if expr is None:
             return "TRUE", {}
         return filter_sql.compile_filter(expr, now_ms=now_ms, alias="t")
 
     def search(self, expr: Any, order: Sequence[Any], *, limit: int, after: dict | None,
                now_ms: int) -> SearchPage:
-        where, params = self._where(expr, now_ms)
+        where, params = self.where(expr, now_ms)
         page_where, page_params = where, dict(params)
         if after is not None:
             ks_sql, ks_params = filter_sql.keyset_predicate(order, after["values"], after["trace_id"], "t")
             page_where = f"({where}) AND ({ks_sql})"
             page_params.update(ks_params)
         order_sql = filter_sql.compile_order_by(order, "t")
-        with self._read() as con:
+        with self.reading() as con:
             total = con.execute(f"SELECT count(*) FROM traces t WHERE {where}", params).fetchone()[0]
             cursor = con.execute(
                 f"SELECT {_ROW_COLUMNS}, {filter_sql.sort_values_select(order, 't')} AS sort_values FROM traces t "
@@ -119,7 +121,7 @@ class DuckDBTraceStore:
 
     # -- single traces -----------------------------------------------------------------------
     def load_trace(self, trace_id: str) -> Trace | None:
-        with self._read() as con:
+        with self.reading() as con:
             cursor = con.execute("SELECT * EXCLUDE (span_count, error_count, tool_names, ingested_at_ms) "
                                  "FROM traces WHERE trace_id = $id", {"id": trace_id})
             row = cursor.fetchone()
@@ -140,13 +142,13 @@ class DuckDBTraceStore:
         return Trace(**record, spans=spans, tags=tags)
 
     def known_trace_ids(self, trace_ids: Sequence[str]) -> set[str]:
-        with self._read() as con:
+        with self.reading() as con:
             rows = con.execute("SELECT trace_id FROM traces WHERE trace_id IN (SELECT unnest($ids))",
                                {"ids": list(trace_ids)}).fetchall()
         return {r[0] for r in rows}
 
     def similar_trace_ids(self, trace_id: str, limit: int = 3) -> list[str]:
-        with self._read() as con:
+        with self.reading() as con:
             rows = con.execute(
                 "SELECT trace_id FROM traces ORDER BY jaro_winkler_similarity(trace_id, $id) DESC, trace_id "
                 "LIMIT $n", {"id": trace_id, "n": limit}).fetchall()
@@ -160,14 +162,14 @@ class DuckDBTraceStore:
             con.execute("CREATE TEMP TABLE sel AS SELECT DISTINCT trace_id FROM traces "
                         "WHERE trace_id IN (SELECT unnest($ids))", {"ids": list(trace_ids)})
         else:
-            where, params = self._where(expr, now_ms)
+            where, params = self.where(expr, now_ms)
             con.execute(f"CREATE TEMP TABLE sel AS SELECT trace_id FROM traces t WHERE {where}", params)
         return con.execute("SELECT count(*) FROM sel").fetchone()[0]
 
     def set_tag(self, *, trace_ids: Sequence[str] | None, expr: Any, key: str, value: str, by: str,
                 now_ms: int) -> TagChange:
         args = {"key": key, "value": value, "at": now_ms, "by": by}
-        with self._write() as con:
+        with self.writing() as con:
             con.execute("BEGIN TRANSACTION")
             try:
                 matched = self._selection(con, trace_ids, expr, now_ms)
@@ -191,7 +193,7 @@ class DuckDBTraceStore:
     def remove_tag(self, *, trace_ids: Sequence[str] | None, expr: Any, key: str, by: str,
                    now_ms: int) -> TagChange:
         args = {"key": key, "at": now_ms, "by": by}
-        with self._write() as con:
+        with self.writing() as con:
             con.execute("BEGIN TRANSACTION")
             try:
                 matched = self._selection(con, trace_ids, expr, now_ms)
@@ -209,7 +211,7 @@ class DuckDBTraceStore:
         return TagChange(matched=matched, changed=changed, unchanged=matched - changed)
 
     def tag_history(self, trace_id: str) -> list[dict[str, Any]]:
-        with self._read() as con:
+        with self.reading() as con:
             cursor = con.execute("SELECT key, value, op, at_ms, set_by FROM tag_history WHERE trace_id = $id "
                                  "ORDER BY at_ms, op", {"id": trace_id})
             columns = [d[0] for d in cursor.description]
@@ -220,7 +222,7 @@ class DuckDBTraceStore:
         def counts(con: duckdb.DuckDBPyConnection, sql: str) -> list[tuple[Any, int]]:
             return [(r[0], r[1]) for r in con.execute(sql).fetchall()]
 
-        with self._read() as con:
+        with self.reading() as con:
             n, first, last, spans = con.execute(
                 "SELECT count(*), min(timestamp_ms), max(timestamp_ms), coalesce(sum(span_count), 0) "
                 "FROM traces").fetchone()
