@@ -85,9 +85,10 @@ def build_app(store: DuckDBTraceStore) -> MCPServer:
         """Read one trace: its header (request, response, tags, tokens) and its span tree in depth-first
         order (type, name, status, timing, model, tool, tokens, inputs, outputs).
 
-        Text is bounded by max_chars (default 16000): long fields end with a
-        '…[truncated: N more chars; call get_trace(...)]' marker naming the exact call that reads the
-        rest (span_id + field + offset). If `next_span_offset` is set, more spans follow.
+        Text is bounded by max_chars (default 16000): a cut field ends with a marker such as
+        "…[truncated: 5120 more chars; get_trace(span_id='9f1c', field='outputs', offset=4000) reads on]";
+        call get_trace again with the same trace_id plus those arguments to read the rest page by page.
+        If `next_span_offset` is set, more spans follow: pass it as span_offset.
         Examples: get_trace(trace_id='tr-abc')  |  get_trace(trace_id='tr-abc', span_id='9f1c', field='outputs', offset=4000)
         """
         return traces.get_trace(store, traces.GetTraceInput(

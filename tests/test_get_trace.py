@@ -21,12 +21,20 @@ def test_the_tree_is_depth_first_with_depths_and_offsets(store: DuckDBTraceStore
     assert result.truncated is False and result.span_total == 3
 
 
+def test_a_root_span_repeating_the_trace_payloads_says_so_instead_of_repeating(store: DuckDBTraceStore) -> None:
+    t = trace("dup", 0)
+    t.spans[0].inputs, t.spans[0].outputs = t.request, t.response
+    store.write_traces([t])
+    root = get_trace(store, GetTraceInput(trace_id="dup")).spans[0]
+    assert (root.inputs, root.outputs) == ("(same as the trace's request)", "(same as the trace's response)")
+
+
 def test_a_large_field_is_cut_to_the_budget_with_a_marker_naming_the_next_call(store: DuckDBTraceStore) -> None:
     result = get_trace(store, GetTraceInput(trace_id="t12", max_chars=4000))
     assert result.truncated is True
     assert len(result.model_dump_json()) < 4000 + 1500  # JSON quoting overhead only
-    marker = re.search(r"…\[truncated: (\d+) more chars; call get_trace\(trace_id='t12', field='response', "
-                       r"offset=(\d+)\)", result.trace.response)
+    marker = re.search(r"…\[truncated: (\d+) more chars; get_trace\(field='response', offset=(\d+)\) reads on\]$",
+                       result.trace.response)
     assert marker, result.trace.response[-200:]
     assert int(marker.group(1)) + int(marker.group(2)) == len(store.load_trace("t12").response)
 

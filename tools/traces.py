@@ -21,7 +21,9 @@ from tools.search import iso_ms
 
 ContentField = Literal["inputs", "outputs", "attributes", "events", "request", "response", "metadata"]
 TRACE_FIELDS = ("request", "response", "metadata")
-_MARKER_RESERVE = 170  # the truncation marker's own length, roughly
+SAME_AS_REQUEST = "(same as the trace's request)"
+SAME_AS_RESPONSE = "(same as the trace's response)"
+_MARKER_RESERVE = 90  # the truncation marker's own length, roughly
 
 
 TraceId = Annotated[str, Field(min_length=1, description="Trace id, as search_traces returns it.")]
@@ -184,6 +186,11 @@ def get_trace(store: TraceStore, inp: GetTraceInput) -> GetTraceResult:
                               span_total=len(ordered), next_span_offset=None, truncated=False, content=content)
 
     views = [_view(s, d, t0, inp.include_attributes) for s, d in ordered[inp.span_offset:]]
+    for view in views:  # the root span usually repeats the trace's payloads: say so instead of paying twice
+        if view.inputs is not None and view.inputs == trace.request:
+            view.inputs = SAME_AS_REQUEST
+        if view.outputs is not None and view.outputs == trace.response:
+            view.outputs = SAME_AS_RESPONSE
     # The tree skeleton is never cut; if even that is over budget, list fewer spans and page.
     skeleton_budget = inp.max_chars // 2
     kept: list[SpanView] = []
@@ -196,21 +203,24 @@ def get_trace(store: TraceStore, inp: GetTraceInput) -> GetTraceResult:
         used += size
     next_offset = inp.span_offset + len(kept) if inp.span_offset + len(kept) < len(ordered) else None
 
-    slots: list[tuple[object, str, str]] = [(header, "metadata", "metadata"), (header, "request", "request"),
-                                            (header, "response", "response")]
-    for view in kept:
-        slots += [(view, name, name) for name in ("inputs", "outputs", "attributes")]
-    slots = [(obj, attr, f) for obj, attr, f in slots if getattr(obj, attr)]
-    cap = _fair_cap([len(getattr(obj, attr)) for obj, attr, _ in slots], max(0, inp.max_chars - used))
+    # The trace's own payloads are what an agent reads first: they get up to 40 % of the text budget,
+    # the spans' inputs/outputs/attributes share the rest (and whatever the trace did not use).
+    remaining = max(0, inp.max_chars - used)
+    top = [(header, name) for name in ("request", "response", "metadata") if getattr(header, name)]
+    below = [(view, name) for view in kept for name in ("inputs", "outputs", "attributes") if getattr(view, name)]
+    top_budget = int(remaining * 0.4) if below else remaining
     truncated = False
-    for obj, attr, field_name in slots:
-        span_id = getattr(obj, "span_id", None)
-        where = f"span_id='{span_id}', " if span_id else ""
-        hint = (f"call get_trace(trace_id='{trace.trace_id}', {where}field='{field_name}', offset={cap}) "
-                "for the rest")
-        text, was_cut = cut(getattr(obj, attr), cap, hint=hint)
-        setattr(obj, attr, text)
-        truncated |= was_cut
+    for slots, budget in ((top, top_budget), (below, None)):
+        if budget is None:
+            budget = remaining
+        cap = _fair_cap([len(getattr(obj, name)) for obj, name in slots], budget)
+        for obj, name in slots:
+            span_id = getattr(obj, "span_id", None)
+            where = f"span_id='{span_id}', " if span_id else ""
+            text, was_cut = cut(getattr(obj, name), cap, hint=f"get_trace({where}field='{name}', offset={cap})")
+            setattr(obj, name, text)
+            truncated |= was_cut
+            remaining -= len(text)
     return GetTraceResult(trace=header, spans=kept, span_total=len(ordered), next_span_offset=next_offset,
                           truncated=truncated or next_offset is not None)
 

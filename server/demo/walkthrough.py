@@ -1,0 +1,143 @@
+"""`tracesieve demo`: build a realistic store, then drive the real server as an agent would.
+
+The walk-through starts ``tracesieve serve`` as a subprocess and talks to it over stdio with
+the real MCP client, printing what an agent sees at each step: describe the store, find
+failing traces, read one, tag eval candidates, and check the curated set.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+from mcp import Client, StdioServerParameters
+
+from server.demo.generate import generate_demo_traces
+from server.ingest import ingest
+from server.storage.duckdb_store import DuckDBTraceStore
+
+Echo = Callable[[str], None]
+
+
+def build_demo_store(db: Path, *, n_traces: int, seed: int, echo: Echo) -> DuckDBTraceStore:
+    """Write the demo traces (replacing earlier demo traces with the same ids)."""
+    store = DuckDBTraceStore(db)
+    now_ms = int(time.time() * 1000) // 3_600_000 * 3_600_000
+    started = time.perf_counter()
+    traces = generate_demo_traces(n_traces, seed=seed, now_ms=now_ms)
+    report = ingest(store, traces)
+    echo(f"Built demo store {db}: {report.traces} traces, {report.spans} spans "
+         f"in {time.perf_counter() - started:.1f}s (a support agent over 3 weeks, production + staging).")
+    return store
+
+
+class Session:
+    """A printing wrapper around a connected MCP client."""
+
+    def __init__(self, client: Client, echo: Echo) -> None:
+        self.client = client
+        self.echo = echo
+
+    async def call(self, tool: str, args: dict[str, Any], why: str) -> dict[str, Any] | str:
+        self.echo("")
+        self.echo(f"▶ {why}")
+        self.echo(f"  agent → {tool}({', '.join(f'{k}={v!r}' for k, v in args.items())})")
+        result = await self.client.call_tool(tool, args)
+        if result.is_error:
+            text = "\n".join(getattr(c, "text", "") for c in result.content)
+            self.echo("  ✗ error the agent reads:")
+            for line in text.splitlines():
+                self.echo("    " + line)
+            return text
+        return result.structured_content or {}
+
+
+def _trace_line(t: dict[str, Any]) -> str:
+    tools = ",".join(t["tool_names"]) or "-"
+    return (f"    {t['trace_id'][:14]}… {t['time'][:16]} {t['status']:<5} {t['duration_ms']:>6}ms "
+            f"tools={tools:<28} “{(t['request_preview'] or '')[:60]}”")
+
+
+async def _walk(db: Path, echo: Echo) -> None:
+    params = StdioServerParameters(command=sys.executable, args=["-m", "server", "serve", "--db", str(db)])
+    async with Client(params) as client:
+        s = Session(client, echo)
+        tools = await client.list_tools()
+        echo(f"\nConnected over stdio. Tools: {', '.join(t.name for t in tools.tools)}")
+
+        d = await s.call("describe_store", {}, "First, what is in this store?")
+        echo(f"  {d['trace_count']} traces / {d['span_count']} spans, {d['first_trace_time'][:10]} → "
+             f"{d['last_trace_time'][:10]}")
+        echo("  status: " + ", ".join(f"{c['value']}={c['traces']}" for c in d["statuses"]))
+        echo("  environments: " + ", ".join(f"{c['value']}={c['traces']}" for c in d["environments"]))
+        echo("  span types: " + ", ".join(f"{c['value']}={c['traces']}" for c in d["span_types"]))
+        echo("  tools: " + ", ".join(f"{c['value']}={c['traces']}" for c in d["tools"]))
+
+        week = "attributes.status = 'ERROR' AND attributes.timestamp_ms > now() - 7d AND tags.environment = 'production'"
+        r = await s.call("search_traces", {"filter": week, "limit": 5},
+                         "Which production traces failed in the last 7 days?")
+        echo(f"  {r['total_matches']} match — understood as: {r['filter_explained']}")
+        for t in r["traces"]:
+            echo(_trace_line(t))
+        first_error = r["traces"][0]["trace_id"] if r["traces"] else None
+
+        r = await s.call("search_traces", {"filter": "span.type = 'TOOL' AND span.status = 'ERROR'", "limit": 3},
+                         "Which traces had a tool call fail (one span both TOOL and ERROR)?")
+        echo(f"  {r['total_matches']} traces; e.g.")
+        for t in r["traces"]:
+            echo(_trace_line(t))
+        tool_error = r["traces"][0]["trace_id"] if r["traces"] else first_error
+
+        if tool_error:
+            g = await s.call("get_trace", {"trace_id": tool_error, "max_chars": 3000},
+                             "Read one of them, within a 3000-character budget.")
+            echo(f"  request: {(g['trace']['request'] or '')[:150]}")
+            for span in g["spans"]:
+                mark = "✗" if span["status"] == "ERROR" else " "
+                extra = span["status_message"] or span["tool_name"] or span["model"] or ""
+                echo(f"   {mark} {'  ' * span['depth']}{span['type']:<10} {span['name']:<16} "
+                     f"{span['duration_ms']:>8.0f}ms  {extra[:70]}")
+            echo(f"  truncated={g['truncated']} (cut fields end with a marker naming the call that reads the rest)")
+
+        r = await s.call("tag_trace", {"key": "eval_candidate", "value": "error_case",
+                                       "filter": "span.type = 'TOOL' AND span.status = 'ERROR'"},
+                         "Tag every tool-failure trace as an eval candidate.")
+        echo(f"  matched {r['matched']}, changed {r['changed']}")
+        r = await s.call("tag_trace", {"key": "eval_candidate", "value": "slow_response",
+                                       "filter": "attributes.execution_time_ms > 9000 AND "
+                                                 "tags.eval_candidate IS NULL"},
+                         "…and the slowest traces (> 9 s) that are not tagged yet.")
+        echo(f"  matched {r['matched']}, changed {r['changed']}")
+        r = await s.call("tag_trace", {"key": "eval_candidate", "value": "error_case",
+                                       "filter": "span.type = 'TOOL' AND span.status = 'ERROR'"},
+                         "Tagging again is idempotent.")
+        echo(f"  matched {r['matched']}, changed {r['changed']}")
+
+        r = await s.call("search_traces", {"filter": "tags.eval_candidate IS NOT NULL", "limit": 3},
+                         "The curated set (the seed's `tags.eval_candidate IS NOT NULL`).")
+        echo(f"  {r['total_matches']} traces tagged eval_candidate")
+
+        q = await s.call("query_sql", {"sql": "SELECT environment, count(*) AS traces, "
+                                              "round(avg(CASE WHEN state = 'ERROR' THEN 1 ELSE 0 END) * 100, 1) "
+                                              "AS error_pct, round(quantile_cont(execution_duration_ms, 0.95)) AS p95_ms "
+                                              "FROM trace_unified GROUP BY 1 ORDER BY 2 DESC"},
+                         "An aggregate question, in read-only SQL.")
+        echo("  " + " | ".join(q["columns"]))
+        for row in q["rows"]:
+            echo("  " + " | ".join(str(v) for v in row))
+
+        await s.call("search_traces", {"filter": "attributes.stauts = 'ERROR'"},
+                     "A typo in a filter gets an error that says how to fix it.")
+        await s.call("query_sql", {"sql": "DELETE FROM traces"}, "Writes through SQL are refused.")
+        echo("")
+        echo("Next: connect your own agent with `tracesieve serve --db " + str(db) + "` (see README).")
+
+
+def run_walkthrough(db: Path, *, n_traces: int, seed: int, echo: Echo) -> None:
+    build_demo_store(db, n_traces=n_traces, seed=seed, echo=echo)
+    anyio.run(_walk, db, echo)
+
