@@ -15,7 +15,7 @@ from pathlib import Path
 import anyio
 import click
 
-from server import cli_analysis, cli_datasets
+from server import cli_analysis, cli_calibration, cli_datasets, cli_judges
 from server.cli_common import db_option, echo_result, now_ms, table_option
 from server.errors import cli_errors
 from server.storage.duckdb_store import DuckDBTraceStore
@@ -24,7 +24,7 @@ from tools import describe, search, tagging, traces
 from tools import sql as sql_tool
 
 #: Each feature module contributes its commands; the group is assembled at the bottom.
-FEATURE_COMMANDS = (cli_analysis.COMMANDS, cli_datasets.COMMANDS)
+FEATURE_COMMANDS = (cli_analysis.COMMANDS, cli_datasets.COMMANDS, cli_judges.COMMANDS, cli_calibration.COMMANDS)
 
 
 @click.group()

@@ -12,7 +12,7 @@ import time
 from mcp.server import MCPServer
 from mcp.types import ToolAnnotations
 
-from server import mcp_analysis, mcp_datasets
+from server import mcp_analysis, mcp_calibration, mcp_datasets, mcp_judges
 from server.errors import surface_errors
 from server.storage.duckdb_store import DuckDBTraceStore
 from server.storage.schema import QUERYABLE
@@ -135,6 +135,6 @@ def build_app(store: DuckDBTraceStore) -> MCPServer:
         """
         return sql_tool.query_sql(store, sql_tool.QuerySqlInput(sql=sql, limit=limit))
 
-    for feature in (mcp_analysis, mcp_datasets):
+    for feature in (mcp_analysis, mcp_datasets, mcp_judges, mcp_calibration):
         feature.register(mcp, store)
     return mcp
