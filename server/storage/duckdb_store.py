@@ -18,7 +18,7 @@ from typing import Any
 import duckdb
 
 from server.storage import filter_sql
-from server.storage.connection import default_lock_timeout, open_connection
+from server.storage.connection import default_lock_timeout, open_connection, transaction
 from server.storage.schema import MIGRATIONS, SCHEMA_VERSION
 from server.storage.sql_sandbox import run_query
 from server.storage.writer import write_batch
@@ -58,6 +58,12 @@ class DuckDBTraceStore:
         with open_connection(self.path, read_only=False, lock_timeout_s=self.lock_timeout_s) as con:
             yield con
 
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read-write connection inside one transaction: everything in the block lands, or nothing."""
+        with self.writing() as con, transaction(con):
+            yield con
+
     def _migrate(self) -> None:
         with self.writing() as con:
             con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER, applied_at_ms BIGINT)")
@@ -67,10 +73,9 @@ class DuckDBTraceStore:
                     f"Store {self.path} has schema version {current}, newer than this tracesieve "
                     f"understands ({SCHEMA_VERSION}). Upgrade tracesieve or use another --db.")
             for version in range(current + 1, SCHEMA_VERSION + 1):
-                con.execute("BEGIN TRANSACTION")
-                con.execute(MIGRATIONS[version - 1])
-                con.execute("INSERT INTO schema_version VALUES ($v, $at)", {"v": version, "at": _now_ms()})
-                con.execute("COMMIT")
+                with transaction(con):
+                    con.execute(MIGRATIONS[version - 1])
+                    con.execute("INSERT INTO schema_version VALUES ($v, $at)", {"v": version, "at": _now_ms()})
 
     def schema_version(self) -> int:
         with self.reading() as con:
@@ -169,45 +174,33 @@ class DuckDBTraceStore:
     def set_tag(self, *, trace_ids: Sequence[str] | None, expr: Any, key: str, value: str, by: str,
                 now_ms: int) -> TagChange:
         args = {"key": key, "value": value, "at": now_ms, "by": by}
-        with self.writing() as con:
-            con.execute("BEGIN TRANSACTION")
-            try:
-                matched = self._selection(con, trace_ids, expr, now_ms)
-                changed = con.execute("""
-                    INSERT INTO tag_history
-                    SELECT sel.trace_id, $key, $value, 'set', $at, $by FROM sel
-                    LEFT JOIN tags g ON g.trace_id = sel.trace_id AND g.key = $key
-                    WHERE g.value IS DISTINCT FROM $value""", args).fetchone()[0]
-                con.execute("""DELETE FROM tags USING sel WHERE tags.trace_id = sel.trace_id
-                               AND tags.key = $key AND tags.value <> $value""", {"key": key, "value": value})
-                con.execute("""INSERT INTO tags SELECT sel.trace_id, $key, $value, $at, $by FROM sel
-                               WHERE NOT EXISTS (SELECT 1 FROM tags g
-                                                 WHERE g.trace_id = sel.trace_id AND g.key = $key)""", args)
-                con.execute("DROP TABLE sel")
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+        with self.transaction() as con:
+            matched = self._selection(con, trace_ids, expr, now_ms)
+            changed = con.execute("""
+                INSERT INTO tag_history
+                SELECT sel.trace_id, $key, $value, 'set', $at, $by FROM sel
+                LEFT JOIN tags g ON g.trace_id = sel.trace_id AND g.key = $key
+                WHERE g.value IS DISTINCT FROM $value""", args).fetchone()[0]
+            con.execute("""DELETE FROM tags USING sel WHERE tags.trace_id = sel.trace_id
+                           AND tags.key = $key AND tags.value <> $value""", {"key": key, "value": value})
+            con.execute("""INSERT INTO tags SELECT sel.trace_id, $key, $value, $at, $by FROM sel
+                           WHERE NOT EXISTS (SELECT 1 FROM tags g
+                                             WHERE g.trace_id = sel.trace_id AND g.key = $key)""", args)
+            con.execute("DROP TABLE sel")
         return TagChange(matched=matched, changed=changed, unchanged=matched - changed)
 
     def remove_tag(self, *, trace_ids: Sequence[str] | None, expr: Any, key: str, by: str,
                    now_ms: int) -> TagChange:
         args = {"key": key, "at": now_ms, "by": by}
-        with self.writing() as con:
-            con.execute("BEGIN TRANSACTION")
-            try:
-                matched = self._selection(con, trace_ids, expr, now_ms)
-                changed = con.execute("""
-                    INSERT INTO tag_history
-                    SELECT g.trace_id, g.key, g.value, 'delete', $at, $by
-                    FROM tags g JOIN sel ON g.trace_id = sel.trace_id WHERE g.key = $key""", args).fetchone()[0]
-                con.execute("DELETE FROM tags USING sel WHERE tags.trace_id = sel.trace_id AND tags.key = $key",
-                            {"key": key})
-                con.execute("DROP TABLE sel")
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
+        with self.transaction() as con:
+            matched = self._selection(con, trace_ids, expr, now_ms)
+            changed = con.execute("""
+                INSERT INTO tag_history
+                SELECT g.trace_id, g.key, g.value, 'delete', $at, $by
+                FROM tags g JOIN sel ON g.trace_id = sel.trace_id WHERE g.key = $key""", args).fetchone()[0]
+            con.execute("DELETE FROM tags USING sel WHERE tags.trace_id = sel.trace_id AND tags.key = $key",
+                        {"key": key})
+            con.execute("DROP TABLE sel")
         return TagChange(matched=matched, changed=changed, unchanged=matched - changed)
 
     def tag_history(self, trace_id: str) -> list[dict[str, Any]]:

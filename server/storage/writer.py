@@ -14,6 +14,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from server.storage.connection import transaction
 from tools.models import Trace
 
 _TRACE_SCHEMA = pa.schema([
@@ -111,28 +112,24 @@ def write_batch(con: duckdb.DuckDBPyConnection, traces: Sequence[Trace], *, now_
     for name, table in tables.items():
         con.register(name, table)
     try:
-        con.execute("BEGIN TRANSACTION")
-        con.execute("DELETE FROM spans WHERE trace_id IN (SELECT trace_id FROM batch_traces)")
-        con.execute("DELETE FROM traces WHERE trace_id IN (SELECT trace_id FROM batch_traces)")
-        con.execute("DELETE FROM labels WHERE label_id IN (SELECT label_id FROM batch_labels)")
-        con.execute("""DELETE FROM scores WHERE run_id LIKE 'imported%'
-                       AND trace_id IN (SELECT trace_id FROM batch_traces)""")
-        con.execute("INSERT INTO traces SELECT * FROM batch_traces")
-        con.execute("INSERT INTO spans SELECT * FROM batch_spans")
-        con.execute("INSERT INTO labels SELECT * FROM batch_labels")
-        con.execute("INSERT INTO scores SELECT * FROM batch_scores")
-        # Source tags: upsert, recording a history row only where the value really changed.
-        con.execute("""
-            INSERT INTO tag_history
-            SELECT b.trace_id, b.key, b.value, 'set', b.set_at_ms, b.set_by
-            FROM batch_tags b LEFT JOIN tags g ON g.trace_id = b.trace_id AND g.key = b.key
-            WHERE g.value IS DISTINCT FROM b.value""")
-        con.execute("DELETE FROM tags USING batch_tags b WHERE tags.trace_id = b.trace_id AND tags.key = b.key")
-        con.execute("INSERT INTO tags SELECT * FROM batch_tags")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+        with transaction(con):
+            con.execute("DELETE FROM spans WHERE trace_id IN (SELECT trace_id FROM batch_traces)")
+            con.execute("DELETE FROM traces WHERE trace_id IN (SELECT trace_id FROM batch_traces)")
+            con.execute("DELETE FROM labels WHERE label_id IN (SELECT label_id FROM batch_labels)")
+            con.execute("""DELETE FROM scores WHERE run_id LIKE 'imported%'
+                           AND trace_id IN (SELECT trace_id FROM batch_traces)""")
+            con.execute("INSERT INTO traces BY NAME SELECT * FROM batch_traces")
+            con.execute("INSERT INTO spans BY NAME SELECT * FROM batch_spans")
+            con.execute("INSERT INTO labels BY NAME SELECT * FROM batch_labels")
+            con.execute("INSERT INTO scores BY NAME SELECT * FROM batch_scores")
+            # Source tags: upsert, recording a history row only where the value really changed.
+            con.execute("""
+                INSERT INTO tag_history
+                SELECT b.trace_id, b.key, b.value, 'set', b.set_at_ms, b.set_by
+                FROM batch_tags b LEFT JOIN tags g ON g.trace_id = b.trace_id AND g.key = b.key
+                WHERE g.value IS DISTINCT FROM b.value""")
+            con.execute("DELETE FROM tags USING batch_tags b WHERE tags.trace_id = b.trace_id AND tags.key = b.key")
+            con.execute("INSERT INTO tags BY NAME SELECT * FROM batch_tags")
     finally:
         for name in tables:
             con.unregister(name)
