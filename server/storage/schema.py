@@ -13,13 +13,15 @@ delete+insert of the same key in one transaction.
 
 from __future__ import annotations
 
-from server.storage.migrations import m001_core
+from server.storage.migrations import m001_core, m002_datasets
 
 MIGRATIONS: tuple[str, ...] = (
     m001_core.SQL,
+    m002_datasets.SQL,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
 
 #: Tables and views that ``query_sql`` may read (everything user-visible).
-QUERYABLE = ("traces", "spans", "tags", "tag_history", "labels", "scores", "trace_unified", "otel_spans")
+QUERYABLE = ("traces", "spans", "tags", "tag_history", "labels", "scores", "trace_unified", "otel_spans",
+             "datasets", "dataset_records")
