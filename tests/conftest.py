@@ -8,6 +8,10 @@ import pytest
 from server.storage.duckdb_store import DuckDBTraceStore
 from tests.factory import small_set
 
+# Tests open store files directly (duckdb.connect) right after tool calls; a store kept open by the
+# process would refuse that. Release after every call by default; tests of the keeper set their own.
+os.environ.setdefault("TRACESIEVE_IDLE_RELEASE_MS", "0")
+
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 if not SHARED.exists():  # CI clones the repo with shared/ beside it; allow an override
     SHARED = Path(os.environ.get("TRACESIEVE_SHARED", "/work/shared"))

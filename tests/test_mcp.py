@@ -110,3 +110,11 @@ async def test_unknown_trace_and_bad_arguments_are_readable_errors(db_path: Path
     assert "give exactly one of trace_ids" in both
     assert "query_sql is read-only: DROP statements are refused" in write
     assert "limit" in limit and "200" in limit
+
+
+async def test_a_search_that_matches_nothing_says_so_plainly(db_path: Path) -> None:
+    async with client_for(db_path) as client:
+        page = (await client.call_tool("search_traces", {"filter": "attributes.status = 'IN_PROGRESS'"})
+                ).structured_content
+    assert (page["traces"], page["total_matches"], page["next_page_token"]) == ([], 0, None)
+    assert page["filter_explained"] == "status is 'IN_PROGRESS'"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
+import time
 from pathlib import Path
 
 import duckdb
@@ -128,3 +129,41 @@ def test_a_briefly_held_lock_is_waited_for(db_path: Path) -> None:
     threading.Timer(0.5, release.set).start()
     assert DuckDBTraceStore(db_path, lock_timeout_s=15).load_trace("t01") is not None
     holder.join(20)
+
+
+def _open_rw_elsewhere(path: str, result: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+    try:
+        duckdb.connect(path).close()
+        result.put("opened")
+    except duckdb.IOException as error:
+        result.put(f"locked: {error}")
+
+
+def _try_open_in_another_process(path: Path) -> str:
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_open_rw_elsewhere, args=(str(path), queue))
+    proc.start()
+    proc.join(60)
+    return queue.get(timeout=5)
+
+
+def test_a_burst_of_calls_reuses_one_connection_and_releases_the_file_when_idle(db_path: Path) -> None:
+    store = DuckDBTraceStore(db_path, idle_release_s=0.3)
+    with store.reading() as first:
+        pass
+    with store.reading() as second:
+        # held for the burst: a writer elsewhere waits (read-only still admits other readers)
+        assert _try_open_in_another_process(db_path).startswith("locked")
+    assert first is second
+    time.sleep(0.8)
+    assert _try_open_in_another_process(db_path) == "opened"
+
+
+def test_a_write_after_reads_upgrades_the_kept_connection(db_path: Path) -> None:
+    store = DuckDBTraceStore(db_path, idle_release_s=5)
+    assert store.load_trace("t01") is not None
+    store.set_tag(trace_ids=["t01"], expr=None, key="k", value="v", by="test", now_ms=1)
+    assert store.load_trace("t01").tags["k"] == "v"
+    store.release()
+    assert _count(db_path, "SELECT count(*) FROM tags WHERE key = 'k'") == 1

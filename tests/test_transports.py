@@ -20,9 +20,10 @@ pytestmark = pytest.mark.anyio
 REPO = Path(__file__).resolve().parents[1]
 
 
-def stdio_params(db: Path) -> StdioServerParameters:
+def stdio_params(db: Path, idle_release_ms: int = 0) -> StdioServerParameters:
     return StdioServerParameters(command=sys.executable, args=["-m", "server", "serve", "--db", str(db)],
-                                 cwd=str(REPO), env={**os.environ, "TRACESIEVE_LOCK_TIMEOUT": "30"})
+                                 cwd=str(REPO), env={**os.environ, "TRACESIEVE_LOCK_TIMEOUT": "30",
+                                                     "TRACESIEVE_IDLE_RELEASE_MS": str(idle_release_ms)})
 
 
 def free_port() -> int:
@@ -109,7 +110,8 @@ async def test_two_servers_on_one_store_search_and_tag_at_once_without_losing_wr
     results: dict[str, list[int]] = {}
 
     async def agent(name: str) -> None:
-        async with Client(stdio_params(db_path)) as client:
+        # Each server keeps the file for a burst (as in production) and must still let the other in.
+        async with Client(stdio_params(db_path, idle_release_ms=100)) as client:
             totals = []
             for i in range(rounds):
                 page = (await client.call_tool("search_traces", {"limit": 3})).structured_content

@@ -169,9 +169,15 @@ def build_trace(trace_id: str, spans: list[Span], *, source: str, **given: Any) 
     derived["input_tokens"] = _sum_or_none(span.input_tokens for span in model_spans)
     derived["output_tokens"] = _sum_or_none(span.output_tokens for span in model_spans)
     ordered = ([root] if root else []) + [span for span in by_start if span is not root]
-    for name in ("session_id", "user_id", "prompt_version"):
-        derived[name] = next((value for span in ordered
-                              if (value := getattr(map_attributes(span.attributes), name))), None)
+    wanted = {"session_id", "user_id", "prompt_version"} - {k for k, v in given.items() if v is not None}
+    for span in ordered:  # map each span's attributes once, stopping as soon as everything is found
+        if not wanted:
+            break
+        mapped = map_attributes(span.attributes)
+        for name in list(wanted):
+            if value := getattr(mapped, name):
+                derived[name] = value
+                wanted.discard(name)
     fields = {**derived, **{key: value for key, value in given.items() if value is not None}}
     if fields.get("timestamp_ms") is None:
         raise TraceProblem(f"trace '{trace_id}' has no spans and no start time; export it with its spans")

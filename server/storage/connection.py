@@ -1,18 +1,21 @@
-"""Opening the DuckDB file: one short-lived connection per call, with a bounded lock retry.
+"""Sharing the DuckDB file: a connection held across a burst of calls, released when idle.
 
 Several MCP clients usually each start their own ``tracesieve serve`` on the same store file,
 and DuckDB lets only one process hold a file read-write (a reader cannot open it while a writer
-holds it either). So no process keeps the file open: every call opens it, works, and closes,
-and a call that meets another process's lock retries with jittered backoff for up to
-``lock_timeout_s`` before failing with a ``StoreBusyError`` that names the holder.
+holds it either). Opening the file costs tens of milliseconds, far more than most queries, so a
+process keeps its connection while calls keep coming and lets go of it after ``idle_release_s``
+without use (``TRACESIEVE_IDLE_RELEASE_MS``, default 500). Reads hold the file read-only, so
+servers read side by side; a write upgrades to read-write for its own burst. A call that meets
+another process's lock retries with jittered backoff for up to ``lock_timeout_s`` and then fails
+with a ``StoreBusyError`` naming the holder.
 
 Within one process a lock serialises calls: DuckDB caches one database instance per path and
-refuses a second one with a different configuration (read-only vs read-write, sandboxed), and
-a single open instance at a time keeps the file free between calls for the other processes.
+refuses a second one with a different configuration (read-only vs read-write, sandboxed).
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import random
 import re
@@ -38,7 +41,6 @@ SANDBOX_CONFIG: dict[str, str | bool] = {
 }
 
 _PID = re.compile(r"PID (\d+)")
-_process_locks: dict[Path, threading.RLock] = {}
 _process_locks_guard = threading.Lock()
 
 
@@ -47,9 +49,9 @@ def default_lock_timeout() -> float:
     return float(os.environ.get("TRACESIEVE_LOCK_TIMEOUT", "10"))
 
 
-def _process_lock(path: Path) -> threading.RLock:
-    with _process_locks_guard:
-        return _process_locks.setdefault(path, threading.RLock())
+def default_idle_release() -> float:
+    """Seconds an idle connection is kept before the file is released (``TRACESIEVE_IDLE_RELEASE_MS``)."""
+    return float(os.environ.get("TRACESIEVE_IDLE_RELEASE_MS", "500")) / 1000
 
 
 def _is_lock_conflict(error: duckdb.Error) -> bool:
@@ -57,35 +59,105 @@ def _is_lock_conflict(error: duckdb.Error) -> bool:
     return "Could not set lock" in text or "Conflicting lock" in text
 
 
+def connect(path: Path, *, read_only: bool, lock_timeout_s: float,
+            config: dict[str, str | bool] | None = None) -> duckdb.DuckDBPyConnection:
+    """Open ``path``, waiting with jittered backoff while another process holds its lock."""
+    deadline = time.monotonic() + lock_timeout_s
+    delay = 0.005
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only, config=dict(config or {}))
+        except duckdb.IOException as error:
+            if not _is_lock_conflict(error):
+                raise
+            if time.monotonic() >= deadline:
+                pid = _PID.search(str(error))
+                holder = f"another process (PID {pid.group(1)})" if pid else "another process"
+                raise StoreBusyError(
+                    f"Trace store {path} is locked by {holder} and stayed locked for "
+                    f"{lock_timeout_s:g}s. Stop it (often a 'tracesieve serve' or a notebook holding "
+                    "the file open), raise TRACESIEVE_LOCK_TIMEOUT, or pass --db to use another store."
+                ) from error
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 0.2)
+
+
 @contextmanager
 def open_connection(path: Path, *, read_only: bool, lock_timeout_s: float,
                     config: dict[str, str | bool] | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Yield a connection to ``path`` held only for the ``with`` block."""
-    path = path.resolve()
-    with _process_lock(path):
-        deadline = time.monotonic() + lock_timeout_s
-        delay = 0.005
-        while True:
-            try:
-                con = duckdb.connect(str(path), read_only=read_only, config=dict(config or {}))
-                break
-            except duckdb.IOException as error:
-                if not _is_lock_conflict(error):
-                    raise
-                if time.monotonic() >= deadline:
-                    pid = _PID.search(str(error))
-                    holder = f"another process (PID {pid.group(1)})" if pid else "another process"
-                    raise StoreBusyError(
-                        f"Trace store {path} is locked by {holder} and stayed locked for "
-                        f"{lock_timeout_s:g}s. Stop it (often a 'tracesieve serve' or a notebook holding "
-                        "the file open), raise TRACESIEVE_LOCK_TIMEOUT, or pass --db to use another store."
-                    ) from error
-                time.sleep(delay * (0.5 + random.random()))
-                delay = min(delay * 2, 0.2)
+    """A private connection for the ``with`` block only (the process's kept one is let go first)."""
+    keeper = keeper_for(path)
+    with keeper.exclusive():
+        con = connect(path.resolve(), read_only=read_only, lock_timeout_s=lock_timeout_s, config=config)
         try:
             yield con
         finally:
             con.close()
+
+
+class ConnectionKeeper:
+    """The one connection a process holds to a store file, kept while in use and released when idle."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.lock = threading.RLock()
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._read_only = True
+        self._generation = 0
+
+    @contextmanager
+    def use(self, *, write: bool, lock_timeout_s: float, idle_release_s: float) -> Iterator[duckdb.DuckDBPyConnection]:
+        with self.lock:
+            if self._con is not None and write and self._read_only:
+                self.release()
+            if self._con is None:
+                self._con = connect(self.path, read_only=not write, lock_timeout_s=lock_timeout_s)
+                self._read_only = not write
+            try:
+                yield self._con
+            finally:
+                self._generation += 1
+                if idle_release_s <= 0:
+                    self.release()
+                else:
+                    timer = threading.Timer(idle_release_s, self._release_if_idle, args=(self._generation,))
+                    timer.daemon = True
+                    timer.start()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """No kept connection while the block runs (for connections with another configuration)."""
+        with self.lock:
+            self.release()
+            yield
+
+    def _release_if_idle(self, generation: int) -> None:
+        with self.lock:
+            if generation == self._generation:
+                self.release()
+
+    def release(self) -> None:
+        with self.lock:
+            if self._con is not None:
+                con, self._con = self._con, None
+                con.close()
+
+
+_keepers: dict[Path, ConnectionKeeper] = {}
+
+
+def keeper_for(path: Path) -> ConnectionKeeper:
+    path = path.resolve()
+    with _process_locks_guard:
+        if path not in _keepers:
+            _keepers[path] = ConnectionKeeper(path)
+        return _keepers[path]
+
+
+@atexit.register
+def _release_all() -> None:
+    for keeper in list(_keepers.values()):
+        keeper.release()
 
 
 @contextmanager

@@ -18,7 +18,7 @@ from typing import Any
 import duckdb
 
 from server.storage import filter_sql
-from server.storage.connection import default_lock_timeout, open_connection, transaction
+from server.storage.connection import default_idle_release, default_lock_timeout, keeper_for, transaction
 from server.storage.schema import MIGRATIONS, SCHEMA_VERSION
 from server.storage.sql_sandbox import run_query
 from server.storage.writer import write_batch
@@ -39,23 +39,35 @@ def _now_ms() -> int:
 class DuckDBTraceStore:
     """A trace store in one DuckDB file (created and migrated on first use)."""
 
-    def __init__(self, path: Path | str, *, lock_timeout_s: float | None = None) -> None:
+    def __init__(self, path: Path | str, *, lock_timeout_s: float | None = None,
+                 idle_release_s: float | None = None) -> None:
         self.path = Path(path).expanduser().resolve()
         self.lock_timeout_s = default_lock_timeout() if lock_timeout_s is None else lock_timeout_s
+        self.idle_release_s = default_idle_release() if idle_release_s is None else idle_release_s
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._migrate()
 
     # -- connections -------------------------------------------------------------------------
+    @property
+    def _keeper(self):  # type: ignore[no-untyped-def]
+        return keeper_for(self.path)
+
+    def release(self) -> None:
+        """Let go of the file now (otherwise it is released after ``idle_release_s`` without use)."""
+        self._keeper.release()
+
     @contextmanager
     def reading(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A read-only connection for the length of the block (other processes may read too)."""
-        with open_connection(self.path, read_only=True, lock_timeout_s=self.lock_timeout_s) as con:
+        with self._keeper.use(write=False, lock_timeout_s=self.lock_timeout_s,
+                              idle_release_s=self.idle_release_s) as con:
             yield con
 
     @contextmanager
     def writing(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A read-write connection for the length of the block; use one transaction inside."""
-        with open_connection(self.path, read_only=False, lock_timeout_s=self.lock_timeout_s) as con:
+        with self._keeper.use(write=True, lock_timeout_s=self.lock_timeout_s,
+                              idle_release_s=self.idle_release_s) as con:
             yield con
 
     @contextmanager
@@ -103,15 +115,20 @@ class DuckDBTraceStore:
         order_sql = filter_sql.compile_order_by(order, "t")
         with self.reading() as con:
             total = con.execute(f"SELECT count(*) FROM traces t WHERE {where}", params).fetchone()[0]
-            cursor = con.execute(
-                f"SELECT {_ROW_COLUMNS}, {filter_sql.sort_values_select(order, 't')} AS sort_values FROM traces t "
-                f"WHERE {page_where} ORDER BY {order_sql} LIMIT {int(limit) + 1}", page_params)
+            # Two steps: find the page's ids on narrow columns, then read the wide ones for those rows only.
+            page = con.execute(
+                f"SELECT t.trace_id, {filter_sql.sort_values_select(order, 't')} FROM traces t "
+                f"WHERE {page_where} ORDER BY {order_sql} LIMIT {int(limit) + 1}", page_params).fetchall()
+            ids = [trace_id for trace_id, _ in page[:limit]]
+            cursor = con.execute(f"SELECT {_ROW_COLUMNS} FROM traces t WHERE t.trace_id IN (SELECT unnest($ids))",
+                                 {"ids": ids})
             columns = [d[0] for d in cursor.description]
-            records = [dict(zip(columns, r)) for r in cursor.fetchall()]
-            tags = self._tags_for(con, [r["trace_id"] for r in records[:limit]])
-        rows = [TraceRow(**{**r, "tool_names": r["tool_names"] or [], "tags": tags.get(r["trace_id"], {})})
-                for r in records[:limit]]
-        return SearchPage(rows=rows, has_more=len(records) > limit, total_matches=total)
+            by_id = {r[0]: dict(zip(columns, r)) for r in cursor.fetchall()}
+            tags = self._tags_for(con, ids)
+        sort_values = dict(page[:limit])
+        rows = [TraceRow(**{**by_id[i], "tool_names": by_id[i]["tool_names"] or [], "tags": tags.get(i, {}),
+                            "sort_values": sort_values[i]}) for i in ids]
+        return SearchPage(rows=rows, has_more=len(page) > limit, total_matches=total)
 
     @staticmethod
     def _tags_for(con: duckdb.DuckDBPyConnection, trace_ids: list[str]) -> dict[str, dict[str, str]]:
