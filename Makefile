@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test serve bench clean
+.PHONY: install demo test serve bench bench-quick clean
 
 install: $(STAMP)
 
@@ -23,6 +23,15 @@ test: $(STAMP)
 
 serve: $(STAMP)
 	$(VENV)/bin/tracesieve serve
+
+# Benchmarks (not tests): tracesieve vs MLflow on the same traces, ratios measured in one run.
+bench: $(STAMP)
+	$(PY) -m bench.run $(BENCH_ARGS)
+	$(PY) -m bench.judges_bench
+	$(PY) -m bench.calibration_bench
+
+bench-quick: $(STAMP)
+	$(PY) -m bench.run --quick
 
 clean:
 	rm -rf $(VENV) .tracesieve .pytest_cache

@@ -8,7 +8,7 @@ traceback). CLI: the same errors become click exceptions with exit 2 for bad inp
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import ParamSpec, TypeVar
 
@@ -39,6 +39,21 @@ def surface_errors(fn: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(*args, **kwargs)
+        except TracesieveError as error:
+            raise ToolError(str(error)) from error
+        except ValidationError as error:
+            raise ToolError(describe_validation_error(error)) from error
+
+    return wrapper
+
+
+def surface_errors_async(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+    """``surface_errors`` for async tools (those that sample or report progress)."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return await fn(*args, **kwargs)
         except TracesieveError as error:
             raise ToolError(str(error)) from error
         except ValidationError as error:

@@ -9,7 +9,8 @@ so every message says what was wrong and how to fix it, and carries no secrets o
     ├── NotFoundError        unknown trace / dataset / judge            CLI exit 1
     ├── ConflictError        a name exists with other content           CLI exit 1
     ├── StoreBusyError       the store file is locked by another process CLI exit 1
-    └── IngestError          one file or trace could not be read        CLI exit 1
+    ├── IngestError          one file or trace could not be read        CLI exit 1
+    └── ProviderError        a judge model call failed; .retryable      CLI exit 1
 """
 
 from __future__ import annotations
@@ -69,3 +70,11 @@ class IngestError(TracesieveError):
         self.location = location
         where = source + (f" ({location})" if location else "")
         super().__init__(f"{where}: {message}" if where else message)
+
+
+class ProviderError(TracesieveError):
+    """A judge model call failed. ``retryable`` says whether trying again later can help."""
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        self.retryable = retryable
+        super().__init__(message)

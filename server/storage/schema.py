@@ -13,15 +13,19 @@ delete+insert of the same key in one transaction.
 
 from __future__ import annotations
 
-from server.storage.migrations import m001_core, m002_datasets
+from server.storage.migrations import m001_core, m002_datasets, m003_judges
+from server.storage.migrations import m004_calibration
 
 MIGRATIONS: tuple[str, ...] = (
     m001_core.SQL,
     m002_datasets.SQL,
+    m003_judges.SQL,
+    m004_calibration.SQL,  # keep last: after m002/m003 once they land
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
 
 #: Tables and views that ``query_sql`` may read (everything user-visible).
 QUERYABLE = ("traces", "spans", "tags", "tag_history", "labels", "scores", "trace_unified", "otel_spans",
-             "datasets", "dataset_records")
+             "queue_items", "calibrations", "current_labels", "datasets", "dataset_records",
+             "judges", "judge_runs")
