@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from server.exchange import confined_file
 from server.storage.datasets_sql import DuckDBDatasetStore
 from tools import dataset_versions as dv
 from tools.dataset_merge import import_records
@@ -180,14 +181,8 @@ def export_dataset(store: DuckDBDatasetStore, name: str, version: int | None, fm
 
 def confined_path(store: DuckDBDatasetStore, file: str) -> Path:
     """``file`` inside the exports folder, or an error: the MCP import may read nothing else."""
-    folder = store.exports_dir.resolve()
-    candidate = (folder / file).resolve()
-    if Path(file).is_absolute() or candidate.parent != folder:
-        raise InvalidInputError(
-            f"file '{file}' must be a plain file name inside the store's exports folder ({folder}), such as "
-            "'golden@v1.jsonl' as returned by export_dataset. To import from elsewhere use the CLI: "
-            "tracesieve dataset import NAME PATH.")
-    return candidate
+    return confined_file(store.traces.path, file, example="golden@v1.jsonl",
+                         cli_alternative="tracesieve dataset import NAME PATH")
 
 
 def import_dataset(store: DuckDBDatasetStore, name: str, path: Path, *, redact: bool, new_version: bool,

@@ -28,13 +28,18 @@ DESTRUCTIVE = ToolAnnotations(read_only_hint=False, destructive_hint=True, idemp
                               open_world_hint=False)
 
 INSTRUCTIONS = """\
-tracesieve turns production LLM/agent traces into evaluation assets.
-Workflow: describe_store (what is here, which fields can be filtered) -> search_traces (find traces with
-MLflow-style filters, e.g. attributes.status = 'ERROR' AND tags.environment = 'production') -> get_trace
-(read one trace's span tree; long text is cut with markers that say how to read more) -> tag_trace (mark
-traces, e.g. key 'eval_candidate' value 'error_case', to curate an eval set). query_sql answers ad-hoc
-aggregate questions with read-only SQL over the trace_unified and otel_spans views.
-Results are compact and paged: pass next_page_token back to continue."""
+tracesieve turns production LLM/agent traces into evaluation assets. The loop, tool by tool:
+1. Observe: describe_store (what is here and which fields filter) -> search_traces (MLflow-style filters, e.g.
+   attributes.status = 'ERROR' AND tags.environment = 'production') -> get_trace (one trace's span tree; cut
+   text ends in a marker naming the call that reads more) -> profile_traces / error_patterns (where time goes,
+   what broke) -> query_sql (read-only SQL over trace_unified / otel_spans).
+2. Curate: tag_trace (e.g. key 'eval_candidate', value 'error_case') -> build_dataset_from_tags (versioned,
+   PII-redacted, optionally stratified) -> get_dataset / diff_datasets / merge_records / set_expectations.
+3. Judge: define_judge (rule or LLM) / train_classifier_judge -> run_judges on a dataset@version or a live
+   filter + window -> get_run_results(verdict='fail').
+4. Calibrate and gate: annotation_queue -> label_trace -> calibration_report (does the judge agree with people?)
+   -> compare_runs (did the candidate regress? only calibrated judges gate).
+Results are compact and paged: pass next_page_token / offset / span_offset back to continue."""
 
 
 def _now_ms() -> int:
@@ -86,7 +91,7 @@ def build_app(store: DuckDBTraceStore) -> MCPServer:
         order (type, name, status, timing, model, tool, tokens, inputs, outputs).
 
         Text is bounded by max_chars (default 16000): a cut field ends with a marker such as
-        "…[truncated: 5120 more chars; get_trace(span_id='9f1c', field='outputs', offset=4000) reads on]";
+        "…[truncated: 5120 more chars; next: get_trace(span_id='9f1c', field='outputs', offset=4000)]";
         call get_trace again with the same trace_id plus those arguments to read the rest page by page.
         If `next_span_offset` is set, more spans follow: pass it as span_offset.
         Examples: get_trace(trace_id='tr-abc')  |  get_trace(trace_id='tr-abc', span_id='9f1c', field='outputs', offset=4000)

@@ -18,6 +18,7 @@ from mcp.types import CallToolResult, ImageContent, TextContent, ToolAnnotations
 from pydantic import Field
 
 from server.errors import surface_errors
+from server.exchange import confined_file
 from server.label_import import LabelFormat, read_label_file
 from server.storage.calibration_sql import DuckDBCalibrationStore
 from server.storage.duckdb_store import DuckDBTraceStore
@@ -34,7 +35,7 @@ APPEND_IDEMPOTENT = ToolAnnotations(read_only_hint=False, destructive_hint=False
                                     open_world_hint=False)
 
 FilePath = Annotated[str, Field(min_length=1, description=(
-    "Path on the server's machine: a CSV/JSONL of labels (columns trace_id, criterion, value, reviewer, rationale, "
+    "File name inside the store's exports folder (<store folder>/exports/): a CSV/JSONL of labels (columns trace_id, criterion, value, reviewer, rationale, "
     "created_at), a Langfuse export (ANNOTATION scores) or MLflow trace JSON (HUMAN assessments)."))]
 FormatArg = Annotated[LabelFormat, Field(description="auto (by extension/content), csv, jsonl, langfuse or mlflow.")]
 DefaultReviewer = Annotated[str | None, Field(description="Reviewer for rows that name none.")]
@@ -93,9 +94,11 @@ def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
         The whole file is checked first; any bad row (unknown trace, missing value, a value that is not
         pass/fail or a number) means nothing is written and the error lists the rows. Rows identical to
         stored labels are skipped, so re-importing is safe.
-        Example: import_labels(path='labels/week46.csv')
+        Example: import_labels(path='week46-labels.csv')  (the file sits in <store folder>/exports/)
         """
-        rows, source, strict = read_label_file(path, format)
+        rows, source, strict = read_label_file(
+            confined_file(store.path, path, example="week46-labels.csv",
+                          cli_alternative="tracesieve labels import PATH"), format)
         return labels.import_labels(label_store, rows, source=source, default_reviewer=reviewer,
                                     strict_values=strict, now_ms=_now_ms())
 

@@ -25,6 +25,13 @@ def test_demo_builds_a_store_and_walks_the_agent_workflow(tmp_path: Path) -> Non
                            out).group(1))
     assert tagged > 0
     assert "Tagging again is idempotent." in out and f"matched {tagged}, changed 0" in out
+    assert "Where does the time go in production this week?" in out and "of p95-tail latency" in out
+    assert re.search(r"support-regressions@1 \(new\): \d+ records", out)
+    assert "support-regressions@1, created=False" in out
+    assert re.search(r"run run-[0-9a-f]+: \d+ items, status completed", out)
+    assert "no model endpoint configured, so none was run" in out
+    assert "recorded as reviewer 'demo-ground-truth'" in out
+    assert re.search(r"exit code [012] \(", out)
     assert "Did you mean 'attributes.status'?" in out
     assert "query_sql is read-only: DELETE statements are refused" in out
     con = duckdb.connect(str(db), read_only=True)

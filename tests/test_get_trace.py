@@ -33,7 +33,7 @@ def test_a_large_field_is_cut_to_the_budget_with_a_marker_naming_the_next_call(s
     result = get_trace(store, GetTraceInput(trace_id="t12", max_chars=4000))
     assert result.truncated is True
     assert len(result.model_dump_json()) < 4000 + 1500  # JSON quoting overhead only
-    marker = re.search(r"…\[truncated: (\d+) more chars; get_trace\(field='response', offset=(\d+)\) reads on\]$",
+    marker = re.search(r"…\[truncated: (\d+) more chars; next: get_trace\(field='response', offset=(\d+)\)\]$",
                        result.trace.response)
     assert marker, result.trace.response[-200:]
     assert int(marker.group(1)) + int(marker.group(2)) == len(store.load_trace("t12").response)

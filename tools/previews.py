@@ -59,4 +59,4 @@ def cut(text: str, limit: int, *, hint: str) -> tuple[str, bool]:
     """``text`` cut to ``limit`` characters with a marker saying how much is left and how to get it."""
     if len(text) <= limit:
         return text, False
-    return text[:limit] + f"…[truncated: {len(text) - limit} more chars; {hint} reads on]", True
+    return text[:limit] + f"…[truncated: {len(text) - limit} more chars; next: {hint}]", True

@@ -2,11 +2,13 @@
 
 The walk-through starts ``tracesieve serve`` as a subprocess and talks to it over stdio with
 the real MCP client, printing what an agent sees at each step: describe the store, find
-failing traces, read one, tag eval candidates, and check the curated set.
+failing traces, read one, tag eval candidates, ask where the time goes and what broke, build a
+redacted dataset, run judges on it, label a queue, calibrate the judges and gate a release.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -15,8 +17,11 @@ from typing import Any
 
 import anyio
 from mcp import Client, StdioServerParameters
+from mcp.client.stdio import get_default_environment
 
 from server.demo.generate import generate_demo_traces
+from server.demo.walkthrough_calibration import calibration_steps
+from server.demo.walkthrough_judges import judge_server_env, judge_steps
 from server.ingest import ingest
 from server.storage.duckdb_store import DuckDBTraceStore
 
@@ -63,7 +68,11 @@ def _trace_line(t: dict[str, Any]) -> str:
 
 
 async def _walk(db: Path, echo: Echo) -> None:
-    params = StdioServerParameters(command=sys.executable, args=["-m", "server", "serve", "--db", str(db)])
+    # The stdio client passes the server almost no environment; add tracesieve's own settings
+    # (and the judge endpoint with its key, if the operator configured one).
+    env = {**get_default_environment(), **{k: v for k, v in os.environ.items() if k.startswith("TRACESIEVE_")},
+           **judge_server_env()}
+    params = StdioServerParameters(command=sys.executable, args=["-m", "server", "serve", "--db", str(db)], env=env)
     async with Client(params) as client:
         s = Session(client, echo)
         tools = await client.list_tools()
@@ -130,11 +139,57 @@ async def _walk(db: Path, echo: Echo) -> None:
         for row in q["rows"]:
             echo("  " + " | ".join(str(v) for v in row))
 
+        await _analysis_steps(s, echo)
+        await _dataset_steps(s, echo)
+        echo("")
+        echo("── Judges: rules in the store, a classifier from labels, an LLM when configured ──")
+        await judge_steps(s, echo)
+        await calibration_steps(s, echo, db)
+
+        echo("")
+        echo("── Bad input gets an error that says how to fix it ──")
         await s.call("search_traces", {"filter": "attributes.stauts = 'ERROR'"},
                      "A typo in a filter gets an error that says how to fix it.")
         await s.call("query_sql", {"sql": "DELETE FROM traces"}, "Writes through SQL are refused.")
         echo("")
         echo("Next: connect your own agent with `tracesieve serve --db " + str(db) + "` (see README).")
+
+
+async def _analysis_steps(s: Session, echo: Echo) -> None:
+    p = await s.call("profile_traces", {"filter": "tags.environment = 'production' AND attributes.timestamp_ms > "
+                                                  "now() - 7d", "limit": 5},
+                     "Where does the time go in production this week?")
+    if isinstance(p, dict):
+        for finding in p.get("findings", [])[:4]:
+            echo(f"  • {finding}")
+    e = await s.call("error_patterns", {"window": "7d", "limit": 4}, "What broke this week, against the week before?")
+    if isinstance(e, dict):
+        for finding in e.get("findings", [])[:3]:
+            echo(f"  • {finding}")
+        for pattern in e.get("patterns", [])[:4]:
+            echo(f"    {pattern['traces']:>4} traces  {pattern['error_type']:<16} {pattern['location']:<16} "
+                 f"“{(pattern['message'] or '')[:60]}”")
+
+
+async def _dataset_steps(s: Session, echo: Echo) -> None:
+    d = await s.call("build_dataset_from_tags", {
+        "name": "support-regressions", "tags": ["eval_candidate"],
+        "sample": {"n": 150, "seed": 7, "stratify_by": ["tag:eval_candidate"], "allocation": "proportional"}},
+        "Turn the curated traces into a versioned, PII-redacted eval dataset (stratified sample of 150).")
+    if not isinstance(d, dict):
+        return
+    echo(f"  {d['name']}@{d['version']} ({'new' if d['created'] else 'unchanged'}): {d['record_count']} records "
+         f"from {d['selected']} selected traces")
+    for stratum in d["strata"][:4]:
+        echo(f"    {stratum['stratum']:<36} {stratum['sampled']:>4} of {stratum['population']} "
+             f"(p={stratum['selection_probability']:.2f})")
+    echo(f"  redaction: {d['redaction']['counts'] or 'nothing found'} in {d['redaction']['records_changed']} records")
+    again = await s.call("build_dataset_from_tags", {
+        "name": "support-regressions", "tags": ["eval_candidate"],
+        "sample": {"n": 150, "seed": 7, "stratify_by": ["tag:eval_candidate"], "allocation": "proportional"}},
+        "Building again with the same definition and data returns the same version.")
+    if isinstance(again, dict):
+        echo(f"  {again['name']}@{again['version']}, created={again['created']}")
 
 
 def run_walkthrough(db: Path, *, n_traces: int, seed: int, echo: Echo) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 import anyio
 
 from server.demo.generate import DEMO_CRITERIA, ground_truth
+from server.exchange import exchange_dir
 from server.storage.duckdb_store import DuckDBTraceStore
 
 Echo = Callable[[str], None]
@@ -46,7 +47,8 @@ async def _label(session: Any, echo: Echo, store_path: Path, items: list[dict[st
     await session.call("label_trace", {"trace_id": first, "criterion": QUEUE_CRITERION, "value": value,
                                        "reviewer": REVIEWER, "rationale": RATIONALE},
                        "Label the top item (in a real session: after reading it with get_trace).")
-    path = store_path.parent / "demo-ground-truth-labels.jsonl"
+    path = exchange_dir(store_path) / "demo-ground-truth-labels.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w") as out:
         for item in items:
             for criterion in DEMO_CRITERIA:
@@ -55,7 +57,7 @@ async def _label(session: Any, echo: Echo, store_path: Path, items: list[dict[st
                     out.write(json.dumps({"trace_id": item["trace_id"], "criterion": criterion,
                                           "value": truth[item["trace_id"]][criterion], "reviewer": REVIEWER,
                                           "rationale": RATIONALE}) + "\n")
-    r = await session.call("import_labels", {"path": str(path)},
+    r = await session.call("import_labels", {"path": path.name},
                            f"Import the rest as a JSONL file ({len(items)} traces × {len(DEMO_CRITERIA)} criteria).")
     if isinstance(r, dict):
         echo(f"  imported {r['imported']} labels ({r['already_present']} already present)")
@@ -81,7 +83,7 @@ async def _calibrate(session: Any, echo: Echo, store_path: Path, judges: list[di
         if c and c["corrected_pass_rate"] is not None:
             echo(f"  run {c['run_id']}: observed pass rate {c['observed_pass_rate']:.1%}, judge-bias-corrected "
                  f"{c['corrected_pass_rate']:.1%} [{c['low']:.1%}, {c['high']:.1%}]")
-    png = store_path.parent / f"calibration-{plotted}.png"
+    png = exchange_dir(store_path) / f"calibration-{plotted}.png"
     raw = await session.client.call_tool("calibration_report", {"judge": plotted})
     images = [c for c in raw.content if getattr(c, "type", "") == "image"]
     if images:

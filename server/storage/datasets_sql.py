@@ -16,6 +16,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from server.exchange import exchange_dir
 from server.storage.duckdb_store import DuckDBTraceStore
 from tools.dataset_models import Candidate, DatasetRecord, DatasetSummary, DatasetVersion
 from tools.errors import ConflictError
@@ -175,4 +176,4 @@ class DuckDBDatasetStore:
     @property
     def exports_dir(self) -> Path:
         """The one folder MCP exports write to and MCP imports read from."""
-        return self.traces.path.parent / "exports"
+        return exchange_dir(self.traces.path)
