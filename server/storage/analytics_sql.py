@@ -15,6 +15,7 @@ from typing import Any
 
 import duckdb
 
+from server.storage.connection import fetch_dicts
 from server.storage.duckdb_store import DuckDBTraceStore
 from tools.error_patterns import ErrorData, ErrorRequest, PatternRow, WindowCounts
 from tools.profiling import BREAKDOWNS, GroupRow, ProfileData, ProfileRequest, SpanStatsRow, TraceOverview
@@ -175,9 +176,7 @@ ORDER BY {order} LIMIT $a_top
 
 
 def _records(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-    cursor = con.execute(sql, params)
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row)) for row in cursor.fetchall()]
+    return fetch_dicts(con.execute(sql, params))
 
 
 class DuckDBAnalytics:

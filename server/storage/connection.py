@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -158,6 +159,12 @@ def keeper_for(path: Path) -> ConnectionKeeper:
 def _release_all() -> None:
     for keeper in list(_keepers.values()):
         keeper.release()
+
+
+def fetch_dicts(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    """The rows a cursor holds, as dicts keyed by column name."""
+    columns = [d[0] for d in cursor.description or []]
+    return [dict(zip(columns, row)) for row in cursor.fetchall()]
 
 
 @contextmanager

@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import pyarrow as pa
 
 from server.exchange import exchange_dir
+from server.storage.connection import fetch_dicts
 from server.storage.duckdb_store import DuckDBTraceStore
 from tools.dataset_models import Candidate, DatasetRecord, DatasetSummary, DatasetVersion
 from tools.errors import ConflictError
@@ -34,10 +34,6 @@ _MAX_TAG_VALUES = 1000
 def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
 
-
-def _rows(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    columns = [d[0] for d in cursor.description]
-    return [dict(zip(columns, r)) for r in cursor.fetchall()]
 
 
 class DuckDBDatasetStore:
@@ -63,7 +59,7 @@ class DuckDBDatasetStore:
             where, params = self.traces.where(expr, now_ms)
         head = "left(sel.request, 2000)" if with_request else "NULL"
         with self.traces.reading() as con:
-            rows = _rows(con.execute(f"""
+            rows = fetch_dicts(con.execute(f"""
                 WITH sel AS (SELECT * FROM traces t WHERE {where})
                 SELECT sel.trace_id, sel.timestamp_ms, sel.status, sel.model, sel.environment, sel.prompt_version,
                        sel.execution_time_ms, coalesce(sel.tool_names, []) AS tool_names,
@@ -113,7 +109,7 @@ class DuckDBDatasetStore:
 
     def versions(self, name: str) -> list[DatasetVersion]:
         with self.traces.reading() as con:
-            rows = _rows(con.execute("SELECT * FROM datasets WHERE name = $name ORDER BY version", {"name": name}))
+            rows = fetch_dicts(con.execute("SELECT * FROM datasets WHERE name = $name ORDER BY version", {"name": name}))
         return [self._header(r) for r in rows]
 
     def summaries(self) -> list[DatasetSummary]:
@@ -128,7 +124,7 @@ class DuckDBDatasetStore:
     def records(self, name: str, version: int, *, offset: int = 0, limit: int | None = None) -> list[DatasetRecord]:
         page = "" if limit is None else f"LIMIT {int(limit)}"
         with self.traces.reading() as con:
-            rows = _rows(con.execute(f"""
+            rows = fetch_dicts(con.execute(f"""
                 SELECT record_id, trace_id, inputs, outputs, expectations, strata, selection_probability, redaction
                 FROM dataset_records WHERE name = $name AND version = $version
                 ORDER BY position {page} OFFSET {int(offset)}""", {"name": name, "version": version}))

@@ -18,7 +18,8 @@ from typing import Any
 import duckdb
 
 from server.storage import filter_sql
-from server.storage.connection import default_idle_release, default_lock_timeout, keeper_for, transaction
+from server.storage.connection import (default_idle_release, default_lock_timeout, fetch_dicts, keeper_for,
+                                       transaction)
 from server.storage.schema import MIGRATIONS, SCHEMA_VERSION
 from server.storage.sql_sandbox import run_query
 from server.storage.writer import write_batch
@@ -120,10 +121,8 @@ class DuckDBTraceStore:
                 f"SELECT t.trace_id, {filter_sql.sort_values_select(order, 't')} FROM traces t "
                 f"WHERE {page_where} ORDER BY {order_sql} LIMIT {int(limit) + 1}", page_params).fetchall()
             ids = [trace_id for trace_id, _ in page[:limit]]
-            cursor = con.execute(f"SELECT {_ROW_COLUMNS} FROM traces t WHERE t.trace_id IN (SELECT unnest($ids))",
-                                 {"ids": ids})
-            columns = [d[0] for d in cursor.description]
-            by_id = {r[0]: dict(zip(columns, r)) for r in cursor.fetchall()}
+            by_id = {r["trace_id"]: r for r in fetch_dicts(con.execute(
+                f"SELECT {_ROW_COLUMNS} FROM traces t WHERE t.trace_id IN (SELECT unnest($ids))", {"ids": ids}))}
             tags = self._tags_for(con, ids)
         sort_values = dict(page[:limit])
         rows = [TraceRow(**{**by_id[i], "tool_names": by_id[i]["tool_names"] or [], "tags": tags.get(i, {}),
@@ -222,10 +221,8 @@ class DuckDBTraceStore:
 
     def tag_history(self, trace_id: str) -> list[dict[str, Any]]:
         with self.reading() as con:
-            cursor = con.execute("SELECT key, value, op, at_ms, set_by FROM tag_history WHERE trace_id = $id "
-                                 "ORDER BY at_ms, op", {"id": trace_id})
-            columns = [d[0] for d in cursor.description]
-            return [dict(zip(columns, r)) for r in cursor.fetchall()]
+            return fetch_dicts(con.execute("SELECT key, value, op, at_ms, set_by FROM tag_history "
+                                           "WHERE trace_id = $id ORDER BY at_ms, op", {"id": trace_id}))
 
     # -- overview & SQL ----------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:

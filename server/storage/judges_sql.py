@@ -18,6 +18,7 @@ import duckdb
 from pydantic import TypeAdapter
 
 from server.storage import rule_sql
+from server.storage.connection import fetch_dicts
 from server.storage.duckdb_store import DuckDBTraceStore
 from tools import filters
 from tools.errors import InvalidInputError, NotFoundError
@@ -69,10 +70,6 @@ _SPANS = """
     FROM spans s WHERE s.trace_id IN (SELECT trace_id FROM items) GROUP BY 1"""
 
 
-def _rows(cursor: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
-    columns = [d[0] for d in cursor.description]
-    return [dict(zip(columns, r)) for r in cursor.fetchall()]
-
 
 class DuckDBJudgeStore:
     """``tools.judge_ports.JudgeStore`` and ``ItemSource`` over a ``DuckDBTraceStore`` file."""
@@ -95,12 +92,12 @@ class DuckDBJudgeStore:
 
     def judge_versions(self, name: str) -> list[JudgeRecord]:
         with self.traces.reading() as con:
-            rows = _rows(con.execute("SELECT * FROM judges WHERE name = $n ORDER BY seq DESC", {"n": name}))
+            rows = fetch_dicts(con.execute("SELECT * FROM judges WHERE name = $n ORDER BY seq DESC", {"n": name}))
         return [self._judge(r) for r in rows]
 
     def latest_judges(self) -> list[tuple[JudgeRecord, int]]:
         with self.traces.reading() as con:
-            rows = _rows(con.execute("""
+            rows = fetch_dicts(con.execute("""
                 SELECT * EXCLUDE (rn), count(*) OVER (PARTITION BY name) AS n_versions FROM (
                     SELECT *, row_number() OVER (PARTITION BY name ORDER BY seq DESC) AS rn FROM judges)
                 QUALIFY rn = 1 ORDER BY name"""))
@@ -131,7 +128,7 @@ class DuckDBJudgeStore:
 
     def load_run(self, run_id: str) -> RunRecord | None:
         with self.traces.reading() as con:
-            rows = _rows(con.execute("SELECT * FROM judge_runs WHERE run_id = $id", {"id": run_id}))
+            rows = fetch_dicts(con.execute("SELECT * FROM judge_runs WHERE run_id = $id", {"id": run_id}))
         return self._run(rows[0]) if rows else None
 
     def list_runs(self, *, limit: int, before: str | None) -> list[RunRecord]:
@@ -141,7 +138,7 @@ class DuckDBJudgeStore:
             where = "(started_at_ms < $s OR (started_at_ms = $s AND run_id < $r))"
             params = {"s": int(started), "r": run_id}
         with self.traces.reading() as con:
-            rows = _rows(con.execute(f"SELECT * FROM judge_runs WHERE {where} ORDER BY started_at_ms DESC, "
+            rows = fetch_dicts(con.execute(f"SELECT * FROM judge_runs WHERE {where} ORDER BY started_at_ms DESC, "
                                      f"run_id DESC LIMIT {int(limit)}", params))
         return [self._run(r) for r in rows]
 
@@ -208,14 +205,14 @@ class DuckDBJudgeStore:
         if not keys:
             return {}
         with self.traces.reading() as con:
-            rows = _rows(con.execute("""SELECT cache_key, verdict, score, rationale, input_tokens, output_tokens,
+            rows = fetch_dicts(con.execute("""SELECT cache_key, verdict, score, rationale, input_tokens, output_tokens,
                                         cost_usd FROM judge_cache WHERE cache_key IN (SELECT unnest($k))""",
                                      {"k": list(keys)}))
         return {r.pop("cache_key"): CachedReply(**r) for r in rows}
 
     def run_summary(self, run_id: str) -> list[dict[str, Any]]:
         with self.traces.reading() as con:
-            return _rows(con.execute("""
+            return fetch_dicts(con.execute("""
                 SELECT judge_version, count(*) AS scored, count(*) FILTER (WHERE verdict = 'pass') AS passed,
                        count(*) FILTER (WHERE verdict = 'fail') AS failed,
                        count(*) FILTER (WHERE verdict = 'unknown') AS unknown,
@@ -242,7 +239,7 @@ class DuckDBJudgeStore:
             where.append("(judge > $aj OR (judge = $aj AND record_id > $ai))")
             params.update(aj=after[0], ai=after[1])
         with self.traces.reading() as con:
-            return _rows(con.execute(f"""
+            return fetch_dicts(con.execute(f"""
                 SELECT judge, trace_id, record_id AS item_id, verdict, score, rationale, error,
                        coalesce(cached, FALSE) AS cached, latency_ms
                 FROM scores WHERE {' AND '.join(where)} ORDER BY judge, record_id LIMIT {int(limit)}""", params))
@@ -322,7 +319,7 @@ class DuckDBJudgeStore:
         if after is not None:
             params["j_after"] = after
         with self.traces.reading() as con:
-            rows = _rows(con.execute(sql + " SELECT * FROM base ORDER BY item_id", params))
+            rows = fetch_dicts(con.execute(sql + " SELECT * FROM base ORDER BY item_id", params))
         return [self._item(r) for r in rows]
 
     @staticmethod
@@ -350,7 +347,7 @@ class DuckDBJudgeStore:
         sql, params = self._base(Target(filter=None, now_ms=0), spans=True, page="WHERE item_id IN (SELECT unnest($j_ids))")
         params["j_ids"] = trace_ids
         with self.traces.reading() as con:
-            return [self._item(r) for r in _rows(con.execute(sql + " SELECT * FROM base ORDER BY item_id", params))]
+            return [self._item(r) for r in fetch_dicts(con.execute(sql + " SELECT * FROM base ORDER BY item_id", params))]
 
     # -- rules in SQL --------------------------------------------------------------------------
     def bulk_rule_scores(self, run_id: str, judge: JudgeRecord, target: Target, now_ms: int) -> int | None:

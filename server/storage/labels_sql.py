@@ -13,6 +13,7 @@ from typing import Any
 
 import duckdb
 
+from server.storage.connection import fetch_dicts
 from server.storage.duckdb_store import DuckDBTraceStore
 from tools.labels import CriterionCount, LabelPage, LabelRecord, NewLabel
 
@@ -31,8 +32,7 @@ def new_label_id(created_at_ms: int) -> str:
 
 
 def _records(cursor: duckdb.DuckDBPyConnection) -> list[LabelRecord]:
-    columns = [d[0] for d in cursor.description]
-    return [LabelRecord(**dict(zip(columns, row))) for row in cursor.fetchall()]
+    return [LabelRecord(**row) for row in fetch_dicts(cursor)]
 
 
 class DuckDBLabelStore:
