@@ -111,21 +111,19 @@ class TraceSieveSide:
         return out
 
     def dataset_from_tags(self, *, repeats: int, budget_s: float) -> Timing | None:
-        """``build_dataset_from_tags`` over every ``eval_candidate`` trace, if the datasets feature
-        is wired into the store; else None (reported as not measured). Redaction is off so the
+        """``build_dataset_from_tags`` over every ``eval_candidate`` trace. Redaction is off so the
         work matches the seed's MLflow code (which does not redact); a fresh name per run makes
         every run a real build rather than the idempotent "same content" answer."""
-        try:
-            from tools import datasets  # noqa: PLC0415 - optional feature, written in parallel
-            model = datasets.BuildDatasetInput
-            build = datasets.build_dataset_from_tags
-        except (ImportError, AttributeError):
-            return None
+        from server.storage.datasets_sql import DuckDBDatasetStore  # noqa: PLC0415
+        from tools import datasets  # noqa: PLC0415
+
+        dataset_store = DuckDBDatasetStore(self.store)
         counter = iter(range(10**9))
 
         def run() -> Any:
-            result = build(self.store, model(name=f"bench_{os.getpid()}_{next(counter)}", tags=["eval_candidate"],
-                                             redact=False), now_ms=self.ds.now_ms)
+            result = datasets.build_dataset_from_tags(dataset_store, datasets.BuildDatasetInput(
+                name=f"bench_{os.getpid()}_{next(counter)}", tags=["eval_candidate"], redact=False),
+                now_ms=self.ds.now_ms)
             return getattr(result, "record_count", None) or getattr(result, "records", None)
 
         try:

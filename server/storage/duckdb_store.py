@@ -113,20 +113,17 @@ class DuckDBTraceStore:
             ks_sql, ks_params = filter_sql.keyset_predicate(order, after["values"], after["trace_id"], "t")
             page_where = f"({where}) AND ({ks_sql})"
             page_params.update(ks_params)
-        order_sql = filter_sql.compile_order_by(order, "t")
         with self.reading() as con:
             total = con.execute(f"SELECT count(*) FROM traces t WHERE {where}", params).fetchone()[0]
-            # Two steps: find the page's ids on narrow columns, then read the wide ones for those rows only.
-            page = con.execute(
-                f"SELECT t.trace_id, {filter_sql.sort_values_select(order, 't')} FROM traces t "
-                f"WHERE {page_where} ORDER BY {order_sql} LIMIT {int(limit) + 1}", page_params).fetchall()
-            ids = [trace_id for trace_id, _ in page[:limit]]
-            by_id = {r["trace_id"]: r for r in fetch_dicts(con.execute(
-                f"SELECT {_ROW_COLUMNS} FROM traces t WHERE t.trace_id IN (SELECT unnest($ids))", {"ids": ids}))}
-            tags = self._tags_for(con, ids)
-        sort_values = dict(page[:limit])
-        rows = [TraceRow(**{**by_id[i], "tool_names": by_id[i]["tool_names"] or [], "tags": tags.get(i, {}),
-                            "sort_values": sort_values[i]}) for i in ids]
+            # One query: DuckDB's top-N reads the wide columns only for the rows it keeps, and the
+            # page-token values are cast for those rows only (outside the LIMIT).
+            page = fetch_dicts(con.execute(
+                f"SELECT {_ROW_COLUMNS.replace('t.', 'p.')}, {filter_sql.sort_values_select(order, 'p')} AS sort_values "
+                f"FROM (SELECT * FROM traces t WHERE {page_where} ORDER BY {filter_sql.compile_order_by(order, 't')} "
+                f"LIMIT {int(limit) + 1}) p ORDER BY {filter_sql.compile_order_by(order, 'p')}", page_params))
+            tags = self._tags_for(con, [r["trace_id"] for r in page[:limit]])
+        rows = [TraceRow(**{**r, "tool_names": r["tool_names"] or [], "tags": tags.get(r["trace_id"], {})})
+                for r in page[:limit]]
         return SearchPage(rows=rows, has_more=len(page) > limit, total_matches=total)
 
     @staticmethod
@@ -135,7 +132,7 @@ class DuckDBTraceStore:
             return {}
         out: dict[str, dict[str, str]] = {}
         for trace_id, key, value in con.execute(
-                "SELECT trace_id, key, value FROM tags WHERE trace_id IN (SELECT unnest($ids)) ORDER BY key",
+                "SELECT trace_id, key, value FROM tags WHERE trace_id = ANY($ids) ORDER BY key",
                 {"ids": trace_ids}).fetchall():
             out.setdefault(trace_id, {})[key] = value
         return out
