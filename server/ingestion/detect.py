@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, Iterable, Iterator, Literal
 
 from tools.errors import IngestError
 
-__all__ = ["Document", "PROTOBUF_SUFFIXES", "is_attribute_map", "looks_like_protobuf", "read_documents", "sniff"]
+__all__ = ["Document", "PROTOBUF_SUFFIXES", "document_items", "is_attribute_map", "looks_like_protobuf", "read_documents", "sniff"]
 
 Kind = Literal["otlp", "mlflow", "langfuse"]
 PROTOBUF_SUFFIXES = frozenset({".pb", ".binpb", ".otlp"})
@@ -115,3 +115,14 @@ def is_attribute_map(value: Any) -> bool:
                                                all(not isinstance(x, (dict, list)) for x in item))
                for item in value.values())
     return flat and any("." in str(key) for key in value)
+
+
+def document_items(docs: Iterable[Document | IngestError]) -> Iterator[tuple[Any, str] | IngestError]:
+    """Each item of each document with where it sits (a file may hold one object, a list, or JSON lines)."""
+    for doc in docs:
+        if isinstance(doc, IngestError):
+            yield doc
+            continue
+        items = doc.value if isinstance(doc.value, list) else [doc.value]
+        for index, item in enumerate(items, start=1):
+            yield item, doc.location or (f"item {index}" if isinstance(doc.value, list) else "")

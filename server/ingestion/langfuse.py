@@ -15,7 +15,7 @@ from typing import Any, Iterable, Iterator
 from server.ingestion.assemble import (TraceProblem, build_trace, make_span, time_ms, time_ns, trace_or_error,
                                       verdict_and_score)
 from server.ingestion.attributes import as_int, as_text, maybe_json
-from server.ingestion.detect import Document
+from server.ingestion.detect import Document, document_items
 from tools.errors import IngestError
 from tools.models import Label, Score, Span, Trace
 
@@ -29,20 +29,18 @@ _ENVIRONMENT_KEYS = ("deployment.environment.name", "deployment.environment")
 def read_langfuse_documents(docs: Iterable[Document | IngestError], path: Path) -> Iterator[Trace | IngestError]:
     """Read ``{trace, observations}`` exports (one per file, a list of them, or JSON lines)."""
     source = str(path)
-    for doc in docs:
-        if isinstance(doc, IngestError):
-            yield doc
+    for entry in document_items(docs):
+        if isinstance(entry, IngestError):
+            yield entry
             continue
-        items = doc.value if isinstance(doc.value, list) else [doc.value]
-        for index, item in enumerate(items, start=1):
-            where = doc.location or (f"item {index}" if isinstance(doc.value, list) else "")
-            trace = item.get("trace") if isinstance(item, dict) else None
-            if not isinstance(trace, dict):
-                yield IngestError("not a Langfuse export (no 'trace' object); export the trace with its "
-                                  "observations as {trace, observations}.", source=source, location=where)
-                continue
-            location = ", ".join(part for part in (where, f"trace {trace.get('id') or '(missing id)'}") if part)
-            yield trace_or_error(source, location, lambda item=item: trace_from_langfuse(item), fmt="Langfuse")
+        item, where = entry
+        trace = item.get("trace") if isinstance(item, dict) else None
+        if not isinstance(trace, dict):
+            yield IngestError("not a Langfuse export (no 'trace' object); export the trace with its "
+                              "observations as {trace, observations}.", source=source, location=where)
+            continue
+        location = ", ".join(part for part in (where, f"trace {trace.get('id') or '(missing id)'}") if part)
+        yield trace_or_error(source, location, lambda item=item: trace_from_langfuse(item), fmt="Langfuse")
 
 
 def trace_from_langfuse(doc: dict) -> Trace:

@@ -15,7 +15,7 @@ from typing import Any, Iterable, Iterator
 from server.ingestion.assemble import (TraceProblem, build_trace, make_span, normalise_id, root_span, span_status,
                                       time_ms, time_ns, trace_or_error, verdict_and_score)
 from server.ingestion.attributes import as_int, as_text, maybe_json
-from server.ingestion.detect import Document
+from server.ingestion.detect import Document, document_items
 from tools.errors import IngestError
 from tools.models import Label, Score, Span, Trace
 
@@ -29,21 +29,19 @@ _JUDGE_SOURCES = frozenset({"LLM_JUDGE", "CODE", "AI_JUDGE"})
 def read_mlflow_documents(docs: Iterable[Document | IngestError], path: Path) -> Iterator[Trace | IngestError]:
     """Read MLflow traces from parsed documents: one trace, a list of traces, or JSON lines."""
     source = str(path)
-    for doc in docs:
-        if isinstance(doc, IngestError):
-            yield doc
+    for entry in document_items(docs):
+        if isinstance(entry, IngestError):
+            yield entry
             continue
-        items = doc.value if isinstance(doc.value, list) else [doc.value]
-        for index, item in enumerate(items, start=1):
-            where = doc.location or (f"item {index}" if isinstance(doc.value, list) else "")
-            info = item.get("info") if isinstance(item, dict) else None
-            if not isinstance(info, dict):
-                yield IngestError("not an MLflow trace (no 'info' object); export it with mlflow Trace.to_json().",
-                                  source=source, location=where)
-                continue
-            label = info.get("trace_id") or info.get("request_id") or "(missing id)"
-            location = ", ".join(part for part in (where, f"trace {label}") if part)
-            yield trace_or_error(source, location, lambda item=item: trace_from_mlflow_dict(item), fmt="MLflow")
+        item, where = entry
+        info = item.get("info") if isinstance(item, dict) else None
+        if not isinstance(info, dict):
+            yield IngestError("not an MLflow trace (no 'info' object); export it with mlflow Trace.to_json().",
+                              source=source, location=where)
+            continue
+        label = info.get("trace_id") or info.get("request_id") or "(missing id)"
+        location = ", ".join(part for part in (where, f"trace {label}") if part)
+        yield trace_or_error(source, location, lambda item=item: trace_from_mlflow_dict(item), fmt="MLflow")
 
 
 def trace_from_mlflow_dict(doc: dict) -> Trace:

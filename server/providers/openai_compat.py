@@ -11,34 +11,29 @@ from typing import Any
 
 import httpx
 
-from server.providers.retry import RetryPolicy, post_with_retries
+from server.providers.http_judge import HttpJudgeModel
+from server.providers.retry import RetryPolicy
 from tools.errors import ProviderError
 from tools.judge_ports import JudgePrompt, ModelReply
 
 
-class OpenAICompatJudge:
+class OpenAICompatJudge(HttpJudgeModel):
+    provider = "openai"
+
     def __init__(self, *, base_url: str, model: str, api_key: str | None, key_env: str | None = None,
                  policy: RetryPolicy = RetryPolicy(), price_in_per_mtok: float | None = None,
                  price_out_per_mtok: float | None = None) -> None:
-        self.url = base_url.rstrip("/") + "/chat/completions"
-        self.model = model
-        self.name = f"openai:{model}"
-        self.key_env = key_env
-        self.policy = policy
-        self.price_in_per_mtok = price_in_per_mtok
-        self.price_out_per_mtok = price_out_per_mtok
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._client = httpx.AsyncClient(headers=headers, timeout=httpx.Timeout(policy.timeout_s))
+        super().__init__(url=base_url.rstrip("/") + "/chat/completions", model=model, headers=headers,
+                         key_env=key_env, policy=policy, price_in_per_mtok=price_in_per_mtok,
+                         price_out_per_mtok=price_out_per_mtok)
 
-    async def grade(self, prompt: JudgePrompt, *, max_tokens: int) -> ModelReply:
-        body = {"model": self.model, "temperature": 0, "max_tokens": max_tokens,
+    def request_body(self, prompt: JudgePrompt, max_tokens: int) -> dict[str, Any]:
+        return {"model": self.model, "temperature": 0, "max_tokens": max_tokens,
                 "messages": [{"role": "system", "content": prompt.system}, {"role": "user", "content": prompt.user}]}
-        response = await post_with_retries(lambda: self._client.post(self.url, json=body), url=self.url,
-                                           policy=self.policy, key_env=self.key_env)
-        return parse_response(response, self.url)
 
-    async def aclose(self) -> None:
-        await self._client.aclose()
+    def parse_response(self, response: httpx.Response) -> ModelReply:
+        return parse_response(response, self.url)
 
 
 def parse_response(response: httpx.Response, url: str) -> ModelReply:

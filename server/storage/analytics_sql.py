@@ -16,7 +16,7 @@ from typing import Any
 import duckdb
 
 from server.storage.connection import fetch_dicts
-from server.storage.duckdb_store import DuckDBTraceStore
+from server.storage.duckdb_store import StoreFeature
 from tools.error_patterns import ErrorData, ErrorRequest, PatternRow, WindowCounts
 from tools.profiling import BREAKDOWNS, GroupRow, ProfileData, ProfileRequest, SpanStatsRow, TraceOverview
 
@@ -179,17 +179,8 @@ def _records(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -
     return fetch_dicts(con.execute(sql, params))
 
 
-class DuckDBAnalytics:
+class DuckDBAnalytics(StoreFeature):
     """Profiles and error patterns computed inside DuckDB over a ``DuckDBTraceStore``'s file."""
-
-    def __init__(self, store: DuckDBTraceStore) -> None:
-        self.store = store
-
-    def known_trace_ids(self, trace_ids: list[str]) -> set[str]:
-        return self.store.known_trace_ids(trace_ids)
-
-    def similar_trace_ids(self, trace_id: str, limit: int = 3) -> list[str]:
-        return self.store.similar_trace_ids(trace_id, limit)
 
     # -- profile_traces ----------------------------------------------------------------------
     def profile_data(self, request: ProfileRequest) -> ProfileData:

@@ -258,3 +258,17 @@ class DuckDBTraceStore:
 
     def query_sql(self, sql: str, *, limit: int) -> SqlResult:
         return run_query(self.path, sql, limit=limit, lock_timeout_s=self.lock_timeout_s)
+
+
+class StoreFeature:
+    """Base of the feature adapters (analytics, labels, …) over one ``DuckDBTraceStore``: they share
+    its kept connection and answer trace-id questions the way the core store does."""
+
+    def __init__(self, store: DuckDBTraceStore) -> None:
+        self.store = store
+
+    def known_trace_ids(self, trace_ids: Sequence[str]) -> set[str]:
+        return self.store.known_trace_ids(trace_ids)
+
+    def similar_trace_ids(self, trace_id: str, limit: int = 3) -> list[str]:
+        return self.store.similar_trace_ids(trace_id, limit)

@@ -14,7 +14,7 @@ from typing import Any
 import duckdb
 
 from server.storage.connection import fetch_dicts
-from server.storage.duckdb_store import DuckDBTraceStore
+from server.storage.duckdb_store import StoreFeature
 from tools.labels import CriterionCount, LabelPage, LabelRecord, NewLabel
 
 _COLUMNS = "label_id, trace_id, criterion, value, numeric_value, reviewer, rationale, created_at_ms, source"
@@ -35,17 +35,8 @@ def _records(cursor: duckdb.DuckDBPyConnection) -> list[LabelRecord]:
     return [LabelRecord(**row) for row in fetch_dicts(cursor)]
 
 
-class DuckDBLabelStore:
+class DuckDBLabelStore(StoreFeature):
     """Labels in the trace store's DuckDB file."""
-
-    def __init__(self, store: DuckDBTraceStore) -> None:
-        self.store = store
-
-    def known_trace_ids(self, trace_ids: list[str]) -> set[str]:
-        return self.store.known_trace_ids(trace_ids)
-
-    def similar_trace_ids(self, trace_id: str, limit: int = 3) -> list[str]:
-        return self.store.similar_trace_ids(trace_id, limit)
 
     def append_label(self, label: NewLabel, *, now_ms: int) -> tuple[LabelRecord, LabelRecord | None]:
         with self.store.writing() as con:
