@@ -276,7 +276,7 @@ def _error_rules(request: ErrorRequest) -> tuple[dict[str, Any], str, str]:
 
 
 _PATTERNS_SQL = """
-WITH es AS (
+WITH es AS MATERIALIZED (
     SELECT s.trace_id, s.span_id, s.parent_span_id, s.name, s.span_type, s.tool_name, s.status_message AS msg,
            s.attributes, s.events
     FROM spans s SEMI JOIN e_win w ON w.trace_id = s.trace_id
