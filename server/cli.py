@@ -6,14 +6,17 @@ input models, so validation matches), and print JSON (default) or a table. Error
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
 import click
+from click._termui_impl import ProgressBar
 
 from server import cli_analysis, cli_calibration, cli_datasets, cli_judges
 from server.cli_common import db_option, echo_result, now_ms, table_option
@@ -22,6 +25,8 @@ from server.storage.duckdb_store import DuckDBTraceStore
 from server.storage.schema import QUERYABLE
 from tools import describe, search, tagging, traces
 from tools import sql as sql_tool
+from tools.errors import IngestError
+from tools.models import Trace
 
 #: Each feature module contributes its commands; the group is assembled at the bottom.
 FEATURE_COMMANDS = (cli_analysis.COMMANDS, cli_datasets.COMMANDS, cli_judges.COMMANDS, cli_calibration.COMMANDS)
@@ -78,25 +83,30 @@ def ingest(db: Path, paths: tuple[Path, ...], fmt: str, tracking_uri: str | None
         tracesieve ingest exports/ --format auto
         tracesieve ingest --from-mlflow sqlite:///mlflow.db --experiment support-agent
     """
-    from server.ingest import IngestReport
     from server.ingest import ingest as run_ingest
-    from server.ingestion import read_mlflow_tracking, read_path
+    from server.ingestion import list_files, read_mlflow_tracking
 
     if not paths and not tracking_uri:
         raise click.UsageError("Give PATHS to read, or --from-mlflow TRACKING_URI.")
     with cli_errors():
         store = DuckDBTraceStore(db)
-        report = IngestReport()
-        sources = [(str(p), lambda p=p: read_path(p, fmt)) for p in paths]  # type: ignore[misc]
-        if tracking_uri:
-            sources.append((tracking_uri, lambda: read_mlflow_tracking(tracking_uri, experiment)))
-        with click.progressbar(sources, label="ingesting", file=sys.stderr,
-                               item_show_func=lambda s: s[0] if s else None) as bar:
-            for _, read in bar:
-                run_ingest(store, read(), report=report)
+        files = [file for path in paths for file in list_files(path)]
+        live = read_mlflow_tracking(tracking_uri, experiment) if tracking_uri else iter(())
+        # Progress in bytes of input read; batches still span files, so many small files stay cheap.
+        with click.progressbar(length=sum(f.stat().st_size for f in files) or 1, label="ingesting",
+                               file=sys.stderr) as bar:
+            report = run_ingest(store, itertools.chain(_read_files(files, fmt, bar), live))
     click.echo(json.dumps(report.model_dump(), indent=2))
     if report.error_count and not report.traces:
         sys.exit(1)
+
+
+def _read_files(files: list[Path], fmt: str, bar: ProgressBar) -> Iterator[Trace | IngestError]:
+    from server.ingestion import read_path
+
+    for file in files:
+        yield from read_path(file, fmt)  # type: ignore[arg-type]
+        bar.update(file.stat().st_size)
 
 
 @cli.command("describe")

@@ -208,3 +208,22 @@ def test_an_mlflow_2x_trace_with_hex_ids_and_request_metadata() -> None:
     assert (trace.input_tokens, trace.output_tokens) == (42, 0)
     assert json.loads(trace.request) == {"question": "What is MLflow?"}
     assert trace.metadata["mlflow.trace_schema.version"] == "2"
+
+
+def test_the_cli_ingests_a_live_mlflow_store_with_tags_and_assessments(mlflow_store: Store, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from server.cli import cli
+    from server.storage.duckdb_store import DuckDBTraceStore
+
+    db = tmp_path / "from-mlflow.duckdb"
+    result = CliRunner().invoke(cli, ["ingest", "--from-mlflow", mlflow_store.uri, "--experiment", "agents",
+                                      "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    assert '"traces": 2' in result.output and '"error_count": 0' in result.output
+    store = DuckDBTraceStore(db)
+    stored = store.load_trace(mlflow_store.ok_id)
+    assert stored == only(list(read_path(mlflow_store.json_path))).model_copy(update={"labels": [], "scores": []})
+    with store.reading() as con:
+        labels = con.execute("SELECT count(*) FROM labels WHERE trace_id = $id", {"id": mlflow_store.ok_id}).fetchone()[0]
+    assert labels >= 1

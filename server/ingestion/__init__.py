@@ -51,12 +51,17 @@ def read_path(path: Path, fmt: Format = "auto") -> Iterator[Trace | IngestError]
     return _read_tree(path, fmt)
 
 
-def _read_tree(path: Path, fmt: Format) -> Iterator[Trace | IngestError]:
+def list_files(path: Path) -> list[Path]:
+    """The files ``read_path`` reads for ``path``: the file itself, or a directory's files in sorted
+    order (Langfuse chat views, licence/readme texts and hidden files left out)."""
+    path = Path(path)
     if not path.is_dir():
-        yield from _read_file(path, fmt)
-        return
-    files = sorted(p for p in path.rglob("*") if p.is_file() and not _skipped(p.relative_to(path)))
-    for file in files:
+        return [path]
+    return sorted(p for p in path.rglob("*") if p.is_file() and not _skipped(p.relative_to(path)))
+
+
+def _read_tree(path: Path, fmt: Format) -> Iterator[Trace | IngestError]:
+    for file in list_files(path):
         yield from _read_file(file, fmt)
 
 
