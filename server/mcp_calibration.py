@@ -86,7 +86,7 @@ def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
 
     @mcp.tool(annotations=APPEND_IDEMPOTENT)
     @surface_errors
-    def import_labels(path: FilePath, format: FormatArg = "auto",
+    def import_labels(file: FilePath, format: FormatArg = "auto",
                       reviewer: DefaultReviewer = None) -> labels.ImportLabelsResult:
         """Import human labels from a file: CSV/JSONL written for tracesieve, Langfuse ANNOTATION scores,
         or MLflow HUMAN assessments.
@@ -94,10 +94,10 @@ def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
         The whole file is checked first; any bad row (unknown trace, missing value, a value that is not
         pass/fail or a number) means nothing is written and the error lists the rows. Rows identical to
         stored labels are skipped, so re-importing is safe.
-        Example: import_labels(path='week46-labels.csv')  (the file sits in <store folder>/exports/)
+        Example: import_labels(file='week46-labels.csv')  (the file sits in <store folder>/exports/)
         """
         rows, source, strict = read_label_file(
-            confined_file(store.path, path, example="week46-labels.csv",
+            confined_file(store.path, file, example="week46-labels.csv",
                           cli_alternative="tracesieve labels import PATH"), format)
         return labels.import_labels(label_store, rows, source=source, default_reviewer=reviewer,
                                     strict_values=strict, now_ms=_now_ms())

@@ -85,10 +85,10 @@ async def test_errors_reach_the_agent_with_the_fix(mstore: DuckDBTraceStore, tmp
         assert bad.is_error and "Did you mean 'grounded_judge'?" in text(bad)
         bad = await client.call_tool("compare_runs", {"baseline_run": "base", "candidate_run": "cnad"})
         assert bad.is_error and "No scores for run 'cnad'. Did you mean 'cand'?" in text(bad)
-        bad = await client.call_tool("import_labels", {"path": "missing.csv"})
+        bad = await client.call_tool("import_labels", {"file": "missing.csv"})
         assert bad.is_error and "No file at" in text(bad)
         for outside in ("/etc/passwd", "../traces.duckdb", str(tmp_path / "labels.csv")):
-            bad = await client.call_tool("import_labels", {"path": outside})
+            bad = await client.call_tool("import_labels", {"file": outside})
             assert bad.is_error and "must be a plain file name inside the store's exports folder" in text(bad)
             assert "tracesieve labels import PATH" in text(bad)
         bad = await client.call_tool("annotation_queue", {"criterion": "grounded", "filter": "attributes.stauts = 1"})

@@ -57,7 +57,7 @@ async def _label(session: Any, echo: Echo, store_path: Path, items: list[dict[st
                     out.write(json.dumps({"trace_id": item["trace_id"], "criterion": criterion,
                                           "value": truth[item["trace_id"]][criterion], "reviewer": REVIEWER,
                                           "rationale": RATIONALE}) + "\n")
-    r = await session.call("import_labels", {"path": path.name},
+    r = await session.call("import_labels", {"file": path.name},
                            f"Import the rest as a JSONL file ({len(items)} traces × {len(DEMO_CRITERIA)} criteria).")
     if isinstance(r, dict):
         echo(f"  imported {r['imported']} labels ({r['already_present']} already present)")
