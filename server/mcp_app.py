@@ -14,6 +14,7 @@ from mcp.types import ToolAnnotations
 
 from server import mcp_analysis, mcp_calibration, mcp_datasets, mcp_judges
 from server.errors import surface_errors
+from server.strict_args import StrictArgumentsServer
 from server.storage.duckdb_store import DuckDBTraceStore
 from server.storage.schema import QUERYABLE
 from tools import describe, search, tagging, traces
@@ -48,7 +49,7 @@ def _now_ms() -> int:
 
 def build_app(store: DuckDBTraceStore) -> MCPServer:
     """An MCP server over ``store``; every call opens the store only for its own duration."""
-    mcp = MCPServer("tracesieve", instructions=INSTRUCTIONS)
+    mcp = StrictArgumentsServer("tracesieve", instructions=INSTRUCTIONS)
 
     @mcp.tool(annotations=READ_ONLY)
     @surface_errors

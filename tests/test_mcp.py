@@ -118,3 +118,16 @@ async def test_a_search_that_matches_nothing_says_so_plainly(db_path: Path) -> N
                 ).structured_content
     assert (page["traces"], page["total_matches"], page["next_page_token"]) == ([], 0, None)
     assert page["filter_explained"] == "status is 'IN_PROGRESS'"
+
+
+async def test_an_unknown_argument_is_refused_instead_of_silently_dropped(db_path: Path) -> None:
+    async with client_for(db_path) as client:
+        mlflow_style = error_text(await client.call_tool("search_traces", {
+            "filter_string": "attributes.status = 'ERROR'", "max_results": 5}))
+        typo = error_text(await client.call_tool("tag_trace", {"key": "k", "trace_id": "t01"}))
+        tags_before = (await client.call_tool("search_traces", {"filter": "tags.k IS NOT NULL"})).structured_content
+    assert mlflow_style.endswith(
+        "search_traces has no argument 'filter_string' (did you mean 'filter'?), 'max_results' (did you mean "
+        "'limit'?). Nothing was done. Its arguments are: filter, limit, order_by, page_token.")
+    assert "tag_trace has no argument 'trace_id' (did you mean 'trace_ids'?)" in typo
+    assert tags_before["total_matches"] == 0
