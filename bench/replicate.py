@@ -26,7 +26,8 @@ def replicate(src: Path, dst: Path, copies: int) -> dict[str, float]:
     t0 = time.perf_counter()
     con = duckdb.connect(str(dst))
     con.execute(f"ATTACH '{src}' AS src (READ_ONLY)")
-    new_id = "CASE WHEN $i = 0 THEN trace_id ELSE printf('%02x', $i) || substr(trace_id, 3) END"
+    # A fresh 32-hex id per copy (md5 of id and copy number): rewriting a prefix collided with originals.
+    new_id = "CASE WHEN $i = 0 THEN trace_id ELSE md5(trace_id || ':' || $i) END"
     for i in range(copies):
         con.execute("BEGIN")
         con.execute(f"INSERT INTO traces SELECT * REPLACE ({new_id} AS trace_id) FROM src.traces", {"i": i})

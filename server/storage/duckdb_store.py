@@ -181,7 +181,7 @@ class DuckDBTraceStore:
                         "WHERE trace_id IN (SELECT unnest($ids))", {"ids": list(trace_ids)})
         else:
             where, params = self.where(expr, now_ms)
-            con.execute(f"CREATE TEMP TABLE sel AS SELECT trace_id FROM traces t WHERE {where}", params)
+            con.execute(f"CREATE TEMP TABLE sel AS SELECT DISTINCT trace_id FROM traces t WHERE {where}", params)
         return con.execute("SELECT count(*) FROM sel").fetchone()[0]
 
     def set_tag(self, *, trace_ids: Sequence[str] | None, expr: Any, key: str, value: str, by: str,
