@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
-from scipy.stats import fisher_exact
 
 from tools import filters
 from tools.analysis_common import Window, count_text, markdown_table, ms_text, parse_window, pct_text, ratio
@@ -208,6 +207,8 @@ def _compare(cur: WindowCounts, prev: WindowCounts) -> tuple[float | None, float
         return None, None, "no traces"
     if not prev.traces:
         return None, None, "no baseline"
+    from scipy.stats import fisher_exact  # imported on use: scipy adds seconds to every CLI/server start
+
     change = (cur.errors / cur.traces - prev.errors / prev.traces) * 100
     p = float(fisher_exact([[cur.errors, cur.traces - cur.errors], [prev.errors, prev.traces - prev.errors]])[1])
     if p < SIGNIFICANCE and change > 0:
