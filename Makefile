@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(PY) -m bench.run $(BENCH_ARGS)
 	$(PY) -m bench.judges_bench
 	$(PY) -m bench.calibration_bench
+	$(PY) -m bench.analysis_bench
 
 bench-quick: $(STAMP)
 	$(PY) -m bench.run --quick
