@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
+
+import duckdb
 
 from tools.models import Span, Trace
 
@@ -56,3 +59,12 @@ def small_set() -> list[Trace]:
         trace("t11", 10, question="Track shipment 55", tool="track_shipment"),
         trace("t12", 11, answer="x" * 50_000),
     ]
+
+
+def dataset_counts(db: Path) -> tuple[int, int]:
+    """(datasets, dataset_records) rows in a store file: what a refused write must leave unchanged."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute("SELECT (SELECT count(*) FROM datasets), (SELECT count(*) FROM dataset_records)").fetchone()
+    finally:
+        con.close()

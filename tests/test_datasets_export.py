@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import duckdb
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
@@ -16,15 +15,8 @@ from server.storage.datasets_sql import DuckDBDatasetStore
 from server.storage.duckdb_store import DuckDBTraceStore
 from tools.dataset_merge import MergeRecordsInput, merge_records
 from tools.datasets import BuildDatasetInput, build_dataset_from_tags
+from tests.factory import dataset_counts
 from tools.errors import InvalidInputError
-
-
-def counts(db: Path) -> tuple[int, int]:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute("SELECT (SELECT count(*) FROM datasets), (SELECT count(*) FROM dataset_records)").fetchone()
-    finally:
-        con.close()
 
 
 @pytest.fixture
@@ -89,12 +81,12 @@ def test_a_broken_jsonl_file_names_the_line_and_writes_nothing(ds: DuckDBDataset
     bad.write_text('{"inputs": {"q": "a"}}\n{"inputs": \n')
     other = tmp_path / "other.jsonl"
     other.write_text('{"inputs": {"q": "a"}, "colour": "red"}\n')
-    before = counts(db_path)
+    before = dataset_counts(db_path)
     with pytest.raises(InvalidInputError, match="bad.jsonl line 2 is not valid JSON"):
         import_dataset(ds, "bad", bad, redact=True, new_version=False, description=None, now_ms=1)
     with pytest.raises(InvalidInputError, match="record 1 has unknown field\\(s\\) 'colour'"):
         import_dataset(ds, "bad", other, redact=True, new_version=False, description=None, now_ms=1)
-    assert counts(db_path) == before
+    assert dataset_counts(db_path) == before
 
 
 def test_the_cli_builds_lists_shows_diffs_exports_and_imports(db_path: Path, tmp_path: Path) -> None:

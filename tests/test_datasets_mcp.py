@@ -11,21 +11,13 @@ from mcp import Client
 
 from server.mcp_app import build_app
 from server.storage.duckdb_store import DuckDBTraceStore
-from tests.factory import trace
+from tests.factory import dataset_counts, trace
 
 pytestmark = pytest.mark.anyio
 
 DATASET_TOOLS = {"build_dataset_from_tags", "list_datasets", "get_dataset", "diff_datasets", "merge_records",
                  "set_expectations", "export_dataset", "import_dataset"}
 SECRET = "ghp_SEEDEDabcdefghijklmnopqrstuvwxyz0123456"
-
-
-def counts(db: Path) -> tuple[int, int]:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute("SELECT (SELECT count(*) FROM datasets), (SELECT count(*) FROM dataset_records)").fetchone()
-    finally:
-        con.close()
 
 
 @pytest.fixture
@@ -148,19 +140,19 @@ async def test_a_seeded_secret_never_reaches_a_record(db: Path) -> None:
     ({}, "give tags"),
 ])
 async def test_bad_build_arguments_are_refused_and_nothing_is_written(db: Path, args: dict, message: str) -> None:
-    before = counts(db)
+    before = dataset_counts(db)
     async with client(db) as c:
         text = await error(c, "build_dataset_from_tags", {"name": "x", **args})
     assert message in text
-    assert counts(db) == before
+    assert dataset_counts(db) == before
 
 
 async def test_a_name_clash_with_a_different_selection_is_refused(db: Path) -> None:
     async with client(db) as c:
         await call(c, "build_dataset_from_tags", {"name": "errs", "tags": ["eval_candidate=error_case"]})
-        before = counts(db)
+        before = dataset_counts(db)
         text = await error(c, "build_dataset_from_tags", {"name": "errs", "tags": ["eval_candidate"]})
-        assert counts(db) == before
+        assert dataset_counts(db) == before
         assert "Dataset 'errs' already exists (latest version 1) with a different definition" in text
         assert "Pass new_version=true" in text
         forced = await call(c, "build_dataset_from_tags", {"name": "errs", "tags": ["eval_candidate"],
@@ -171,14 +163,14 @@ async def test_a_name_clash_with_a_different_selection_is_refused(db: Path) -> N
 async def test_reads_and_imports_outside_the_rules_get_readable_errors(db: Path) -> None:
     async with client(db) as c:
         await call(c, "build_dataset_from_tags", {"name": "errs", "tags": ["eval_candidate=error_case"]})
-        before = counts(db)
+        before = dataset_counts(db)
         unknown = await error(c, "get_dataset", {"name": "ers"})
         version = await error(c, "get_dataset", {"name": "errs", "version": 9})
         escape = await error(c, "import_dataset", {"name": "stolen", "file": "../traces.duckdb"})
         absolute = await error(c, "import_dataset", {"name": "stolen", "file": "/etc/passwd"})
         missing = await error(c, "merge_records", {"name": "errs", "records": [{"record_id": "zzz"}]})
         only_one = await error(c, "diff_datasets", {"name": "errs"})
-        assert counts(db) == before
+        assert dataset_counts(db) == before
     assert "No dataset named 'ers'. Did you mean 'errs'? Existing: errs." in unknown
     assert "Dataset 'errs' has no version 9. Versions: 1 (latest 1)." in version
     assert "must be a plain file name inside the store's exports folder" in escape
