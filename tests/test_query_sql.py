@@ -10,6 +10,7 @@ import pytest
 from server.storage.duckdb_store import DuckDBTraceStore
 from tools.errors import InvalidInputError
 from tools.sql import QuerySqlInput, query_sql
+from tools.tagging import TagTraceInput, tag_trace
 
 
 def run(store: DuckDBTraceStore, sql: str, limit: int = 100):
@@ -67,3 +68,27 @@ def test_writes_files_network_and_settings_are_refused(store: DuckDBTraceStore, 
 def test_a_sql_error_names_the_tables(store: DuckDBTraceStore) -> None:
     with pytest.raises(InvalidInputError, match="SQL error: .*Tables and views: traces, spans"):
         run(store, "SELECT nope FROM traces")
+
+
+def test_the_sandbox_holds_on_a_connection_kept_from_a_write(db_path: Path) -> None:
+    """A server keeps its connection between calls; a query right after a write (which holds
+    the file read-write) must still run on the locked-down read-only connection."""
+    kept = DuckDBTraceStore(db_path, idle_release_s=60)
+    try:
+        tag_trace(kept, TagTraceInput(trace_ids=["t01"], key="reviewed", value="yes"), by="test", now_ms=1)
+        with pytest.raises(InvalidInputError, match="file system operations are disabled"):
+            run(kept, "SELECT * FROM read_text('/etc/hostname')")
+        assert run(kept, "SELECT value FROM tags WHERE trace_id = 't01' AND key = 'reviewed'").rows == [["yes"]]
+        tag_trace(kept, TagTraceInput(trace_ids=["t02"], key="reviewed", value="no"), by="test", now_ms=1)
+        assert run(kept, "SELECT count(*) FROM tags WHERE key = 'reviewed'").rows == [[2]]
+    finally:
+        kept.release()
+
+
+def test_connections_open_with_the_configured_memory_limit(db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRACESIEVE_MEMORY_LIMIT", "300MB")
+    monkeypatch.setenv("TRACESIEVE_THREADS", "1")
+    result = run(DuckDBTraceStore(db_path), "SELECT current_setting('memory_limit'), current_setting('threads')")
+    memory, threads = result.rows[0]
+    assert memory.replace(" ", "").upper().startswith(("286.1MIB", "300.0MB", "300MB")), memory
+    assert threads == 1

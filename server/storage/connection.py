@@ -11,6 +11,10 @@ with a ``StoreBusyError`` naming the holder.
 
 Within one process a lock serialises calls: DuckDB caches one database instance per path and
 refuses a second one with a different configuration (read-only vs read-write, sandboxed).
+
+The kept read-only connection is the sandboxed one (no files, network or extensions, settings
+locked), so caller-written SQL runs on it without paying for a private open per call; our own
+reads never need more. Every connection is opened with the resource limits below.
 """
 
 from __future__ import annotations
@@ -41,6 +45,11 @@ SANDBOX_CONFIG: dict[str, str | bool] = {
     "lock_configuration": True,
 }
 
+#: Defaults for ``TRACESIEVE_MEMORY_LIMIT`` / ``TRACESIEVE_THREADS``. DuckDB's own default memory
+#: limit is 80 % of RAM; a server that sits beside an IDE should stay small, and DuckDB spills to
+#: disk (sorts, joins, aggregates) rather than fail when a query needs more.
+DEFAULT_MEMORY_LIMIT = "1GB"
+
 _PID = re.compile(r"PID (\d+)")
 _process_locks_guard = threading.Lock()
 
@@ -55,6 +64,14 @@ def default_idle_release() -> float:
     return float(os.environ.get("TRACESIEVE_IDLE_RELEASE_MS", "500")) / 1000
 
 
+def resource_config() -> dict[str, str | bool]:
+    """The memory and thread limits every connection opens with (environment, else defaults)."""
+    config: dict[str, str | bool] = {"memory_limit": os.environ.get("TRACESIEVE_MEMORY_LIMIT", DEFAULT_MEMORY_LIMIT)}
+    if threads := os.environ.get("TRACESIEVE_THREADS"):
+        config["threads"] = threads
+    return config
+
+
 def _is_lock_conflict(error: duckdb.Error) -> bool:
     text = str(error)
     return "Could not set lock" in text or "Conflicting lock" in text
@@ -67,7 +84,7 @@ def connect(path: Path, *, read_only: bool, lock_timeout_s: float,
     delay = 0.005
     while True:
         try:
-            return duckdb.connect(str(path), read_only=read_only, config=dict(config or {}))
+            return duckdb.connect(str(path), read_only=read_only, config={**resource_config(), **(config or {})})
         except duckdb.IOException as error:
             if not _is_lock_conflict(error):
                 raise
@@ -107,12 +124,18 @@ class ConnectionKeeper:
         self._generation = 0
 
     @contextmanager
-    def use(self, *, write: bool, lock_timeout_s: float, idle_release_s: float) -> Iterator[duckdb.DuckDBPyConnection]:
+    def use(self, *, write: bool, lock_timeout_s: float, idle_release_s: float,
+            sandboxed: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The kept connection: read-write if ``write``; read-only and sandboxed if ``sandboxed``
+        (a read-write one kept from a write burst is let go first); otherwise whichever is held."""
+        if write and sandboxed:
+            raise ValueError("a sandboxed connection is read-only")
         with self.lock:
-            if self._con is not None and write and self._read_only:
+            if self._con is not None and ((write and self._read_only) or (sandboxed and not self._read_only)):
                 self.release()
             if self._con is None:
-                self._con = connect(self.path, read_only=not write, lock_timeout_s=lock_timeout_s)
+                self._con = connect(self.path, read_only=not write, lock_timeout_s=lock_timeout_s,
+                                    config=None if write else SANDBOX_CONFIG)
                 self._read_only = not write
             try:
                 yield self._con

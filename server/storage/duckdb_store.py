@@ -1,7 +1,7 @@
 """DuckDBTraceStore: the embedded reference implementation of ``tools.ports.TraceStore``.
 
-Every method opens the file for the length of the call (see ``connection.py``): reads open it
-read-only, so several server processes can read at once; writes open it read-write and run in
+Every method uses the process's kept connection (see ``connection.py``): reads hold the file
+read-only, so several server processes can read at once; writes hold it read-write and run in
 one transaction. Filters arrive as ASTs and are compiled to parameterised SQL here; no value
 is ever spliced into a statement.
 """
@@ -257,7 +257,9 @@ class DuckDBTraceStore:
             }
 
     def query_sql(self, sql: str, *, limit: int) -> SqlResult:
-        return run_query(self.path, sql, limit=limit, lock_timeout_s=self.lock_timeout_s)
+        with self._keeper.use(write=False, sandboxed=True, lock_timeout_s=self.lock_timeout_s,
+                              idle_release_s=self.idle_release_s) as con:
+            return run_query(con, sql, limit=limit)
 
 
 class StoreFeature:

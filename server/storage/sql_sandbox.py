@@ -12,12 +12,10 @@ import datetime as dt
 import decimal
 import threading
 import uuid
-from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from server.storage.connection import SANDBOX_CONFIG, open_connection
 from server.storage.schema import QUERYABLE
 from tools.errors import InvalidInputError
 from tools.ports import SqlResult
@@ -68,29 +66,29 @@ def check_statement(con: duckdb.DuckDBPyConnection, sql: str) -> str:
     return sql
 
 
-def run_query(path: Path, sql: str, *, limit: int, lock_timeout_s: float, timeout_s: float = 30.0) -> SqlResult:
-    with open_connection(path, read_only=True, lock_timeout_s=lock_timeout_s, config=SANDBOX_CONFIG) as con:
-        check_statement(con, sql)
-        timer = threading.Timer(timeout_s, con.interrupt)
-        timer.start()
-        try:
-            cursor = con.execute(sql)
-            rows = cursor.fetchmany(limit + 1)
-            columns = [d[0] for d in cursor.description or []]
-        except duckdb.InterruptException as error:
-            raise InvalidInputError(
-                f"The query ran longer than {timeout_s:g}s and was stopped. Narrow it with WHERE "
-                "(e.g. on timestamp_ms) or aggregate before selecting rows.") from error
-        except (duckdb.PermissionException, duckdb.InvalidInputException) as error:
-            raise InvalidInputError(
-                f"Refused: {str(error).splitlines()[0]} query_sql can only read the store's tables "
-                f"and views ({', '.join(QUERYABLE)}); files, the network and extensions are off.") from error
-        except duckdb.Error as error:
-            first = str(error).splitlines()[0]
-            raise InvalidInputError(
-                f"SQL error: {first} Tables and views: {', '.join(QUERYABLE)}.") from error
-        finally:
-            timer.cancel()
+def run_query(con: duckdb.DuckDBPyConnection, sql: str, *, limit: int, timeout_s: float = 30.0) -> SqlResult:
+    """Run one checked statement on ``con``, which must be the sandboxed read-only connection."""
+    check_statement(con, sql)
+    timer = threading.Timer(timeout_s, con.interrupt)
+    timer.start()
+    try:
+        cursor = con.execute(sql)
+        rows = cursor.fetchmany(limit + 1)
+        columns = [d[0] for d in cursor.description or []]
+    except duckdb.InterruptException as error:
+        raise InvalidInputError(
+            f"The query ran longer than {timeout_s:g}s and was stopped. Narrow it with WHERE "
+            "(e.g. on timestamp_ms) or aggregate before selecting rows.") from error
+    except (duckdb.PermissionException, duckdb.InvalidInputException) as error:
+        raise InvalidInputError(
+            f"Refused: {str(error).splitlines()[0]} query_sql can only read the store's tables "
+            f"and views ({', '.join(QUERYABLE)}); files, the network and extensions are off.") from error
+    except duckdb.Error as error:
+        first = str(error).splitlines()[0]
+        raise InvalidInputError(
+            f"SQL error: {first} Tables and views: {', '.join(QUERYABLE)}.") from error
+    finally:
+        timer.cancel()
     truncated = len(rows) > limit
     return SqlResult(columns=columns, rows=[[_plain(v) for v in row] for row in rows[:limit]],
                      truncated=truncated)
