@@ -14,13 +14,14 @@ delete+insert of the same key in one transaction.
 from __future__ import annotations
 
 from server.storage.migrations import m001_core, m002_datasets, m003_judges
-from server.storage.migrations import m004_calibration
+from server.storage.migrations import m004_calibration, m005_trace_id_indexes
 
 MIGRATIONS: tuple[str, ...] = (
     m001_core.SQL,
     m002_datasets.SQL,
     m003_judges.SQL,
-    m004_calibration.SQL,  # keep last: after m002/m003 once they land
+    m004_calibration.SQL,
+    m005_trace_id_indexes.SQL,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
