@@ -75,7 +75,8 @@ def build_app(store: DuckDBTraceStore) -> MCPServer:
           tags.environment = 'production' AND attributes.execution_time_ms > 5000
           span.type = 'TOOL' AND span.status = 'ERROR'      (one span has both)
           text CONTAINS 'refund' OR tags.eval_candidate IS NOT NULL
-        Returns at most `limit` traces and `total_matches`; if `next_page_token` is set, call again with it
+        Returns at most `limit` traces and `total_matches` (counted up to a cap; `total_exact` is false
+        past it: use query_sql for an exact count); if `next_page_token` is set, call again with it
         (and the same filter/order_by) for the next page. A bad filter returns an error naming the
         offending token and the closest valid field.
         """

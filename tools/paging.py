@@ -2,7 +2,8 @@
 
 A token carries the last row's sort values and trace id (never an offset, so pages stay
 stable while traces arrive), the clock reading of page 1 (so ``now() - 7d`` means the same
-thing on every page), and a fingerprint of the filter and order it belongs to.
+thing on every page), the match count of page 1 (so later pages need not count again), and a
+fingerprint of the filter and order it belongs to.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ def fingerprint(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def encode(*, query: str, now_ms: int, values: list[Any], trace_id: str) -> str:
-    payload = json.dumps({"q": query, "n": now_ms, "v": values, "id": trace_id}, default=str)
+def encode(*, query: str, now_ms: int, values: list[Any], trace_id: str, total: int | None = None,
+           total_exact: bool = True) -> str:
+    payload = json.dumps({"q": query, "n": now_ms, "v": values, "id": trace_id, "t": total, "te": total_exact},
+                         default=str)
     return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
 
 
@@ -40,4 +43,6 @@ def decode(token: str, *, query: str) -> dict[str, Any]:
         raise InvalidInputError(
             "page_token belongs to a search with a different filter or order_by. Repeat the same "
             "filter and order_by with it, or omit page_token to start from page 1.")
-    return {"now_ms": int(data["n"]), "values": data["v"], "trace_id": str(data["id"])}
+    total = data.get("t")
+    return {"now_ms": int(data["n"]), "values": data["v"], "trace_id": str(data["id"]),
+            "total": total if isinstance(total, int) else None, "total_exact": data.get("te") is not False}

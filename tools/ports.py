@@ -41,7 +41,8 @@ class TraceRow(BaseModel):
 class SearchPage(BaseModel):
     rows: list[TraceRow]
     has_more: bool
-    total_matches: int
+    total_matches: int | None = Field(None, description="Matches counted up to the cap; None when not counted.")
+    total_exact: bool = Field(True, description="False when counting stopped at the cap: total_matches is a lower bound.")
 
 
 class TagChange(BaseModel):
@@ -65,7 +66,8 @@ class TraceStore(Protocol):
     def write_traces(self, traces: Sequence[Trace]) -> int: ...
 
     def search(self, expr: Any, order: Sequence[Any], *, limit: int, after: dict | None,
-               now_ms: int) -> SearchPage: ...
+               now_ms: int, count_cap: int | None = None) -> SearchPage:
+        """A page of matches; with ``count_cap``, also the matches counted up to that many."""
 
     def load_trace(self, trace_id: str) -> Trace | None: ...
 

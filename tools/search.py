@@ -16,6 +16,10 @@ OrderBy = Annotated[list[str] | None, Field(
     description="Sort keys, MLflow style: e.g. ['attributes.timestamp_ms DESC'] (the default) or "
                 "['attributes.execution_time_ms DESC']. Ties are broken by trace id so pages are stable.")]
 Limit = Annotated[int, Field(ge=1, le=200, description="Max traces per page (1-200).")]
+#: Matches are counted exactly up to this many (on page 1 only): an agent needs the scale, and an
+#: exact count of a million matches would cost a full scan or join on every first page.
+COUNT_CAP = 10_000
+
 PageToken = Annotated[str | None, Field(
     description="`next_page_token` from the previous result, with the same filter and order_by; omit for page 1.")]
 
@@ -71,7 +75,11 @@ class SearchTracesInput(BaseModel):
 
 class SearchTracesResult(BaseModel):
     traces: list[TraceSummary]
-    total_matches: int = Field(description="How many traces match the filter in all.")
+    total_matches: int = Field(description=f"How many traces match the filter in all, counted on page 1 (later "
+                                           f"pages repeat it) and only up to {COUNT_CAP:,}: see total_exact.")
+    total_exact: bool = Field(True, description=f"False when there are more than {COUNT_CAP:,} matches: counting "
+                                                "stopped there. For an exact count of a large set use query_sql, "
+                                                "e.g. SELECT count(*) FROM traces WHERE ...")
     next_page_token: str | None = Field(description="Pass as `page_token` for the next page; null when done.")
     filter_explained: str = Field(description="The filter as tracesieve understood it.")
 
@@ -83,12 +91,19 @@ def search_traces(store: TraceStore, inp: SearchTracesInput, *, now_ms: int) -> 
     query_id = paging.fingerprint(inp.filter.strip(), inp.order_by or [])
     after = paging.decode(inp.page_token, query=query_id) if inp.page_token else None
     clock = after["now_ms"] if after else now_ms
-    page = store.search(expr, order, limit=inp.limit, after=after, now_ms=clock)
+    known_total = after["total"] if after else None
+    page = store.search(expr, order, limit=inp.limit, after=after, now_ms=clock,
+                        count_cap=COUNT_CAP if known_total is None else None)
+    if known_total is not None:
+        total, exact = known_total, after["total_exact"]
+    else:
+        total, exact = page.total_matches or 0, page.total_exact
     next_token = None
     if page.has_more and page.rows:
         last = page.rows[-1]
-        next_token = paging.encode(query=query_id, now_ms=clock, values=last.sort_values, trace_id=last.trace_id)
+        next_token = paging.encode(query=query_id, now_ms=clock, values=last.sort_values, trace_id=last.trace_id,
+                                   total=total, total_exact=exact)
     return SearchTracesResult(
-        traces=[summarize(r) for r in page.rows], total_matches=page.total_matches,
+        traces=[summarize(r) for r in page.rows], total_matches=total, total_exact=exact,
         next_page_token=next_token,
         filter_explained=filters.explain(expr) if expr is not None else "all traces")

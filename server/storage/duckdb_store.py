@@ -17,7 +17,7 @@ from typing import Any
 
 import duckdb
 
-from server.storage import filter_sql
+from server.storage import filter_sql, page_query
 from server.storage.connection import (default_idle_release, default_lock_timeout, fetch_dicts, keeper_for,
                                        transaction)
 from server.storage.schema import MIGRATIONS, SCHEMA_VERSION
@@ -26,12 +26,6 @@ from server.storage.writer import write_batch
 from tools.errors import InvalidInputError
 from tools.models import Span, Trace
 from tools.ports import SearchPage, SqlResult, TagChange, TraceRow
-
-_ROW_COLUMNS = """t.trace_id, t.timestamp_ms, t.execution_time_ms, t.status, t.name,
-    left(t.request, 2000) AS request_head, left(t.response, 2000) AS response_head, t.session_id,
-    t.user_id, t.model, t.environment, t.prompt_version, t.input_tokens, t.output_tokens,
-    t.span_count, t.error_count, t.tool_names"""
-
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
@@ -106,25 +100,23 @@ class DuckDBTraceStore:
         return filter_sql.compile_filter(expr, now_ms=now_ms, alias="t")
 
     def search(self, expr: Any, order: Sequence[Any], *, limit: int, after: dict | None,
-               now_ms: int) -> SearchPage:
+               now_ms: int, count_cap: int | None = None) -> SearchPage:
         where, params = self.where(expr, now_ms)
         page_where, page_params = where, dict(params)
+        upper_ms = None
         if after is not None:
             ks_sql, ks_params = filter_sql.keyset_predicate(order, after["values"], after["trace_id"], "t")
             page_where = f"({where}) AND ({ks_sql})"
             page_params.update(ks_params)
+            if page_query.newest_first(order) and after["values"][0] is not None:
+                upper_ms = int(after["values"][0])
         with self.reading() as con:
-            total = con.execute(f"SELECT count(*) FROM traces t WHERE {where}", params).fetchone()[0]
-            # One query: DuckDB's top-N reads the wide columns only for the rows it keeps, and the
-            # page-token values are cast for those rows only (outside the LIMIT).
-            page = fetch_dicts(con.execute(
-                f"SELECT {_ROW_COLUMNS.replace('t.', 'p.')}, {filter_sql.sort_values_select(order, 'p')} AS sort_values "
-                f"FROM (SELECT * FROM traces t WHERE {page_where} ORDER BY {filter_sql.compile_order_by(order, 't')} "
-                f"LIMIT {int(limit) + 1}) p ORDER BY {filter_sql.compile_order_by(order, 'p')}", page_params))
+            total, exact = page_query.count_matches(con, where, params, count_cap) if count_cap else (None, True)
+            page = page_query.fetch_page(con, page_where, page_params, order, limit=limit, upper_ms=upper_ms)
             tags = self._tags_for(con, [r["trace_id"] for r in page[:limit]])
         rows = [TraceRow(**{**r, "tool_names": r["tool_names"] or [], "tags": tags.get(r["trace_id"], {})})
                 for r in page[:limit]]
-        return SearchPage(rows=rows, has_more=len(page) > limit, total_matches=total)
+        return SearchPage(rows=rows, has_more=len(page) > limit, total_matches=total, total_exact=exact)
 
     @staticmethod
     def _tags_for(con: duckdb.DuckDBPyConnection, trace_ids: list[str]) -> dict[str, dict[str, str]]:
