@@ -59,17 +59,26 @@ class DuckDBDatasetStore:
             where, params = self.traces.where(expr, now_ms)
         head = "left(sel.request, 2000)" if with_request else "NULL"
         with self.traces.reading() as con:
+            # The spans and tags of the selection are aggregated after a semi-join on its ids: a
+            # correlated subquery per trace was decorrelated into an aggregate over every span in
+            # the store (6 s for 10k traces among 1M).
             rows = fetch_dicts(con.execute(f"""
-                WITH sel AS (SELECT * FROM traces t WHERE {where})
+                WITH sel AS MATERIALIZED (SELECT * FROM traces t WHERE {where}),
+                first_span AS (
+                    SELECT s.trace_id, s.span_type, min(s.start_time_ns) AS first_start FROM spans s
+                    WHERE s.trace_id IN (SELECT trace_id FROM sel) GROUP BY 1, 2),
+                span_types AS (
+                    SELECT trace_id, list(span_type ORDER BY first_start, span_type) AS span_types
+                    FROM first_span GROUP BY 1),
+                trace_tags AS (
+                    SELECT g.trace_id, map(list(g.key ORDER BY g.key), list(g.value ORDER BY g.key)) AS tags
+                    FROM tags g WHERE g.trace_id IN (SELECT trace_id FROM sel) GROUP BY 1)
                 SELECT sel.trace_id, sel.timestamp_ms, sel.status, sel.model, sel.environment, sel.prompt_version,
                        sel.execution_time_ms, coalesce(sel.tool_names, []) AS tool_names,
                        {head} AS request_head,
-                       coalesce((SELECT list(span_type ORDER BY first_start, span_type) FROM (
-                                   SELECT span_type, min(start_time_ns) AS first_start FROM spans s
-                                   WHERE s.trace_id = sel.trace_id GROUP BY span_type)), []) AS span_types,
-                       coalesce((SELECT map(list(g.key ORDER BY g.key), list(g.value ORDER BY g.key))
-                                 FROM tags g WHERE g.trace_id = sel.trace_id), map()) AS tags
-                FROM sel ORDER BY sel.trace_id""", params))
+                       coalesce(st.span_types, []) AS span_types, coalesce(tt.tags, map()) AS tags
+                FROM sel LEFT JOIN span_types st USING (trace_id) LEFT JOIN trace_tags tt USING (trace_id)
+                ORDER BY sel.trace_id""", params))
         return [Candidate(**{**r, "tags": dict(r["tags"] or {})}) for r in rows]
 
     def payloads(self, trace_ids: Sequence[str]) -> dict[str, tuple[str | None, str | None]]:
