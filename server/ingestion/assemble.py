@@ -16,7 +16,7 @@ from typing import Any, Callable, Literal
 
 from pydantic import ValidationError
 
-from server.ingestion.attributes import map_attributes
+from server.ingestion.attributes import map_attributes, trace_field
 from tools.errors import IngestError
 from tools.models import MODEL_SPAN_TYPES, Span, Trace
 
@@ -27,6 +27,7 @@ __all__ = [
 ]
 
 _HEX = re.compile(r"[0-9a-fA-F]+")
+_LOWER_HEX = "0123456789abcdef"
 
 
 class TraceProblem(ValueError):
@@ -41,6 +42,8 @@ def normalise_id(value: Any, *, nbytes: int = 8) -> str | None:
     Handles the quirks in TRACE_FORMATS.md: upper-case hex, ``0x`` prefixes (MLflow 2.x), base64
     (protobuf ``MessageToJson``, MLflow 3 ``to_json``), integers and dashed UUIDs.
     """
+    if type(value) is str and len(value) in (16, 32) and not value.strip(_LOWER_HEX):
+        return value  # already canonical: the common case, and the one every span pays for
     if value is None or value == "":
         return None
     if isinstance(value, int) and not isinstance(value, bool):
@@ -69,6 +72,8 @@ _ISO = re.compile(r"^(?P<base>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(?P<frac>\d+))
 
 def time_ns(value: Any, *, unit: Literal["ns", "ms"] = "ns") -> int | None:
     """Parse a timestamp: an ISO-8601 string (any fraction length) or a number in ``unit``."""
+    if type(value) is str and value.isdigit():  # OTLP/JSON's usual "1700000000000000000"
+        return int(value) * (1 if unit == "ns" else 1_000_000)
     if value is None or value == "" or isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
@@ -170,12 +175,11 @@ def build_trace(trace_id: str, spans: list[Span], *, source: str, **given: Any) 
     derived["output_tokens"] = _sum_or_none(span.output_tokens for span in model_spans)
     ordered = ([root] if root else []) + [span for span in by_start if span is not root]
     wanted = {"session_id", "user_id", "prompt_version"} - {k for k, v in given.items() if v is not None}
-    for span in ordered:  # map each span's attributes once, stopping as soon as everything is found
+    for span in ordered:  # look on each span in turn, stopping as soon as everything is found
         if not wanted:
             break
-        mapped = map_attributes(span.attributes)
         for name in list(wanted):
-            if value := getattr(mapped, name):
+            if value := trace_field(span.attributes, name):
                 derived[name] = value
                 wanted.discard(name)
     fields = {**derived, **{key: value for key, value in given.items() if value is not None}}

@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
 from tools.models import SPAN_TYPES
 
 __all__ = [
     "Attr", "Flat", "Sub", "SpanFields", "FIELD_KEYS", "GENAI_OPERATIONS", "LANGFUSE_TYPES",
     "as_int", "as_text", "decode_any_value", "decode_key_values", "map_attributes",
-    "maybe_json", "span_type_of",
+    "maybe_json", "span_type_of", "trace_field",
 ]
 
 
@@ -101,9 +101,11 @@ SPAN_TYPE_KEYS: tuple[tuple[str, Mapping[str, str]], ...] = (
 )
 
 
-@dataclass(frozen=True)
-class SpanFields:
-    """What the attributes say about a span; ``None`` where they say nothing."""
+class SpanFields(NamedTuple):
+    """What the attributes say about a span; ``None`` where they say nothing.
+
+    A NamedTuple rather than a frozen dataclass: one is built per span, and a frozen dataclass's
+    ``__init__`` costs several times more."""
 
     span_type: str
     model: str | None
@@ -124,42 +126,64 @@ def map_attributes(attrs: Mapping[str, Any], *, declared_type: str | None = None
     ``declared_type`` is a type the container format states outside the attributes (a Langfuse
     observation's ``type``); it ranks just below ``mlflow.spanType``, as the precedence rule says.
     """
-    found = {name: _first(attrs, keys) for name, keys in FIELD_KEYS.items()}
+    model = _first(attrs, _PROBES["model"])
     return SpanFields(
-        span_type=span_type_of(attrs, declared_type=declared_type, has_model=found["model"] is not None),
-        model=_text_or_none(found["model"]),
-        input_tokens=as_int(found["input_tokens"]),
-        output_tokens=as_int(found["output_tokens"]),
-        inputs=as_text(found["inputs"]),
-        outputs=as_text(found["outputs"]),
-        tool_name=_text_or_none(found["tool_name"]),
-        session_id=_text_or_none(found["session_id"]),
-        user_id=_text_or_none(found["user_id"]),
-        prompt_version=_text_or_none(found["prompt_version"]),
-        error_type=_text_or_none(found["error_type"]),
+        span_type=span_type_of(attrs, declared_type=declared_type, has_model=model is not None),
+        model=_text_or_none(model),
+        input_tokens=as_int(_first(attrs, _PROBES["input_tokens"])),
+        output_tokens=as_int(_first(attrs, _PROBES["output_tokens"])),
+        inputs=as_text(_first(attrs, _PROBES["inputs"])),
+        outputs=as_text(_first(attrs, _PROBES["outputs"])),
+        tool_name=_text_or_none(_first(attrs, _PROBES["tool_name"])),
+        session_id=_text_or_none(_first(attrs, _PROBES["session_id"])),
+        user_id=_text_or_none(_first(attrs, _PROBES["user_id"])),
+        prompt_version=_text_or_none(_first(attrs, _PROBES["prompt_version"])),
+        error_type=_text_or_none(_first(attrs, _PROBES["error_type"])),
     )
+
+
+def trace_field(attrs: Mapping[str, Any], name: str) -> str | None:
+    """One text field of ``map_attributes(attrs)`` (``session_id``, ``user_id``, …) without mapping
+    the rest: a trace looks for these on its spans until each is found."""
+    return _text_or_none(_first(attrs, _PROBES[name]))
 
 
 def span_type_of(attrs: Mapping[str, Any], *, declared_type: str | None = None, has_model: bool = False) -> str:
     """Apply the span-type precedence: mlflow > Langfuse > OpenInference > GenAI > model > UNKNOWN."""
-    candidates: list[tuple[Any, Mapping[str, str]]] = [(attrs.get(key), mapping) for key, mapping in SPAN_TYPE_KEYS]
-    if declared_type is not None:
-        candidates.insert(1, (declared_type, LANGFUSE_TYPES))
-    for raw, mapping in candidates:
-        value = maybe_json(raw)  # MLflow double-encodes: '"AGENT"'
-        if not isinstance(value, str) or not value:
-            continue
-        mapped = mapping.get(value) or mapping.get(value.upper()) or mapping.get(value.lower()) or value.upper()
-        if mapped in SPAN_TYPES and mapped != "UNKNOWN":
+    for index, (key, mapping) in enumerate(SPAN_TYPE_KEYS):
+        if index == 1 and declared_type is not None:
+            mapped = _span_type(declared_type, LANGFUSE_TYPES)
+            if mapped is not None:
+                return mapped
+        mapped = _span_type(attrs.get(key), mapping)
+        if mapped is not None:
             return mapped
     return "LLM" if has_model else "UNKNOWN"
 
 
+def _span_type(raw: Any, mapping: Mapping[str, str]) -> str | None:
+    if raw is None:
+        return None
+    value = maybe_json(raw)  # MLflow double-encodes: '"AGENT"'
+    if not isinstance(value, str) or not value:
+        return None
+    mapped = mapping.get(value) or mapping.get(value.upper()) or mapping.get(value.lower()) or value.upper()
+    return mapped if mapped in SPAN_TYPES and mapped != "UNKNOWN" else None
+
+
 # --- value helpers ----------------------------------------------------------------------------
 
-def _first(attrs: Mapping[str, Any], keys: tuple[Key, ...]) -> Any:
+#: ``FIELD_KEYS`` with each plain ``Attr`` reduced to its key string, so the hot loop in ``_first``
+#: is a dict lookup rather than a method call (mapping runs once per span).
+_PROBES: dict[str, tuple[str | Key, ...]] = {
+    name: tuple(key.key if type(key) is Attr else key for key in keys) for name, keys in FIELD_KEYS.items()}
+
+
+def _first(attrs: Mapping[str, Any], keys: tuple[str | Key, ...]) -> Any:
     for key in keys:
-        value = key.get(attrs)
+        value = attrs.get(key) if type(key) is str else key.get(attrs)
+        if value:  # truthy: non-empty for certain; falsy ones need the exact emptiness test
+            return value
         if value is not None and value != "" and value != [] and value != {}:
             return value
     return None
@@ -271,5 +295,8 @@ def decode_key_values(pairs: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for pair in pairs or []:
         if isinstance(pair, dict) and "key" in pair:
-            out[str(pair["key"])] = decode_any_value(pair.get("value"))
+            key, value = pair["key"], pair.get("value")
+            # inlined common case: most attributes are strings
+            value = value["stringValue"] if type(value) is dict and "stringValue" in value else decode_any_value(value)
+            out[key if type(key) is str else str(key)] = value
     return out

@@ -158,14 +158,14 @@ def _envelope_span(raw: dict, scope: dict) -> Span:
         raise TraceProblem(f"span '{name}' ({span_id}) has no startTimeUnixNano; every OTLP span needs one")
     end = time_ns(raw.get("endTimeUnixNano", raw.get("end_time_unix_nano")))
     attributes = decode_key_values(raw.get("attributes"))
-    kind = _span_kind(raw.get("kind"))
-    extras = {"otel.span.kind": kind, "otel.scope.name": scope.get("name"), "otel.scope.version": scope.get("version")}
-    for key, value in extras.items():
+    for key, value in (("otel.span.kind", _span_kind(raw.get("kind"))), ("otel.scope.name", scope.get("name")),
+                       ("otel.scope.version", scope.get("version"))):
         if value and key not in attributes:
             attributes[key] = value
     status = raw.get("status") or {}
+    raw_events = raw.get("events")
     events = [{"name": event.get("name", ""), "time_unix_nano": time_ns(event.get("timeUnixNano")),
-               "attributes": decode_key_values(event.get("attributes"))} for event in raw.get("events") or []]
+               "attributes": decode_key_values(event.get("attributes"))} for event in raw_events] if raw_events else []
     return make_span(span_id=span_id, parent_span_id=normalise_id(raw.get("parentSpanId", raw.get("parent_span_id"))),
                      name=name, start=start, end=end if end is not None else start,
                      status=span_status(status.get("code")), status_message=status.get("message") or None,

@@ -1,0 +1,125 @@
+"""How fast ``ingest`` loads OTLP/JSON lines, next to baselines measured in the same run.
+
+The machine is shared and noisy, so absolute numbers mean little on their own: every row here is
+measured in the same process, interleaved over ``--repeats`` rounds, and reported as the best
+round together with its ratio to the JSON floor. Rows:
+
+* ``json.loads floor``: only ``json.loads`` of every line (what any Python reader pays first);
+* ``read_path only``: the OTLP reader building every ``Trace``, nothing written;
+* ``ingest (inline writes)``: ``ingest`` with each batch written before the next is read, i.e.
+  no overlap between reading and writing (the shape of the original ingest loop);
+* ``ingest``: the shipped ``ingest`` (batches written on a background thread).
+
+Each ingest row loads into a fresh store file and includes closing it (DuckDB checkpoints on
+close, so the data is really on disk). Run: ``python -m bench.ingest_bench [--data DIR] [--repeats N]``.
+Data: ``python -m bench.run --quick`` generates ``/tmp/tracesieve-bench/n10000-s1000``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from pathlib import Path
+from unittest import mock
+
+from server import ingest as ingest_module
+from server.ingest import gc_paused, ingest
+from server.ingestion import list_files, read_path
+from server.storage.duckdb_store import DuckDBTraceStore
+
+DEFAULT_DATA = Path("/tmp/tracesieve-bench/n10000-s1000")
+
+
+def _json_floor(data: Path) -> int:
+    """Decode every line with the stdlib, the reader's first step; returns the lines decoded."""
+    lines = 0
+    with gc_paused():
+        for file in list_files(data):
+            for line in file.read_text(encoding="utf-8").splitlines():
+                if line.strip():
+                    json.loads(line)
+                    lines += 1
+    return lines
+
+
+def _read_only(data: Path) -> int:
+    with gc_paused():
+        return sum(len(item.spans) for item in read_path(data, "otlp") if not isinstance(item, Exception))
+
+
+class _InlinePool:
+    """Stands in for the writer thread pool: runs each write at once, in the caller's thread."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        pass
+
+    def submit(self, fn: Callable[..., int], *args: object) -> Future[int]:
+        future: Future[int] = Future()
+        future.set_result(fn(*args))
+        return future
+
+    def shutdown(self, wait: bool = True) -> None:
+        pass
+
+
+def _ingest(data: Path, workdir: Path, *, inline: bool) -> int:
+    db = workdir / f"bench-{time.monotonic_ns()}.duckdb"
+    store = DuckDBTraceStore(db, idle_release_s=60)
+    try:
+        if inline:
+            with mock.patch.object(ingest_module, "ThreadPoolExecutor", _InlinePool):
+                report = ingest(store, read_path(data, "otlp"))
+        else:
+            report = ingest(store, read_path(data, "otlp"))
+        store.release()  # the closing checkpoint is part of the load
+    finally:
+        for path in (db, db.with_suffix(".duckdb.wal")):
+            path.unlink(missing_ok=True)
+    if report.error_count:
+        raise RuntimeError(f"ingest reported errors: {report.errors[:3]}")
+    return report.spans
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="a directory (or file) of OTLP/JSON lines")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds; the best round of each row is reported")
+    args = parser.parse_args(argv)
+    if not args.data.exists():
+        sys.exit(f"No data at {args.data}; generate it with: python -m bench.run --quick")
+    workdir = Path(tempfile.mkdtemp(prefix="ingest-bench-"))
+    rows: dict[str, Callable[[], int]] = {
+        "json.loads floor (lines)": lambda: _json_floor(args.data),
+        "read_path only": lambda: _read_only(args.data),
+        "ingest (inline writes)": lambda: _ingest(args.data, workdir, inline=True),
+        "ingest": lambda: _ingest(args.data, workdir, inline=False),
+    }
+    best: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    try:
+        for round_number in range(1, args.repeats + 1):
+            for name, run in rows.items():
+                start = time.perf_counter()
+                counts[name] = run()
+                seconds = time.perf_counter() - start
+                best[name] = min(best.get(name, seconds), seconds)
+                print(f"round {round_number}: {name}: {seconds:.2f} s", file=sys.stderr)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    spans = counts["ingest"]
+    floor = best["json.loads floor (lines)"]
+    print(f"\n{args.data}: {spans:,} spans, best of {args.repeats}\n")
+    print("| step | seconds | spans/s | × json floor time |")
+    print("|---|---:|---:|---:|")
+    for name in rows:
+        print(f"| {name} | {best[name]:.2f} | {spans / best[name]:,.0f} | {best[name] / floor:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
