@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from server.storage.connection import open_connection
+from server.storage.connection import connect
 from server.storage.duckdb_store import DuckDBTraceStore
 from server.storage.schema import SCHEMA_VERSION
 from tests.factory import small_set, trace
@@ -111,8 +111,7 @@ def test_a_lock_held_by_another_process_becomes_a_clear_busy_error(db_path: Path
     try:
         assert ready.wait(30)
         with pytest.raises(StoreBusyError) as caught:
-            with open_connection(db_path, read_only=True, lock_timeout_s=0.3):
-                pass
+            connect(db_path, read_only=True, lock_timeout_s=0.3).close()
         message = str(caught.value)
         assert f"PID {holder.pid}" in message and "TRACESIEVE_LOCK_TIMEOUT" in message
     finally:

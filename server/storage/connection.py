@@ -100,19 +100,6 @@ def connect(path: Path, *, read_only: bool, lock_timeout_s: float,
             delay = min(delay * 2, 0.2)
 
 
-@contextmanager
-def open_connection(path: Path, *, read_only: bool, lock_timeout_s: float,
-                    config: dict[str, str | bool] | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A private connection for the ``with`` block only (the process's kept one is let go first)."""
-    keeper = keeper_for(path)
-    with keeper.exclusive():
-        con = connect(path.resolve(), read_only=read_only, lock_timeout_s=lock_timeout_s, config=config)
-        try:
-            yield con
-        finally:
-            con.close()
-
-
 class ConnectionKeeper:
     """The one connection a process holds to a store file, kept while in use and released when idle."""
 
@@ -147,13 +134,6 @@ class ConnectionKeeper:
                     timer = threading.Timer(idle_release_s, self._release_if_idle, args=(self._generation,))
                     timer.daemon = True
                     timer.start()
-
-    @contextmanager
-    def exclusive(self) -> Iterator[None]:
-        """No kept connection while the block runs (for connections with another configuration)."""
-        with self.lock:
-            self.release()
-            yield
 
     def _release_if_idle(self, generation: int) -> None:
         with self.lock:

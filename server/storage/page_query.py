@@ -57,19 +57,22 @@ def fetch_page(con: duckdb.DuckDBPyConnection, where: str, params: dict[str, Any
     sql = (f"SELECT {ROW_COLUMNS}, {filter_sql.sort_values_select(order, 't')} AS sort_values "
            f"FROM traces t WHERE {{bound}}({where}) ORDER BY {filter_sql.compile_order_by(order, 't')} "
            f"LIMIT {int(limit) + 1}")
+    def bounded(lower: int | None) -> list[dict[str, Any]]:
+        if lower is None:
+            return fetch_dicts(con.execute(sql.format(bound=""), params))
+        return fetch_dicts(con.execute(sql.format(bound="t.timestamp_ms >= $window_lower AND "),
+                                       {**params, "window_lower": lower}))
+
     if not newest_first(order):
-        return fetch_dicts(con.execute(sql.format(bound=""), params))
+        return bounded(None)
     oldest, newest, count = con.execute("SELECT min(timestamp_ms), max(timestamp_ms), count(*) FROM traces").fetchone()
     if count < WINDOW_MIN_TRACES:
-        return fetch_dicts(con.execute(sql.format(bound=""), params))
+        return bounded(None)
     top = newest if upper_ms is None else min(newest, upper_ms)
     span = max(1, (newest - oldest) * (limit + 1) * FIRST_WINDOW_PAGES // count)
-    while True:
-        lower = top - span
-        if lower <= oldest:
-            return fetch_dicts(con.execute(sql.format(bound=""), params))
-        rows = fetch_dicts(con.execute(sql.format(bound="t.timestamp_ms >= $window_lower AND "),
-                                       {**params, "window_lower": lower}))
+    while top - span > oldest:
+        rows = bounded(top - span)
         if len(rows) > limit:
             return rows
         span *= WIDEN_FACTOR
+    return bounded(None)

@@ -87,14 +87,6 @@ def _tool_names(trace: Trace) -> list[str]:
     return list(seen)
 
 
-def _rows(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
-    return pa.Table.from_pylist(rows, schema=schema)
-
-
-def _table(columns: dict[str, list[Any]], schema: pa.Schema) -> pa.Table:
-    return pa.Table.from_pydict(columns, schema=schema)
-
-
 #: Span fields stored as they are, in ``_SPAN_SCHEMA`` order after trace_id.
 _SPAN_FIELDS = ("span_id", "parent_span_id", "name", "span_type", "start_time_ns", "end_time_ns", "status",
                 "status_message", "inputs", "outputs", "model", "input_tokens", "output_tokens", "tool_name")
@@ -113,7 +105,7 @@ def _span_table(traces: Sequence[Trace]) -> pa.Table:
         columns[name] = list(map(attrgetter(name), spans))
     columns["attributes"] = [_json(span.attributes) for span in spans]
     columns["events"] = [_json(span.events) if span.events else "[]" for span in spans]
-    return _table(columns, _SPAN_SCHEMA)
+    return pa.Table.from_pydict(columns, schema=_SPAN_SCHEMA)
 
 
 def _trace_table(traces: Sequence[Trace], now_ms: int) -> pa.Table:
@@ -123,7 +115,7 @@ def _trace_table(traces: Sequence[Trace], now_ms: int) -> pa.Table:
     columns["error_count"] = [sum(1 for s in t.spans if s.status == "ERROR") for t in traces]
     columns["tool_names"] = [_tool_names(t) for t in traces]
     columns["ingested_at_ms"] = [now_ms] * len(traces)
-    return _table(columns, _TRACE_SCHEMA)
+    return pa.Table.from_pydict(columns, schema=_TRACE_SCHEMA)
 
 
 def to_arrow(traces: Sequence[Trace], *, now_ms: int) -> dict[str, pa.Table]:
@@ -140,8 +132,9 @@ def to_arrow(traces: Sequence[Trace], *, now_ms: int) -> dict[str, pa.Table]:
             score_rows.append({**score.model_dump(), "trace_id": t.trace_id})
     return {
         "batch_traces": _trace_table(traces, now_ms), "batch_spans": _span_table(traces),
-        "batch_tags": _rows(tag_rows, _TAG_SCHEMA), "batch_labels": _rows(label_rows, _LABEL_SCHEMA),
-        "batch_scores": _rows(score_rows, _SCORE_SCHEMA),
+        "batch_tags": pa.Table.from_pylist(tag_rows, schema=_TAG_SCHEMA),
+        "batch_labels": pa.Table.from_pylist(label_rows, schema=_LABEL_SCHEMA),
+        "batch_scores": pa.Table.from_pylist(score_rows, schema=_SCORE_SCHEMA),
     }
 
 
