@@ -92,3 +92,12 @@ def test_connections_open_with_the_configured_memory_limit(db_path: Path, monkey
     memory, threads = result.rows[0]
     assert memory.replace(" ", "").upper().startswith(("286.1MIB", "300.0MB", "300MB")), memory
     assert threads == 1
+
+
+def test_connections_draw_no_progress_bar_and_stay_locked(db_path: Path) -> None:
+    """The progress bar would draw on the server's stderr; turning it off must not unlock the sandbox."""
+    store = DuckDBTraceStore(db_path)
+    result = run(store, "SELECT current_setting('enable_progress_bar'), current_setting('lock_configuration')")
+    assert result.rows == [[False, True]]
+    with pytest.raises(InvalidInputError):
+        run(store, "SET enable_progress_bar = true")

@@ -84,7 +84,7 @@ def connect(path: Path, *, read_only: bool, lock_timeout_s: float,
     delay = 0.005
     while True:
         try:
-            return duckdb.connect(str(path), read_only=read_only, config={**resource_config(), **(config or {})})
+            return _open(path, read_only, {**resource_config(), **(config or {})})
         except duckdb.IOException as error:
             if not _is_lock_conflict(error):
                 raise
@@ -98,6 +98,19 @@ def connect(path: Path, *, read_only: bool, lock_timeout_s: float,
                 ) from error
             time.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 0.2)
+
+
+def _open(path: Path, read_only: bool, config: dict[str, str | bool]) -> duckdb.DuckDBPyConnection:
+    """Connect with ``config``, the progress bar off (DuckDB draws it on stderr, which MCP clients
+    log, for any query over two seconds). It is a per-connection setting, so it is set before a
+    requested ``lock_configuration`` takes effect."""
+    settings = dict(config)
+    lock = settings.pop("lock_configuration", False)
+    con = duckdb.connect(str(path), read_only=read_only, config=settings)
+    con.execute("SET enable_progress_bar = false")
+    if lock:
+        con.execute("SET lock_configuration = true")
+    return con
 
 
 class ConnectionKeeper:
