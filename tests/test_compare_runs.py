@@ -133,3 +133,10 @@ def test_bad_arguments_say_how_to_fix_them(rstore: DuckDBTraceStore) -> None:
         compare(rstore, slice_by=["modle"])
     with pytest.raises(NotFoundError, match="Judge\\(s\\) 'j9' have no scores in either run"):
         compare(rstore, judges=["j9"])
+
+
+def test_slices_by_a_tag_read_the_trace_tags(rstore: DuckDBTraceStore) -> None:
+    rstore.set_tag(trace_ids=IDS[:20], expr=None, key="cohort", value="early", by="t", now_ms=1)
+    r = compare(rstore, slice_by=["tag:cohort"])
+    early = next(s for s in r.slices if s.judge == "j1" and s.value == "early")
+    assert (early.n, early.baseline_pass_rate, early.candidate_pass_rate) == (20, 1.0, pytest.approx(8 / 20))

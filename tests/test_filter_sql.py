@@ -57,7 +57,9 @@ SPANS = [
 TAGS = [("t01", "environment", "production"), ("t01", "mlflow.user", "ana"),
         ("t02", "environment", "production"), ("t02", "eval_candidate", "error_case"),
         ("t02", "x", "a"), ("t03", "environment", "staging"), ("t03", "eval_candidate", "slow_response"),
-        ("t05", "my key", "v"), ("t06", "x", "b")]
+        ("t05", "my key", "v"), ("t06", "x", "b"),
+        # JSON needs escapes for these; a key ending in another key must not match it
+        ("t07", 'we"ird\\key', 'q"u\\o/t\u00e9\n'), ("t08", 'my"x', "a"), ("t08", "y", 'x":"a')]
 
 # trace_id, criterion, value, numeric_value, created_at_ms, label_id
 LABELS = [("t01", "correctness", "fail", None, 1, "L1"), ("t01", "correctness", "pass", None, 2, "L2"),
@@ -74,7 +76,10 @@ SCORES = [("t01", "safety", "pass", 0.9, 1, "r1"), ("t01", "safety", "fail", 0.2
 def con(tmp_path_factory: pytest.TempPathFactory) -> Iterator[duckdb.DuckDBPyConnection]:
     """One real store file per module (the tests only read), closed at the end."""
     connection = duckdb.connect(str(tmp_path_factory.mktemp("store") / "traces.duckdb"))
-    connection.execute(MIGRATIONS[0])
+    # The rows go in at schema 5; migration 6 then derives traces.tags and spans.trace_timestamp_ms
+    # from them, as it does when an older store is opened.
+    for sql in MIGRATIONS[:5]:
+        connection.execute(sql)
     for (tid, age, exe, status, name, req, resp, env, model, itok, otok, meta, tools) in TRACES:
         connection.execute(
             "INSERT INTO traces (trace_id, timestamp_ms, execution_time_ms, status, name, request, response, "
@@ -95,6 +100,8 @@ def con(tmp_path_factory: pytest.TempPathFactory) -> Iterator[duckdb.DuckDBPyCon
     for tid, judge, verdict, score, at, run in SCORES:
         connection.execute("INSERT INTO scores (run_id, judge, trace_id, verdict, score, created_at_ms) "
                            "VALUES ($1, $2, $3, $4, $5, $6)", [run, judge, tid, verdict, score, at])
+    for sql in MIGRATIONS[5:]:
+        connection.execute(sql)
     yield connection
     connection.close()
 
@@ -212,12 +219,32 @@ def test_one_tool_span_and_another_error_span_do_not_make_a_failing_tool(con) ->
     assert "t03" in matching(con, "span.type = 'TOOL'") & matching(con, "span.status = 'ERROR'")
     assert "t03" not in matching(con, "span.type = 'TOOL' AND span.status = 'ERROR'")
     where, _ = compile_filter(parse("span.type = 'TOOL' AND span.status = 'ERROR'"), now_ms=NOW)
-    assert where.count("EXISTS") == 1
+    assert where.count("FROM spans s") == 1
 
 
-def test_not_around_span_conditions_compiles_to_not_exists(con) -> None:
+def test_not_around_span_conditions_compiles_to_no_such_span(con) -> None:
     where, _ = compile_filter(parse("NOT (span.type = 'TOOL' AND span.status = 'ERROR')"), now_ms=NOW)
-    assert where.startswith("NOT coalesce(EXISTS (SELECT 1 FROM spans s WHERE s.trace_id = t.trace_id")
+    assert where.startswith("NOT coalesce(t.trace_id IN (SELECT DISTINCT s.trace_id FROM spans s WHERE")
+
+
+def test_a_span_window_reads_only_the_spans_of_newer_traces(con) -> None:
+    where, params = compile_filter(parse("span.type = 'TOOL'"), now_ms=NOW, window_param="w")
+    def rows(lower: int) -> set[str]:
+        return {r[0] for r in con.execute(f"SELECT t.trace_id FROM traces t WHERE {where}",
+                                          {**params, "w": lower}).fetchall()}
+    assert rows(NOW - 10 * DAY) == {"t02", "t03"}
+    assert rows(NOW - 2 * DAY) == {"t02"}      # t03 is 3 days old: its spans are outside
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ('tags.`we"ird\\key` = \'q"u\\o/t\u00e9\n\'', {"t07"}),
+    ('tags.`we"ird\\key` IS NOT NULL', {"t07"}),
+    ("tags.x = 'a'", {"t02"}),                   # not t08's 'my"x' = 'a', nor its y = 'x":"a'
+    ("tags.x IS NOT NULL", {"t02", "t06"}),
+    ("tags.y = 'x\":\"a'", {"t08"}),
+])
+def test_tag_keys_and_values_that_need_json_escapes(con, text: str, expected: set[str]) -> None:
+    assert matching(con, text) == expected
 
 
 def test_relative_time_uses_the_clock_it_is_given(con) -> None:

@@ -339,8 +339,10 @@ def corpus_lines(traces: int = 400) -> list[str]:
 
 #: Per table: the columns that identify a row's trace, and the ingest-time clock columns left out.
 _TABLES = {
-    "traces": ("trace_id", ("ingested_at_ms",)),
-    "spans": ("trace_id", ()),
+    # traces.tags and spans.trace_timestamp_ms are copies of tags / traces.timestamp_ms, checked
+    # by tests/test_denormalized_copies.py; the digests were recorded before they existed.
+    "traces": ("trace_id", ("ingested_at_ms", "tags")),
+    "spans": ("trace_id", ("trace_timestamp_ms",)),
     "tags": ("trace_id", ("set_at_ms",)),
     "tag_history": ("trace_id", ("at_ms",)),
     "labels": ("trace_id", ()),

@@ -12,6 +12,7 @@ from server.storage import page_query
 from server.storage.duckdb_store import DuckDBTraceStore
 from tests.factory import trace
 from tools import search as search_module
+from tools.filters import parse_order_by
 from tools.search import SearchTracesInput, search_traces
 
 N = 400
@@ -24,10 +25,13 @@ def window_small_stores(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="module")
 def spread_store(tmp_path_factory: pytest.TempPathFactory) -> DuckDBTraceStore:
-    """400 traces a minute apart; every 7th is an ERROR, the 5 oldest mention a refund, and two
-    traces share a timestamp so the trace-id tie-break is exercised across a window edge."""
+    """400 traces a minute apart; every 7th is an ERROR, every 5th has a failing tool, every 11th
+    an ``eval`` tag, the 5 oldest mention a refund, and two traces share a timestamp so the
+    trace-id tie-break is exercised across a window edge."""
     path = tmp_path_factory.mktemp("window") / "traces.duckdb"
     traces = [trace(f"t{i:04d}", i, status="ERROR" if i % 7 == 0 else "OK",
+                    tool_status="ERROR" if i % 5 == 0 else "OK",
+                    tags={"environment": "production", **({"eval": "yes"} if i % 11 == 0 else {})},
                     question="I want a refund" if i < 5 else "Where is my order?") for i in range(N)]
     traces.append(trace("t0398b", 398))
     DuckDBTraceStore(path).write_traces(traces)
@@ -61,6 +65,16 @@ def every_page(store: DuckDBTraceStore, flt: str, limit: int) -> tuple[list[str]
     ("attributes.request ILIKE '%refund%'", "request ILIKE '%refund%'"),
     ("attributes.status = 'ERROR' OR attributes.request ILIKE '%refund%'",
      "status = 'ERROR' OR request ILIKE '%refund%'"),
+    # the references read the spans and tags tables, not the copies the searches read
+    ("span.type = 'TOOL' AND span.status = 'ERROR'",
+     "trace_id IN (SELECT trace_id FROM spans WHERE span_type = 'TOOL' AND status = 'ERROR')"),
+    ("tags.eval = 'yes'", "trace_id IN (SELECT trace_id FROM tags WHERE key = 'eval' AND value = 'yes')"),
+    ("tags.eval = 'yes' OR (span.type = 'TOOL' AND span.status = 'ERROR')",
+     "trace_id IN (SELECT trace_id FROM tags WHERE key = 'eval' AND value = 'yes') "
+     "OR trace_id IN (SELECT trace_id FROM spans WHERE span_type = 'TOOL' AND status = 'ERROR')"),
+    ("NOT span.status = 'ERROR' AND tags.eval IS NULL",
+     "trace_id NOT IN (SELECT trace_id FROM spans WHERE status = 'ERROR') "
+     "AND trace_id NOT IN (SELECT trace_id FROM tags WHERE key = 'eval')"),
 ])
 @pytest.mark.parametrize("limit", [7, 50])
 def test_pages_match_the_unbounded_query(spread_store: DuckDBTraceStore, flt: str, where: str, limit: int) -> None:
@@ -73,19 +87,33 @@ def test_pages_match_the_unbounded_query(spread_store: DuckDBTraceStore, flt: st
 
 def test_rare_old_matches_are_found_by_widening_the_window(spread_store: DuckDBTraceStore,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    bounds: list[bool] = []
+    reads: list[int] = []
     original = page_query.fetch_dicts
 
     def spy(cursor):  # type: ignore[no-untyped-def]
         rows = original(cursor)
-        bounds.append(True)
+        reads.append(len(rows))
         return rows
 
     monkeypatch.setattr(page_query, "fetch_dicts", spy)
-    result = search_traces(spread_store, SearchTracesInput(filter="attributes.request ILIKE '%refund%'", limit=3),
+    flt = "attributes.request ILIKE '%refund%'"
+    first = search_traces(spread_store, SearchTracesInput(filter=flt, limit=2), now_ms=10**13)
+    assert [t.trace_id for t in first.traces] == ["t0004", "t0003"]
+    assert len(reads) == 1, "page 1's count saw how rare the matches are and sized the window by it"
+    reads.clear()
+    with spread_store.reading() as con:   # no count first: the window starts at a few pages' width
+        rows = page_query.fetch_page(con, "t.request ILIKE '%refund%'", {}, parse_order_by([]), limit=2,
+                                     upper_ms=None, windows=page_query.TimeWindows.of(con))
+    assert [r["trace_id"] for r in rows] == ["t0004", "t0003", "t0002"]
+    assert len(reads) > 2, "a first window over the newest traces cannot hold the 5 oldest"
+
+
+def test_no_page_is_read_when_the_count_found_nothing(spread_store: DuckDBTraceStore,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(page_query, "fetch_page", None)   # calling it would fail
+    result = search_traces(spread_store, SearchTracesInput(filter="attributes.request ILIKE '%nowhere%'"),
                            now_ms=10**13)
-    assert [t.trace_id for t in result.traces] == ["t0004", "t0003", "t0002"]
-    assert len(bounds) > 2, "a first window over the newest traces cannot hold the 5 oldest"
+    assert (result.traces, result.total_matches, result.total_exact) == ([], 0, True)
 
 
 def test_a_sort_on_another_field_is_not_windowed(spread_store: DuckDBTraceStore) -> None:
@@ -109,3 +137,20 @@ def test_counting_stops_at_the_cap_and_says_so(spread_store: DuckDBTraceStore, m
     assert set(totals) == {30}
     few = search_traces(spread_store, SearchTracesInput(filter="attributes.request ILIKE '%refund%'"), now_ms=10**13)
     assert (few.total_matches, few.total_exact) == (5, True)
+
+
+@pytest.mark.parametrize("flt, where", [
+    ("span.type = 'TOOL' AND span.status = 'ERROR'",
+     "trace_id IN (SELECT trace_id FROM spans WHERE span_type = 'TOOL' AND status = 'ERROR')"),
+    ("tags.eval = 'yes'", "trace_id IN (SELECT trace_id FROM tags WHERE key = 'eval' AND value = 'yes')"),
+])
+def test_a_count_past_the_cap_is_settled_inside_a_window(spread_store: DuckDBTraceStore, flt: str, where: str,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The count stops in a window once it holds more than the cap, and is exact when it never does."""
+    matches = len(reference(spread_store, where))
+    monkeypatch.setattr(search_module, "COUNT_CAP", 12)
+    first = search_traces(spread_store, SearchTracesInput(filter=flt), now_ms=10**13)
+    assert matches > 12 and (first.total_matches, first.total_exact) == (12, False)
+    monkeypatch.setattr(search_module, "COUNT_CAP", matches)
+    exact = search_traces(spread_store, SearchTracesInput(filter=flt), now_ms=10**13)
+    assert (exact.total_matches, exact.total_exact) == (matches, True)

@@ -14,7 +14,8 @@ SQL_HELP = (
     "input_tokens, output_tokens, total_tokens, tags MAP, trace_metadata JSON, span_count, error_count, "
     "tool_names) and otel_spans (one row per span: trace_id, span_id, parent_span_id, name, span_type, "
     "start_time, end_time, duration_ms, status_code, status_message, model, input_tokens, output_tokens, "
-    "tool_name, inputs, outputs, attributes JSON). Tables: traces, spans, tags, tag_history, labels, scores. "
+    "tool_name, inputs, outputs, attributes JSON). Tables: traces (traces.tags is the trace's tags as one JSON "
+    "object: tags->>'environment'), spans, tags, tag_history, labels, scores. "
     "Example: SELECT span_type, count(*), median(duration_ms) FROM otel_spans GROUP BY 1 ORDER BY 3 DESC")
 
 

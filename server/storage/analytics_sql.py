@@ -16,18 +16,19 @@ from typing import Any
 import duckdb
 
 from server.storage.connection import fetch_dicts
+from server.storage.filter_sql import json_pointer
 from server.storage.duckdb_store import StoreFeature
 from tools.error_patterns import ErrorData, ErrorRequest, PatternRow, WindowCounts
 from tools.profiling import BREAKDOWNS, GroupRow, ProfileData, ProfileRequest, SpanStatsRow, TraceOverview
 
-#: group_by kind -> SQL over ``traces t`` (the tag key is the parameter $a_tag).
+#: group_by kind -> SQL over ``traces t`` (the tag key's JSON Pointer is the parameter $a_tag).
 GROUP_SQL: dict[str, str] = {
     "environment": "t.environment",
     "model": "t.model",
     "prompt_version": "t.prompt_version",
     "day": "strftime(make_timestamp(t.timestamp_ms * 1000), '%Y-%m-%d')",
     "hour": "strftime(make_timestamp(t.timestamp_ms * 1000), '%Y-%m-%dT%H:00Z')",
-    "tag": "(SELECT g.value FROM tags g WHERE g.trace_id = t.trace_id AND g.key = $a_tag)",
+    "tag": "json_extract_string(t.tags, $a_tag)",
 }
 #: Breakdown dimension -> column of ``a_sp`` it groups by.
 DIMENSION_SQL: dict[str, str] = {"span_type": "span_type", "span_name": "name", "tool": "tool_name", "model": "model"}
@@ -191,7 +192,7 @@ class DuckDBAnalytics(StoreFeature):
         group = request.group_by
         group_sql = GROUP_SQL[group.kind] if group else "NULL::VARCHAR"
         if group and group.kind == "tag":
-            params = {**params, "a_tag": group.tag_key}
+            params = {**params, "a_tag": json_pointer(group.tag_key)}
         with self.store.reading() as con:
             con.execute(f"""CREATE OR REPLACE TEMP TABLE a_sel AS
                 SELECT t.trace_id, hash(t.trace_id) AS tk, t.timestamp_ms AS ts, t.status,

@@ -17,6 +17,7 @@ from typing import Any
 import duckdb
 
 from server.storage.duckdb_store import DuckDBTraceStore
+from server.storage.filter_sql import json_pointer
 from tools.calibration import CalibrationReportResult, Pair
 from tools.regression import CalibrationStatus, RunScore
 
@@ -191,8 +192,8 @@ class DuckDBCalibrationStore:
             return _SLICE_COLUMNS[field]
         kind, _, name = field.partition(":")
         if kind == "tag":
-            params[f"k{i}"] = name
-            return f"(SELECT g.value FROM tags g WHERE g.trace_id = t.trace_id AND g.key = $k{i})"
+            params[f"k{i}"] = json_pointer(name)
+            return f"json_extract_string(t.tags, $k{i})"
         if kind == "metadata":
             params[f"k{i}"] = f'$."{name}"'
             return f"json_extract_string(t.metadata, $k{i})"

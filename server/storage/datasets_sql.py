@@ -59,7 +59,7 @@ class DuckDBDatasetStore:
             where, params = self.traces.where(expr, now_ms)
         head = "left(sel.request, 2000)" if with_request else "NULL"
         with self.traces.reading() as con:
-            # The spans and tags of the selection are aggregated after a semi-join on its ids: a
+            # The spans of the selection are aggregated after a semi-join on its ids: a
             # correlated subquery per trace was decorrelated into an aggregate over every span in
             # the store (6 s for 10k traces among 1M).
             rows = fetch_dicts(con.execute(f"""
@@ -69,15 +69,12 @@ class DuckDBDatasetStore:
                     WHERE s.trace_id IN (SELECT trace_id FROM sel) GROUP BY 1, 2),
                 span_types AS (
                     SELECT trace_id, list(span_type ORDER BY first_start, span_type) AS span_types
-                    FROM first_span GROUP BY 1),
-                trace_tags AS (
-                    SELECT g.trace_id, map(list(g.key ORDER BY g.key), list(g.value ORDER BY g.key)) AS tags
-                    FROM tags g WHERE g.trace_id IN (SELECT trace_id FROM sel) GROUP BY 1)
+                    FROM first_span GROUP BY 1)
                 SELECT sel.trace_id, sel.timestamp_ms, sel.status, sel.model, sel.environment, sel.prompt_version,
                        sel.execution_time_ms, coalesce(sel.tool_names, []) AS tool_names,
                        {head} AS request_head,
-                       coalesce(st.span_types, []) AS span_types, coalesce(tt.tags, map()) AS tags
-                FROM sel LEFT JOIN span_types st USING (trace_id) LEFT JOIN trace_tags tt USING (trace_id)
+                       coalesce(st.span_types, []) AS span_types, CAST(sel.tags AS MAP(VARCHAR, VARCHAR)) AS tags
+                FROM sel LEFT JOIN span_types st USING (trace_id)
                 ORDER BY sel.trace_id""", params))
         return [Candidate(**{**r, "tags": dict(r["tags"] or {})}) for r in rows]
 

@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import orjson
 
-from server.storage import filter_sql, page_query
+from server.storage import filter_sql, page_query, trace_tags_sql
 from server.storage.connection import (default_idle_release, default_lock_timeout, fetch_dicts, keeper_for,
                                        transaction)
 from server.storage.schema import MIGRATIONS, SCHEMA_VERSION
@@ -101,7 +102,8 @@ class DuckDBTraceStore:
 
     def search(self, expr: Any, order: Sequence[Any], *, limit: int, after: dict | None,
                now_ms: int, count_cap: int | None = None) -> SearchPage:
-        where, params = self.where(expr, now_ms)
+        where, params = ("TRUE", {}) if expr is None else filter_sql.compile_filter(
+            expr, now_ms=now_ms, alias="t", window_param=page_query.WINDOW_PARAM)
         page_where, page_params = where, dict(params)
         upper_ms = None
         if after is not None:
@@ -111,23 +113,14 @@ class DuckDBTraceStore:
             if page_query.newest_first(order) and after["values"][0] is not None:
                 upper_ms = int(after["values"][0])
         with self.reading() as con:
-            total, exact = page_query.count_matches(con, where, params, count_cap) if count_cap else (None, True)
-            page = page_query.fetch_page(con, page_where, page_params, order, limit=limit, upper_ms=upper_ms)
-            tags = self._tags_for(con, [r["trace_id"] for r in page[:limit]])
-        rows = [TraceRow(**{**r, "tool_names": r["tool_names"] or [], "tags": tags.get(r["trace_id"], {})})
+            windows = page_query.TimeWindows.of(con)
+            total, exact = (page_query.count_matches(con, where, params, count_cap, windows) if count_cap
+                            else (None, True))
+            page = [] if (total, exact) == (0, True) else page_query.fetch_page(
+                con, page_where, page_params, order, limit=limit, upper_ms=upper_ms, windows=windows)
+        rows = [TraceRow(**{**r, "tool_names": r["tool_names"] or [], "tags": orjson.loads(r["tags"])})
                 for r in page[:limit]]
         return SearchPage(rows=rows, has_more=len(page) > limit, total_matches=total, total_exact=exact)
-
-    @staticmethod
-    def _tags_for(con: duckdb.DuckDBPyConnection, trace_ids: list[str]) -> dict[str, dict[str, str]]:
-        if not trace_ids:
-            return {}
-        out: dict[str, dict[str, str]] = {}
-        for trace_id, key, value in con.execute(
-                "SELECT trace_id, key, value FROM tags WHERE trace_id = ANY($ids) ORDER BY key",
-                {"ids": trace_ids}).fetchall():
-            out.setdefault(trace_id, {})[key] = value
-        return out
 
     # -- single traces -----------------------------------------------------------------------
     def load_trace(self, trace_id: str) -> Trace | None:
@@ -138,7 +131,7 @@ class DuckDBTraceStore:
             if row is None:
                 return None
             record = dict(zip([d[0] for d in cursor.description], row))
-            cursor = con.execute("SELECT * EXCLUDE (trace_id) FROM spans WHERE trace_id = $id "
+            cursor = con.execute("SELECT * EXCLUDE (trace_id, trace_timestamp_ms) FROM spans WHERE trace_id = $id "
                                  "ORDER BY start_time_ns, span_id", {"id": trace_id})
             span_columns = [d[0] for d in cursor.description]
             spans = []
@@ -147,9 +140,9 @@ class DuckDBTraceStore:
                 span["attributes"] = json.loads(span["attributes"] or "{}")
                 span["events"] = json.loads(span["events"] or "[]")
                 spans.append(Span(**span))
-            tags = self._tags_for(con, [trace_id]).get(trace_id, {})
         record["metadata"] = json.loads(record["metadata"] or "{}")
-        return Trace(**record, spans=spans, tags=tags)
+        record["tags"] = orjson.loads(record["tags"])
+        return Trace(**record, spans=spans)
 
     def known_trace_ids(self, trace_ids: Sequence[str]) -> set[str]:
         with self.reading() as con:
@@ -181,17 +174,16 @@ class DuckDBTraceStore:
         args = {"key": key, "value": value, "at": now_ms, "by": by}
         with self.transaction() as con:
             matched = self._selection(con, trace_ids, expr, now_ms)
-            changed = con.execute("""
-                INSERT INTO tag_history
-                SELECT sel.trace_id, $key, $value, 'set', $at, $by FROM sel
-                LEFT JOIN tags g ON g.trace_id = sel.trace_id AND g.key = $key
-                WHERE g.value IS DISTINCT FROM $value""", args).fetchone()[0]
-            con.execute("""DELETE FROM tags USING sel WHERE tags.trace_id = sel.trace_id
-                           AND tags.key = $key AND tags.value <> $value""", {"key": key, "value": value})
-            con.execute("""INSERT INTO tags SELECT sel.trace_id, $key, $value, $at, $by FROM sel
-                           WHERE NOT EXISTS (SELECT 1 FROM tags g
-                                             WHERE g.trace_id = sel.trace_id AND g.key = $key)""", args)
-            con.execute("DROP TABLE sel")
+            con.execute("""CREATE TEMP TABLE changed AS SELECT sel.trace_id FROM sel
+                           LEFT JOIN tags g ON g.trace_id = sel.trace_id AND g.key = $key
+                           WHERE g.value IS DISTINCT FROM $value""", {"key": key, "value": value})
+            changed = con.execute("INSERT INTO tag_history SELECT trace_id, $key, $value, 'set', $at, $by "
+                                  "FROM changed", args).fetchone()[0]
+            con.execute("DELETE FROM tags USING changed WHERE tags.trace_id = changed.trace_id AND tags.key = $key",
+                        {"key": key})
+            con.execute("INSERT INTO tags SELECT trace_id, $key, $value, $at, $by FROM changed", args)
+            trace_tags_sql.refresh(con, "SELECT trace_id FROM changed")
+            con.execute("DROP TABLE sel; DROP TABLE changed")
         return TagChange(matched=matched, changed=changed, unchanged=matched - changed)
 
     def remove_tag(self, *, trace_ids: Sequence[str] | None, expr: Any, key: str, by: str,
@@ -205,6 +197,8 @@ class DuckDBTraceStore:
                 FROM tags g JOIN sel ON g.trace_id = sel.trace_id WHERE g.key = $key""", args).fetchone()[0]
             con.execute("DELETE FROM tags USING sel WHERE tags.trace_id = sel.trace_id AND tags.key = $key",
                         {"key": key})
+            if changed:
+                trace_tags_sql.refresh(con, "SELECT trace_id FROM sel")
             con.execute("DROP TABLE sel")
         return TagChange(matched=matched, changed=changed, unchanged=matched - changed)
 

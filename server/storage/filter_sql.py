@@ -10,8 +10,14 @@ Semantics worth knowing (also what ``explain()`` says):
   'a'`` only matches traces that have tag ``x``. ``NOT`` is a true complement: ``NOT (...)``
   compiles to ``NOT coalesce(..., FALSE)`` so it also matches the traces where the inner
   comparison was NULL.
-* ``SpanExists(x)`` -> ``EXISTS (SELECT 1 FROM spans s WHERE s.trace_id = t.trace_id AND x)``:
-  all span conditions in one group hold on the same span; ``NOT`` around it is "no span".
+* ``SpanExists(x)`` -> ``t.trace_id IN (SELECT DISTINCT s.trace_id FROM spans s WHERE x)``: all
+  span conditions in one group hold on the same span; ``NOT`` around it is "no span". It is not
+  written as a correlated ``EXISTS``: DuckDB then built its hash table on all traces and probed
+  it with every matching span (160 ms at 1M traces, against 60 ms this way). A search passes
+  ``window_param`` so the spans read are only those of traces inside its time window.
+* Tags are read from ``traces.tags`` (a JSON copy, see ``trace_tags_sql``): a trace can only
+  have tag ``k`` if the text holds the encoded ``"k":``, and only equal ``v`` if it holds
+  ``"k":"v"``, so a cheap ``contains`` discards most traces before any JSON is parsed.
 * Labels and scores compare the latest row per (trace, criterion) / (trace, judge).
 * ``metadata.a.b`` reads the top-level key ``"a.b"`` if present, else the nested path a -> b.
 
@@ -29,7 +35,7 @@ from typing import Any
 from tools.fields import Family, FieldSpec, Kind
 from tools.filter_ast import And, Comparison, Expr, Not, Or, OrderKey, RelativeTime, SpanExists
 
-__all__ = ["compile_filter", "compile_order_by", "keyset_predicate", "order_expression",
+__all__ = ["compile_filter", "compile_order_by", "json_pointer", "keyset_predicate", "order_expression",
            "sort_values_select"]
 
 #: Operator -> SQL template; ``{c}`` is the column expression, ``{v}`` the parameter(s).
@@ -63,15 +69,18 @@ _BIG = 9223372036854775807
 _TEXT_MAX = chr(0x10FFFF)   # the largest code point: sorts after every real string (binary order)
 
 
-def compile_filter(expr: Expr | None, *, now_ms: int, alias: str = "t") -> tuple[str, dict[str, Any]]:
+def compile_filter(expr: Expr | None, *, now_ms: int, alias: str = "t",
+                   window_param: str | None = None) -> tuple[str, dict[str, Any]]:
     """``(where_sql, params)`` for ``SELECT … FROM traces AS {alias} WHERE {where_sql}``.
 
     ``now_ms`` resolves ``now() - 7d``; pass the same value on every page of one search.
+    With ``window_param``, span conditions only read spans of traces whose timestamp is at
+    least ``${window_param}``: the caller binds it and bounds ``{alias}.timestamp_ms`` the same way.
     """
     _check_alias(alias)
     if expr is None:
         return "TRUE", {}
-    c = _Compiler(now_ms, alias)
+    c = _Compiler(now_ms, alias, window_param)
     return c.node(expr), c.params
 
 
@@ -125,9 +134,10 @@ def keyset_predicate(keys: Sequence[OrderKey], last_values: Sequence[Any], last_
 
 
 class _Compiler:
-    def __init__(self, now_ms: int, alias: str) -> None:
+    def __init__(self, now_ms: int, alias: str, window_param: str | None) -> None:
         self.now_ms = now_ms
         self.a = alias
+        self.span_bound = f"s.trace_timestamp_ms >= ${window_param} AND " if window_param else ""
         self.params: dict[str, Any] = {}
 
     def param(self, value: Any) -> str:
@@ -147,8 +157,8 @@ class _Compiler:
         if isinstance(e, Not):
             return f"NOT coalesce({self.node(e.item)}, FALSE)"
         if isinstance(e, SpanExists):
-            return (f"EXISTS (SELECT 1 FROM spans s WHERE s.trace_id = {self.a}.trace_id "
-                    f"AND {self.node(e.item)})")
+            return (f"{self.a}.trace_id IN (SELECT DISTINCT s.trace_id FROM spans s "
+                    f"WHERE {self.span_bound}{self.node(e.item)})")
         raise TypeError(f"not a filter node: {type(e).__name__}")
 
     def apply(self, template: str, column: str, value: Any) -> str:
@@ -172,12 +182,7 @@ class _Compiler:
             return (f"({self.apply(template, f'{self.a}.request', value)} "
                     f"OR {self.apply(template, f'{self.a}.response', value)})")
         if fam is Family.TAG:
-            base = f"SELECT 1 FROM tags g WHERE g.trace_id = {self.a}.trace_id AND g.key = {self.param(key)}"
-            if op == "IS NULL":
-                return f"NOT EXISTS ({base})"
-            if op == "IS NOT NULL":
-                return f"EXISTS ({base})"
-            return f"EXISTS ({base} AND {self.apply(SQL_TEMPLATES[op], 'g.value', value)})"
+            return self.tag(c)
         if fam in (Family.METADATA, Family.SPAN_ATTRIBUTE):
             doc = f"{self.a}.metadata" if fam is Family.METADATA else "s.attributes"
             column = self.json_value(doc, str(key))
@@ -191,6 +196,21 @@ class _Compiler:
             return self.latest(c, "scores sc", "sc.judge", "sc.created_at_ms DESC NULLS LAST, sc.run_id DESC",
                                "sc.verdict", "sc.score")
         raise TypeError(f"no SQL for field family {fam}")
+
+    def tag(self, c: Comparison) -> str:
+        """A test on ``traces.tags`` behind a ``contains`` on its text (see the module docstring)."""
+        key = self.param(str(c.field.key))
+        value = f"json_extract_string({self.a}.tags, {self.param(json_pointer(str(c.field.key)))})"
+        text = f"CAST({self.a}.tags AS VARCHAR)"
+        # DuckDB encodes the needles itself, exactly as it encoded the stored text; chr(58) is
+        # ':' (this module writes no quoted literal, so none can be mistaken for a user's value).
+        has_key = f"contains({text}, to_json(CAST({key} AS VARCHAR)) || chr(58))"
+        if c.op == "IS NULL":
+            return f"(NOT {has_key} OR {value} IS NULL)"
+        if c.op == "=" and isinstance(c.value, str):
+            pair = f"to_json(CAST({key} AS VARCHAR)) || chr(58) || to_json(CAST({self.param(c.value)} AS VARCHAR))"
+            return f"(contains({text}, {pair}) AND {self.apply(SQL_TEMPLATES['='], value, c.value)})"
+        return f"({has_key} AND {self.apply(SQL_TEMPLATES[c.op], value, c.value)})"
 
     def latest(self, c: Comparison, table: str, key_col: str, order: str, text_col: str,
                num_col: str) -> str:
@@ -206,15 +226,16 @@ class _Compiler:
     def json_value(self, doc: str, key: str) -> str:
         """``json_extract_string`` by JSON Pointer (handles any key text); dotted keys try
         the literal top-level key first, then the nested path."""
-        flat = f"json_extract_string({doc}, {self.param('/' + _pointer(key))})"
+        flat = f"json_extract_string({doc}, {self.param(json_pointer(key))})"
         if "." not in key:
             return flat
-        nested = "/" + "/".join(_pointer(part) for part in key.split("."))
+        nested = json_pointer(*key.split("."))
         return f"coalesce({flat}, json_extract_string({doc}, {self.param(nested)}))"
 
 
-def _pointer(part: str) -> str:
-    return part.replace("~", "~0").replace("/", "~1")
+def json_pointer(*keys: str) -> str:
+    """The JSON Pointer of a path of object keys (any key text: ``~`` and ``/`` are escaped)."""
+    return "".join("/" + key.replace("~", "~0").replace("/", "~1") for key in keys)
 
 
 def _numeric(value: Any) -> bool:

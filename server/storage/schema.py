@@ -14,7 +14,7 @@ delete+insert of the same key in one transaction.
 from __future__ import annotations
 
 from server.storage.migrations import m001_core, m002_datasets, m003_judges
-from server.storage.migrations import m004_calibration, m005_trace_id_indexes
+from server.storage.migrations import m004_calibration, m005_trace_id_indexes, m006_denormalized_filters
 
 MIGRATIONS: tuple[str, ...] = (
     m001_core.SQL,
@@ -22,6 +22,7 @@ MIGRATIONS: tuple[str, ...] = (
     m003_judges.SQL,
     m004_calibration.SQL,
     m005_trace_id_indexes.SQL,
+    m006_denormalized_filters.SQL,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -16,6 +16,7 @@ import duckdb
 import orjson
 import pyarrow as pa
 
+from server.storage import trace_tags_sql
 from server.storage.connection import transaction
 from tools.models import Trace
 
@@ -34,7 +35,7 @@ _SPAN_SCHEMA = pa.schema([
     ("end_time_ns", pa.int64()), ("status", pa.string()), ("status_message", pa.string()),
     ("inputs", pa.string()), ("outputs", pa.string()), ("model", pa.string()),
     ("input_tokens", pa.int64()), ("output_tokens", pa.int64()), ("tool_name", pa.string()),
-    ("attributes", pa.string()), ("events", pa.string()),
+    ("attributes", pa.string()), ("events", pa.string()), ("trace_timestamp_ms", pa.int64()),
 ])
 _TAG_SCHEMA = pa.schema([("trace_id", pa.string()), ("key", pa.string()), ("value", pa.string()),
                          ("set_at_ms", pa.int64()), ("set_by", pa.string())])
@@ -105,6 +106,7 @@ def _span_table(traces: Sequence[Trace]) -> pa.Table:
         columns[name] = list(map(attrgetter(name), spans))
     columns["attributes"] = [_json(span.attributes) for span in spans]
     columns["events"] = [_json(span.events) if span.events else "[]" for span in spans]
+    columns["trace_timestamp_ms"] = [t.timestamp_ms for t in traces for _ in t.spans]
     return pa.Table.from_pydict(columns, schema=_SPAN_SCHEMA)
 
 
@@ -154,7 +156,6 @@ def write_batch(con: duckdb.DuckDBPyConnection, traces: Sequence[Trace], *, now_
             con.execute("DELETE FROM labels WHERE label_id IN (SELECT label_id FROM batch_labels)")
             con.execute("""DELETE FROM scores WHERE run_id LIKE 'imported%'
                            AND trace_id IN (SELECT trace_id FROM batch_traces)""")
-            con.execute("INSERT INTO traces BY NAME SELECT * FROM batch_traces")
             con.execute("INSERT INTO spans BY NAME SELECT * FROM batch_spans")
             con.execute("INSERT INTO labels BY NAME SELECT * FROM batch_labels")
             con.execute("INSERT INTO scores BY NAME SELECT * FROM batch_scores")
@@ -166,6 +167,11 @@ def write_batch(con: duckdb.DuckDBPyConnection, traces: Sequence[Trace], *, now_
                 WHERE g.value IS DISTINCT FROM b.value""")
             con.execute("DELETE FROM tags USING batch_tags b WHERE tags.trace_id = b.trace_id AND tags.key = b.key")
             con.execute("INSERT INTO tags BY NAME SELECT * FROM batch_tags")
+            # Last, so each trace row carries its final tags (kept ones and the source's).
+            con.execute(f"""
+                INSERT INTO traces BY NAME
+                SELECT b.*, coalesce(d.doc, '{trace_tags_sql.EMPTY}') AS tags FROM batch_traces b
+                LEFT JOIN ({trace_tags_sql.docs_sql("SELECT trace_id FROM batch_traces")}) AS d USING (trace_id)""")
     finally:
         for name in tables:
             con.unregister(name)

@@ -1,0 +1,110 @@
+"""``traces.tags`` and ``spans.trace_timestamp_ms`` are copies that searches read instead of
+joining: after every kind of write, and after an older store is migrated, they must equal what
+the ``tags`` and ``traces`` tables say."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from server.storage.duckdb_store import DuckDBTraceStore
+from server.storage.schema import MIGRATIONS
+from tests.factory import small_set, trace
+from tools.filters import parse
+from tools.search import SearchTracesInput, search_traces
+
+
+def tag_copies(path: Path) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]:
+    """(tags per trace from ``traces.tags``, tags per trace from the ``tags`` table)."""
+    with duckdb.connect(str(path), read_only=True) as con:
+        copies = {tid: json.loads(doc) for tid, doc in con.execute("SELECT trace_id, tags FROM traces").fetchall()}
+        record: dict[str, dict[str, str]] = {tid: {} for tid in copies}
+        for tid, key, value in con.execute("SELECT trace_id, key, value FROM tags").fetchall():
+            record[tid][key] = value
+    return copies, record
+
+
+def stale_span_timestamps(path: Path) -> int:
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.execute("""SELECT count(*) FROM spans s JOIN traces t USING (trace_id)
+                              WHERE s.trace_timestamp_ms IS DISTINCT FROM t.timestamp_ms""").fetchone()[0]
+
+
+def assert_in_step(store: DuckDBTraceStore) -> dict[str, dict[str, str]]:
+    store.release()
+    copies, record = tag_copies(store.path)
+    assert copies == record
+    assert stale_span_timestamps(store.path) == 0
+    return copies
+
+
+def test_every_tag_write_keeps_the_copy_in_step(store: DuckDBTraceStore) -> None:
+    tags = assert_in_step(store)
+    assert tags["t07"] == {"environment": "production", "eval_candidate": "slow"}, "ingested tags are copied"
+
+    store.set_tag(trace_ids=["t01", "t02"], expr=None, key="review", value="needed", by="t", now_ms=1)
+    store.set_tag(trace_ids=None, expr=parse("attributes.status = 'ERROR'"), key="review", value="urgent",
+                  by="t", now_ms=2)
+    change = store.set_tag(trace_ids=["t02"], expr=None, key="review", value="urgent", by="t", now_ms=3)
+    assert change.changed == 0
+    tags = assert_in_step(store)
+    assert tags["t01"]["review"] == "needed" and tags["t02"]["review"] == "urgent"
+    assert "review" not in tags["t03"]
+
+    store.remove_tag(trace_ids=None, expr=parse("tags.review = 'urgent'"), key="review", by="t", now_ms=4)
+    store.remove_tag(trace_ids=["t01"], expr=None, key="environment", by="t", now_ms=5)
+    tags = assert_in_step(store)
+    assert tags["t01"] == {"review": "needed"}
+    assert all("review" not in tags[t] for t in ("t02", "t05", "t09"))
+
+
+def test_reingest_keeps_set_tags_and_moves_span_timestamps(store: DuckDBTraceStore) -> None:
+    store.set_tag(trace_ids=["t04"], expr=None, key="review", value="needed", by="t", now_ms=1)
+    store.write_traces([trace("t04", 500, env="production", tags={"environment": "production", "new": "yes"})])
+    tags = assert_in_step(store)
+    assert tags["t04"] == {"environment": "production", "new": "yes", "review": "needed"}
+    with duckdb.connect(str(store.path), read_only=True) as con:
+        moved = con.execute("SELECT DISTINCT trace_timestamp_ms FROM spans WHERE trace_id = 't04'").fetchall()
+    assert moved == [(trace("t04", 500).timestamp_ms,)]
+
+
+def test_search_results_carry_the_tags_of_the_record(store: DuckDBTraceStore) -> None:
+    store.set_tag(trace_ids=["t07"], expr=None, key="review", value='needs "care"', by="t", now_ms=1)
+    result = search_traces(store, SearchTracesInput(filter="tags.review = 'needs \"care\"'"), now_ms=10**13)
+    assert [(t.trace_id, t.tags) for t in result.traces] == [
+        ("t07", {"environment": "production", "eval_candidate": "slow", "review": 'needs "care"'})]
+
+
+def test_a_failed_tag_write_changes_neither_copy(store: DuckDBTraceStore) -> None:
+    before = assert_in_step(store)
+    with pytest.raises(Exception):
+        with store.transaction() as con:
+            con.execute("UPDATE traces SET tags = '{\"half\":\"written\"}' WHERE trace_id = 't01'")
+            con.execute("SELECT no_such_column FROM traces")
+    assert assert_in_step(store) == before
+
+
+def test_a_schema_5_store_is_migrated_with_both_copies_filled(tmp_path: Path) -> None:
+    path = tmp_path / "old.duckdb"
+    current = DuckDBTraceStore(tmp_path / "current.duckdb")
+    current.write_traces(small_set())
+    current.release()
+    with duckdb.connect(str(path)) as con:   # an old store: schema 5, rows as version 5 wrote them
+        con.execute("CREATE TABLE schema_version (version INTEGER, applied_at_ms BIGINT)")
+        for version, sql in enumerate(MIGRATIONS[:5], start=1):
+            con.execute(sql)
+            con.execute("INSERT INTO schema_version VALUES ($v, 0)", {"v": version})
+        con.execute(f"ATTACH '{current.path}' AS cur (READ_ONLY)")
+        con.execute("INSERT INTO traces SELECT * EXCLUDE (tags) FROM cur.traces")
+        con.execute("INSERT INTO spans SELECT * EXCLUDE (trace_timestamp_ms) FROM cur.spans")
+        con.execute("INSERT INTO tags SELECT * FROM cur.tags")
+    store = DuckDBTraceStore(path)
+    assert store.schema_version() == len(MIGRATIONS)
+    tags = assert_in_step(store)
+    assert tags == tag_copies(current.path)[0] and tags["t07"]["eval_candidate"] == "slow"
+    found = search_traces(store, SearchTracesInput(filter="tags.eval_candidate = 'slow' AND span.type = 'TOOL'"),
+                          now_ms=10**13)
+    assert [t.trace_id for t in found.traces] == ["t07"]
