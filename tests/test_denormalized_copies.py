@@ -11,6 +11,7 @@ import duckdb
 import pytest
 
 from server.storage.duckdb_store import DuckDBTraceStore
+from server.storage.filter_sql import compile_filter, json_pointer
 from server.storage.schema import MIGRATIONS
 from tests.factory import small_set, trace
 from tools.filters import parse
@@ -108,3 +109,17 @@ def test_a_schema_5_store_is_migrated_with_both_copies_filled(tmp_path: Path) ->
     found = search_traces(store, SearchTracesInput(filter="tags.eval_candidate = 'slow' AND span.type = 'TOOL'"),
                           now_ms=10**13)
     assert [t.trace_id for t in found.traces] == ["t07"]
+
+
+def test_tag_values_that_need_json_escapes_round_trip_through_tag_writes(store: DuckDBTraceStore) -> None:
+    odd_key, odd_value = 'we"ird\\key/ü', 'q"u\\o/t\u00e9\n\x01 🚀'
+    store.set_tag(trace_ids=["t03"], expr=None, key=odd_key, value=odd_value, by="t", now_ms=1)
+    assert_in_step(store)
+    found = search_traces(store, SearchTracesInput(filter=f"tags.`{odd_key}` IS NOT NULL"), now_ms=10**13)
+    assert [(t.trace_id, t.tags[odd_key]) for t in found.traces] == [("t03", odd_value)]
+    with duckdb.connect(str(store.path), read_only=True) as con:
+        where, params = compile_filter(parse("tags.x = 'y'"), now_ms=0)
+        params = {"p0": odd_key, "p1": json_pointer(odd_key), "p2": odd_value, "p3": odd_value}
+        assert con.execute(f"SELECT trace_id FROM traces t WHERE {where}", params).fetchall() == [("t03",)]
+    store.remove_tag(trace_ids=["t03"], expr=None, key=odd_key, by="t", now_ms=2)
+    assert odd_key not in assert_in_step(store)["t03"]

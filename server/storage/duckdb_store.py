@@ -21,6 +21,7 @@ import orjson
 from server.storage import filter_sql, page_query, trace_tags_sql
 from server.storage.connection import (default_idle_release, default_lock_timeout, fetch_dicts, keeper_for,
                                        transaction)
+from server.storage.id_lists import ids_in
 from server.storage.schema import MIGRATIONS, SCHEMA_VERSION
 from server.storage.sql_sandbox import run_query
 from server.storage.writer import write_batch
@@ -146,8 +147,8 @@ class DuckDBTraceStore:
 
     def known_trace_ids(self, trace_ids: Sequence[str]) -> set[str]:
         with self.reading() as con:
-            rows = con.execute("SELECT trace_id FROM traces WHERE trace_id IN (SELECT unnest($ids))",
-                               {"ids": list(trace_ids)}).fetchall()
+            where, params = ids_in("trace_id", list(dict.fromkeys(trace_ids)))
+            rows = con.execute(f"SELECT trace_id FROM traces WHERE {where}", params).fetchall()
         return {r[0] for r in rows}
 
     def similar_trace_ids(self, trace_id: str, limit: int = 3) -> list[str]:
@@ -159,30 +160,31 @@ class DuckDBTraceStore:
 
     # -- tags --------------------------------------------------------------------------------
     def _selection(self, con: duckdb.DuckDBPyConnection, trace_ids: Sequence[str] | None, expr: Any,
-                   now_ms: int) -> int:
-        """Materialise the selected trace ids into temp table ``sel``; return its size."""
+                   now_ms: int, key: str) -> int:
+        """Materialise the selected traces into temp table ``sel`` (trace_id, row id, the current
+        value of tag ``key`` from ``traces.tags``); return how many there are."""
         if trace_ids is not None:
-            con.execute("CREATE TEMP TABLE sel AS SELECT DISTINCT trace_id FROM traces "
-                        "WHERE trace_id IN (SELECT unnest($ids))", {"ids": list(trace_ids)})
+            where, params = ids_in("t.trace_id", list(dict.fromkeys(trace_ids)))
         else:
             where, params = self.where(expr, now_ms)
-            con.execute(f"CREATE TEMP TABLE sel AS SELECT DISTINCT trace_id FROM traces t WHERE {where}", params)
+        con.execute(f"""CREATE TEMP TABLE sel AS
+                        SELECT t.trace_id, t.rowid AS rid, json_extract_string(t.tags, $sel_key) AS old
+                        FROM traces t WHERE {where}""", {**params, "sel_key": filter_sql.json_pointer(key)})
         return con.execute("SELECT count(*) FROM sel").fetchone()[0]
 
     def set_tag(self, *, trace_ids: Sequence[str] | None, expr: Any, key: str, value: str, by: str,
                 now_ms: int) -> TagChange:
         args = {"key": key, "value": value, "at": now_ms, "by": by}
         with self.transaction() as con:
-            matched = self._selection(con, trace_ids, expr, now_ms)
-            con.execute("""CREATE TEMP TABLE changed AS SELECT sel.trace_id FROM sel
-                           LEFT JOIN tags g ON g.trace_id = sel.trace_id AND g.key = $key
-                           WHERE g.value IS DISTINCT FROM $value""", {"key": key, "value": value})
+            matched = self._selection(con, trace_ids, expr, now_ms, key)
+            con.execute("CREATE TEMP TABLE changed AS SELECT * FROM sel WHERE old IS DISTINCT FROM $value",
+                        {"value": value})
             changed = con.execute("INSERT INTO tag_history SELECT trace_id, $key, $value, 'set', $at, $by "
                                   "FROM changed", args).fetchone()[0]
-            con.execute("DELETE FROM tags USING changed WHERE tags.trace_id = changed.trace_id AND tags.key = $key",
-                        {"key": key})
+            con.execute("DELETE FROM tags WHERE key = $key AND trace_id IN "
+                        "(SELECT trace_id FROM changed WHERE old IS NOT NULL)", {"key": key})
             con.execute("INSERT INTO tags SELECT trace_id, $key, $value, $at, $by FROM changed", args)
-            trace_tags_sql.refresh(con, "SELECT trace_id FROM changed")
+            trace_tags_sql.patch(con, "SELECT rid FROM changed", key, value)
             con.execute("DROP TABLE sel; DROP TABLE changed")
         return TagChange(matched=matched, changed=changed, unchanged=matched - changed)
 
@@ -190,16 +192,14 @@ class DuckDBTraceStore:
                    now_ms: int) -> TagChange:
         args = {"key": key, "at": now_ms, "by": by}
         with self.transaction() as con:
-            matched = self._selection(con, trace_ids, expr, now_ms)
-            changed = con.execute("""
-                INSERT INTO tag_history
-                SELECT g.trace_id, g.key, g.value, 'delete', $at, $by
-                FROM tags g JOIN sel ON g.trace_id = sel.trace_id WHERE g.key = $key""", args).fetchone()[0]
-            con.execute("DELETE FROM tags USING sel WHERE tags.trace_id = sel.trace_id AND tags.key = $key",
+            matched = self._selection(con, trace_ids, expr, now_ms, key)
+            con.execute("CREATE TEMP TABLE had AS SELECT * FROM sel WHERE old IS NOT NULL")
+            changed = con.execute("INSERT INTO tag_history SELECT trace_id, $key, old, 'delete', $at, $by "
+                                  "FROM had", args).fetchone()[0]
+            con.execute("DELETE FROM tags WHERE key = $key AND trace_id IN (SELECT trace_id FROM had)",
                         {"key": key})
-            if changed:
-                trace_tags_sql.refresh(con, "SELECT trace_id FROM sel")
-            con.execute("DROP TABLE sel")
+            trace_tags_sql.patch(con, "SELECT rid FROM had", key, None)
+            con.execute("DROP TABLE sel; DROP TABLE had")
         return TagChange(matched=matched, changed=changed, unchanged=matched - changed)
 
     def tag_history(self, trace_id: str) -> list[dict[str, Any]]:

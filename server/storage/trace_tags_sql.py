@@ -9,10 +9,11 @@ reads (about 2 ms), and a page's tags come with its rows instead of a second que
 The copy is JSON text, not a ``MAP``: DuckDB updates a text column in place, but an update to a
 nested column rewrites the row at the end of the table (50 s to retag 1M traces, and the time
 order that windowed searches rely on would be lost). The text is always written by DuckDB's own
-``to_json`` with keys sorted, so a filter can look for the exact encoded ``"key":"value"`` pair
-with ``contains`` before it parses anything (see ``filter_sql``).
+JSON encoder (``to_json`` at ingest, ``json_merge_patch`` when a tag changes), so a filter can
+look for the exact encoded ``"key":"value"`` pair with ``contains`` before it parses anything
+(see ``filter_sql``).
 
-Every write to ``tags`` refreshes the copy of the traces it touched, in the same transaction.
+Every write to ``tags`` updates the copy of the traces it touched, in the same transaction.
 """
 
 from __future__ import annotations
@@ -30,15 +31,16 @@ _DOCS = """
 EMPTY = "{}"
 
 
+
 def docs_sql(ids_sql: str) -> str:
     """``SELECT trace_id, doc`` for the traces ``ids_sql`` selects that have tags (join LEFT and
     coalesce to ``EMPTY`` for the rest)."""
     return _DOCS.format(ids=ids_sql)
 
 
-def refresh(con: duckdb.DuckDBPyConnection, ids_sql: str, params: dict[str, Any] | None = None) -> None:
-    """Rewrite ``traces.tags`` for the trace ids ``ids_sql`` selects (a ``SELECT trace_id …``)."""
-    con.execute(f"""
-        UPDATE traces SET tags = coalesce(d.doc, '{EMPTY}')
-        FROM ({ids_sql}) AS i LEFT JOIN ({docs_sql(ids_sql)}) AS d ON d.trace_id = i.trace_id
-        WHERE traces.trace_id = i.trace_id""", params or {})
+def patch(con: duckdb.DuckDBPyConnection, rowids_sql: str, key: str, value: str | None) -> None:
+    """Set ``key`` to ``value`` (remove it, if None) in ``traces.tags`` of the rows ``rowids_sql``
+    selects (``SELECT <rowid> …``). By row id, since the caller found the rows already, and a
+    join on ``trace_id`` would scan every trace in the table again (50 ms at 1M traces)."""
+    con.execute(f"UPDATE traces SET tags = json_merge_patch(tags, json_object($key, $value)) "
+                f"WHERE rowid IN ({rowids_sql})", {"key": key, "value": value})
