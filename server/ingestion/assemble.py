@@ -12,6 +12,7 @@ import base64
 import binascii
 import re
 from datetime import datetime, timezone
+from math import isfinite
 from typing import Any, Callable, Literal
 
 from pydantic import ValidationError
@@ -21,9 +22,8 @@ from tools.errors import IngestError
 from tools.models import MODEL_SPAN_TYPES, Span, Trace
 
 __all__ = [
-    "TraceProblem", "build_trace", "make_span", "normalise_id", "root_span", "span_status", "time_ms", "time_ns",
-    "trace_or_error",
-    "verdict_and_score",
+    "INT64_MAX", "INT64_MIN", "TraceProblem", "build_trace", "check_ints", "check_trace_ints", "make_span",
+    "normalise_id", "root_span", "span_status", "time_ms", "time_ns", "trace_or_error", "verdict_and_score",
 ]
 
 _HEX = re.compile(r"[0-9a-fA-F]+")
@@ -77,6 +77,8 @@ def time_ns(value: Any, *, unit: Literal["ns", "ms"] = "ns") -> int | None:
     if value is None or value == "" or isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
+        if type(value) is float and not isfinite(value):  # isfinite() of a huge int would overflow
+            raise TraceProblem(f"'{value}' is not a timestamp; use ISO-8601 (2025-01-31T12:00:00Z) or epoch {unit}")
         return int(value) * (1 if unit == "ns" else 1_000_000)
     text = str(value).strip()
     if text.lstrip("-").isdigit():
@@ -118,6 +120,7 @@ def make_span(*, span_id: str, parent_span_id: str | None, name: str, start: int
 
     ``stated`` holds fields the container format gives directly (a Langfuse observation's
     ``model`` or ``usageDetails``): when not ``None`` they beat what the attributes say.
+    Raises TraceProblem for a time or token count the store cannot hold (see "integer ranges").
     """
     fields = map_attributes(attributes, declared_type=declared_type)
     if fields.error_type:
@@ -132,6 +135,11 @@ def make_span(*, span_id: str, parent_span_id: str | None, name: str, start: int
     values.update({key: value for key, value in stated.items() if value is not None})
     if values["span_type"] == "TOOL" and not values["tool_name"]:
         values["tool_name"] = name or None  # MLflow/Langfuse tool spans are named after the tool
+    tokens_in, tokens_out = values["input_tokens"], values["output_tokens"]
+    if not (INT64_MIN <= start <= INT64_MAX and INT64_MIN <= end <= INT64_MAX
+            and INT64_MIN <= (tokens_in or 0) <= INT64_MAX and INT64_MIN <= (tokens_out or 0) <= INT64_MAX):
+        check_ints(f"span '{name}' ({span_id})", start_time_ns=start, end_time_ns=end, input_tokens=tokens_in,
+                        output_tokens=tokens_out)
     return Span(span_id=span_id, parent_span_id=parent_span_id, name=name, start_time_ns=start, end_time_ns=end,
                 status=status, status_message=status_message, attributes=attributes, events=events, **values)
 
@@ -150,7 +158,8 @@ def root_span(spans: list[Span]) -> Span | None:
 def build_trace(trace_id: str, spans: list[Span], *, source: str, **given: Any) -> Trace:
     """Validate a trace from its spans plus the trace-level facts the source stated.
 
-    A non-``None`` value in ``given`` always beats the one derived from the spans.
+    A non-``None`` value in ``given`` always beats the one derived from the spans. Raises
+    TraceProblem if a trace-level integer does not fit the store (see "integer ranges").
     """
     if not trace_id:
         raise TraceProblem("the trace has no id; every trace needs a trace id")
@@ -185,12 +194,79 @@ def build_trace(trace_id: str, spans: list[Span], *, source: str, **given: Any) 
     fields = {**derived, **{key: value for key, value in given.items() if value is not None}}
     if fields.get("timestamp_ms") is None:
         raise TraceProblem(f"trace '{trace_id}' has no spans and no start time; export it with its spans")
-    return Trace(trace_id=trace_id, spans=spans, source=source, **fields)
+    trace = Trace(trace_id=trace_id, spans=spans, source=source, **fields)
+    check_trace_ints(trace)
+    return trace
 
 
 def _sum_or_none(values: Any) -> int | None:
     known = [value for value in values if value is not None]
     return sum(known) if known else None
+
+
+# --- integer ranges ---------------------------------------------------------------------------
+#
+# Why a bad integer costs its trace, not just the value: readers drop token counts that are not
+# numbers (``as_int``), but a count beyond 2**63 is a number the source did state and that cannot
+# be true; writing None would hide an exporter bug and change the trace's totals, and a start time
+# has no None to fall back to. So the trace is reported (which trace, which field, the value, the
+# fix) and skipped, and the rest of the file still loads. Values are Python ints of any size up to
+# here, so the check sees the value as the source wrote it, even a sum over spans.
+
+#: The store keeps every integer field as BIGINT (int64 in Arrow): the range a value must fit.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+_TIMES = frozenset({"start_time_ns", "end_time_ns", "timestamp_ms", "created_at_ms"})
+
+
+def check_ints(owner: str, **values: int | None) -> None:
+    """Raise TraceProblem naming ``owner`` and the first of ``values`` (field -> value) beyond 64 bits.
+
+    ``make_span`` calls this only when its inline comparisons fail, which keeps the per-span
+    cost of the check to a few integer comparisons.
+    """
+    for field, value in values.items():
+        if value is not None and not INT64_MIN <= value <= INT64_MAX:
+            raise _out_of_range(owner, field, value)
+
+
+def check_trace_ints(trace: Trace) -> None:
+    """Raise TraceProblem for the first trace-level integer (or label/score time) beyond 64 bits."""
+    if not (INT64_MIN <= trace.timestamp_ms <= INT64_MAX and INT64_MIN <= (trace.execution_time_ms or 0) <= INT64_MAX
+            and INT64_MIN <= (trace.input_tokens or 0) <= INT64_MAX
+            and INT64_MIN <= (trace.output_tokens or 0) <= INT64_MAX):
+        for field in ("timestamp_ms", "execution_time_ms", "input_tokens", "output_tokens"):
+            value = getattr(trace, field)
+            if value is not None and not INT64_MIN <= value <= INT64_MAX:
+                raise _out_of_range("the trace", field, value, _how_derived(trace, field, value))
+    for label in trace.labels:
+        check_ints(f"label '{label.criterion}'", created_at_ms=label.created_at_ms)
+    for score in trace.scores:
+        check_ints(f"score '{score.judge}'", created_at_ms=score.created_at_ms)
+
+
+def _how_derived(trace: Trace, field: str, value: int) -> str:
+    """Say so when a trace total is the sum of in-range span counts, not a value the source stated."""
+    if field not in ("input_tokens", "output_tokens"):
+        return ""
+    summed = _sum_or_none(getattr(span, field) for span in trace.spans if span.span_type in MODEL_SPAN_TYPES)
+    return " (the sum over its LLM spans)" if summed == value else ""
+
+
+def _out_of_range(owner: str, field: str, value: int, note: str = "") -> TraceProblem:
+    if field in _TIMES:
+        fix = ("check the value and its unit in the export (64-bit epoch nanoseconds end in the year 2262), "
+               "fix it and ingest the file again")
+    else:
+        fix = "fix or remove that value in the export and ingest the file again"
+    return TraceProblem(f"{owner} has {field} {_show(value)}{note}, outside the 64-bit integer range the store "
+                        f"holds ({INT64_MIN} to {INT64_MAX}); {fix}")
+
+
+def _show(value: int) -> str:
+    """The number itself, unless it is too long to read (or, past 4300 digits, to ``str`` at all)."""
+    if value.bit_length() <= 128:
+        return str(value)
+    return f"{'-' if value < 0 else ''}<a number of about {int(value.bit_length() * 0.30103) + 1} digits>"
 
 
 # --- feedback values ----------------------------------------------------------------------------
@@ -241,3 +317,6 @@ def trace_or_error(source: str, location: str, build: Callable[[], Trace], *, fm
         detail = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
         return IngestError(f"malformed {fmt} trace ({detail}); check it has the {fmt} export shape.",
                            source=source, location=location)
+    except OverflowError as exc:  # a number too large for float(): one bad trace, not a failed ingest
+        return IngestError(f"a number in this trace is out of range ({exc}); fix or remove it in the {fmt} "
+                           "export and ingest the file again.", source=source, location=location)

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from math import isfinite
 from typing import Any, Mapping, NamedTuple
 
+from server.ingestion.json_text import loads
 from tools.models import SPAN_TYPES
 
 __all__ = [
@@ -190,10 +192,14 @@ def _first(attrs: Mapping[str, Any], keys: tuple[str | Key, ...]) -> Any:
 
 
 def maybe_json(value: Any) -> Any:
-    """Decode ``value`` if it is a JSON string; otherwise return it unchanged."""
+    """Decode ``value`` if it is a JSON string; otherwise return it unchanged.
+
+    Lone surrogate escapes in it become U+FFFD (``json_text.loads``): this second decode is where
+    an escaped ``\\\\ud800`` in the file turns into an unencodable character.
+    """
     if isinstance(value, str) and value[:1] in ('"', "{", "["):
         try:
-            return json.loads(value)
+            return loads(value)
         except ValueError:
             return value
     return value
@@ -216,18 +222,29 @@ def _text_or_none(value: Any) -> str | None:
 
 
 def as_int(value: Any) -> int | None:
-    """Token counts arrive as ints, floats, numeric strings or JSON; anything else is unknown."""
+    """Token counts arrive as ints, floats, numeric strings or JSON; anything else is unknown.
+
+    Integer strings (OTLP's 64-bit ``intValue``) are read exactly, not through a float, so a value
+    is never silently rounded. Non-finite numbers (NaN, Infinity, "1e400") count as no number at
+    all, like text. Integers are returned whatever their size: whether the store can hold one
+    depends on the field, and ``assemble`` reports the times and token counts it cannot hold.
+    """
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int):
         return value
     if isinstance(value, float):
-        return int(value) if value == value else None
+        return int(value) if isfinite(value) else None
     if isinstance(value, str):
         try:
-            return int(float(value.strip()))
+            return int(value)  # accepts surrounding whitespace and a sign, like float() did
+        except ValueError:
+            pass
+        try:
+            number = float(value)
         except ValueError:
             return None
+        return int(number) if isfinite(number) else None
     return None
 
 

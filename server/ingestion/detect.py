@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Literal
 
+from server.ingestion.json_text import replace_lone_surrogates
 from tools.errors import IngestError
 
 __all__ = ["Document", "PROTOBUF_SUFFIXES", "document_items", "is_attribute_map", "looks_like_protobuf", "read_documents", "sniff"]
@@ -38,18 +39,24 @@ def looks_like_protobuf(path: Path, head: bytes) -> bool:
 
 
 def read_documents(path: Path, text: str) -> Iterator[Document | IngestError]:
-    """Parse ``text`` as one JSON value, or else as JSON lines (one error per bad line)."""
+    """Parse ``text`` as one JSON value, or else as JSON lines (one error per bad line).
+
+    Lone surrogate escapes become U+FFFD first, once for the whole text (see ``json_text``), so
+    no parsed string is unencodable. ``json.loads`` also refuses an integer literal of more than
+    4300 digits with a plain ValueError; that is reported like any other bad JSON.
+    """
     source = str(path)
-    text = text.lstrip("\ufeff")
+    text = replace_lone_surrogates(text.lstrip("\ufeff"))
     if not text.strip():
         yield IngestError("the file is empty; export at least one trace into it.", source=source)
         return
     try:
         whole = json.loads(text)
-    except json.JSONDecodeError as error:
+    except ValueError as error:  # JSONDecodeError, or an integer literal too long to convert
         lines = text.splitlines()
         if not _looks_like_json_lines([line for line in lines if line.strip()]):
-            yield IngestError(f"not valid JSON: {error.msg} (line {error.lineno}, column {error.colno}); "
+            where = f" (line {error.lineno}, column {error.colno})" if isinstance(error, json.JSONDecodeError) else ""
+            yield IngestError(f"not valid JSON: {_json_problem(error)}{where}; "
                               "fix the file or re-export it as one JSON document or JSON lines.", source=source)
             return
     else:
@@ -60,9 +67,16 @@ def read_documents(path: Path, text: str) -> Iterator[Document | IngestError]:
             continue
         try:
             yield Document(json.loads(line), location=f"line {number}")
-        except json.JSONDecodeError as exc:
-            yield IngestError(f"not valid JSON: {exc.msg} (column {exc.colno}); fix or remove this line.",
+        except ValueError as exc:
+            where = f" (column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
+            yield IngestError(f"not valid JSON: {_json_problem(exc)}{where}; fix or remove this line.",
                               source=source, location=f"line {number}")
+
+
+def _json_problem(error: ValueError) -> str:
+    if isinstance(error, json.JSONDecodeError):
+        return error.msg
+    return "an integer literal is too long to read (over 4300 digits; no count, time or id is that long)"
 
 
 def _looks_like_json_lines(lines: list[str]) -> bool:
@@ -78,7 +92,7 @@ def _looks_like_json_lines(lines: list[str]) -> bool:
 def _is_object_line(line: str) -> bool:
     try:
         value = json.loads(line)
-    except json.JSONDecodeError:
+    except ValueError:
         return False
     return isinstance(value, dict) and bool(value)
 

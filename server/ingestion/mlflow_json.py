@@ -9,6 +9,7 @@ epoch-ms request times, and assessments (feedback / expectations) turned into la
 from __future__ import annotations
 
 import json
+from math import isfinite
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -16,6 +17,7 @@ from server.ingestion.assemble import (TraceProblem, build_trace, make_span, nor
                                       time_ms, time_ns, trace_or_error, verdict_and_score)
 from server.ingestion.attributes import as_int, as_text, maybe_json
 from server.ingestion.detect import Document, document_items
+from server.ingestion.json_text import loads
 from tools.errors import IngestError
 from tools.models import Label, Score, Span, Trace
 
@@ -104,10 +106,13 @@ def _span(raw: dict) -> Span:
 
 
 def _decoded(value: Any) -> Any:
-    """MLflow JSON-encodes every attribute value ('"AGENT"', '20', 'null'); undo that once."""
+    """MLflow JSON-encodes every attribute value ('"AGENT"', '20', 'null'); undo that once.
+
+    Through ``json_text.loads``: a lone surrogate MLflow wrote as '"\\ud800"' only appears here.
+    """
     if isinstance(value, str):
         try:
-            return json.loads(value)
+            return loads(value)
         except ValueError:
             return value
     return value
@@ -167,9 +172,10 @@ def _duration_ms(info: dict) -> int | None:
     duration = info.get("execution_duration")  # protobuf Duration JSON: "0.220s"
     if isinstance(duration, str) and duration.endswith("s"):
         try:
-            return int(float(duration[:-1]) * 1000)
+            seconds = float(duration[:-1])
         except ValueError:
             return None
+        return int(seconds * 1000) if isfinite(seconds * 1000) else None  # "infs" is no duration, like "xs"
     return None
 
 
