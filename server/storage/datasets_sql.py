@@ -18,6 +18,7 @@ import pyarrow as pa
 from server.exchange import exchange_dir
 from server.storage.connection import fetch_dicts
 from server.storage.duckdb_store import DuckDBTraceStore
+from server.storage.id_lists import ids_in
 from tools.dataset_models import Candidate, DatasetRecord, DatasetSummary, DatasetVersion
 from tools.errors import ConflictError
 from tools.redaction import RedactionReport
@@ -54,7 +55,7 @@ class DuckDBDatasetStore:
     def candidates(self, expr: Any, *, now_ms: int, trace_ids: Sequence[str] | None = None,
                    with_request: bool = False) -> list[Candidate]:
         if trace_ids is not None:
-            where, params = "t.trace_id IN (SELECT unnest($ids))", {"ids": list(trace_ids)}
+            where, params = ids_in("t.trace_id", list(trace_ids))
         else:
             where, params = self.traces.where(expr, now_ms)
         head = "left(sel.request, 2000)" if with_request else "NULL"
@@ -82,8 +83,8 @@ class DuckDBDatasetStore:
         if not trace_ids:
             return {}
         with self.traces.reading() as con:
-            rows = con.execute("SELECT trace_id, request, response FROM traces WHERE trace_id IN (SELECT unnest($ids))",
-                               {"ids": list(trace_ids)}).fetchall()
+            where, params = ids_in("trace_id", list(trace_ids))
+            rows = con.execute(f"SELECT trace_id, request, response FROM traces WHERE {where}", params).fetchall()
         return {r[0]: (r[1], r[2]) for r in rows}
 
     def label_expectations(self, trace_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
