@@ -167,25 +167,25 @@ class DuckDBTraceStore:
             where, params = ids_in("t.trace_id", list(dict.fromkeys(trace_ids)))
         else:
             where, params = self.where(expr, now_ms)
-        con.execute(f"""CREATE TEMP TABLE sel AS
-                        SELECT t.trace_id, t.rowid AS rid, json_extract_string(t.tags, $sel_key) AS old
-                        FROM traces t WHERE {where}""", {**params, "sel_key": filter_sql.json_pointer(key)})
-        return con.execute("SELECT count(*) FROM sel").fetchone()[0]
+        return con.execute(f"""CREATE TEMP TABLE sel AS
+                               SELECT t.trace_id, t.rowid AS rid, json_extract_string(t.tags, $sel_key) AS old
+                               FROM traces t WHERE {where}""",
+                           {**params, "sel_key": filter_sql.json_pointer(key)}).fetchone()[0]
 
     def set_tag(self, *, trace_ids: Sequence[str] | None, expr: Any, key: str, value: str, by: str,
                 now_ms: int) -> TagChange:
         args = {"key": key, "value": value, "at": now_ms, "by": by}
+        changing = "FROM sel WHERE old IS DISTINCT FROM $value"
         with self.transaction() as con:
             matched = self._selection(con, trace_ids, expr, now_ms, key)
-            con.execute("CREATE TEMP TABLE changed AS SELECT * FROM sel WHERE old IS DISTINCT FROM $value",
-                        {"value": value})
-            changed = con.execute("INSERT INTO tag_history SELECT trace_id, $key, $value, 'set', $at, $by "
-                                  "FROM changed", args).fetchone()[0]
-            con.execute("DELETE FROM tags WHERE key = $key AND trace_id IN "
-                        "(SELECT trace_id FROM changed WHERE old IS NOT NULL)", {"key": key})
-            con.execute("INSERT INTO tags SELECT trace_id, $key, $value, $at, $by FROM changed", args)
-            trace_tags_sql.patch(con, "SELECT rid FROM changed", key, value)
-            con.execute("DROP TABLE sel; DROP TABLE changed")
+            changed = con.execute(f"INSERT INTO tag_history SELECT trace_id, $key, $value, 'set', $at, $by {changing}",
+                                  args).fetchone()[0]
+            if changed:
+                con.execute(f"DELETE FROM tags WHERE key = $key AND trace_id IN "
+                            f"(SELECT trace_id {changing} AND old IS NOT NULL)", {"key": key, "value": value})
+                con.execute(f"INSERT INTO tags SELECT trace_id, $key, $value, $at, $by {changing}", args)
+                trace_tags_sql.patch(con, f"SELECT rid {changing}", key, value)
+            con.execute("DROP TABLE sel")
         return TagChange(matched=matched, changed=changed, unchanged=matched - changed)
 
     def remove_tag(self, *, trace_ids: Sequence[str] | None, expr: Any, key: str, by: str,
@@ -193,13 +193,13 @@ class DuckDBTraceStore:
         args = {"key": key, "at": now_ms, "by": by}
         with self.transaction() as con:
             matched = self._selection(con, trace_ids, expr, now_ms, key)
-            con.execute("CREATE TEMP TABLE had AS SELECT * FROM sel WHERE old IS NOT NULL")
             changed = con.execute("INSERT INTO tag_history SELECT trace_id, $key, old, 'delete', $at, $by "
-                                  "FROM had", args).fetchone()[0]
-            con.execute("DELETE FROM tags WHERE key = $key AND trace_id IN (SELECT trace_id FROM had)",
-                        {"key": key})
-            trace_tags_sql.patch(con, "SELECT rid FROM had", key, None)
-            con.execute("DROP TABLE sel; DROP TABLE had")
+                                  "FROM sel WHERE old IS NOT NULL", args).fetchone()[0]
+            if changed:
+                con.execute("DELETE FROM tags WHERE key = $key AND trace_id IN "
+                            "(SELECT trace_id FROM sel WHERE old IS NOT NULL)", {"key": key})
+                trace_tags_sql.patch(con, "SELECT rid FROM sel WHERE old IS NOT NULL", key, None)
+            con.execute("DROP TABLE sel")
         return TagChange(matched=matched, changed=changed, unchanged=matched - changed)
 
     def tag_history(self, trace_id: str) -> list[dict[str, Any]]:

@@ -5,10 +5,11 @@ LIMIT n`` makes DuckDB evaluate the filter on every trace in the store (an ``ILI
 million requests, a semi-join against every matching span) to keep 21 rows. Traces arrive in
 time order, so each row group's min/max ``timestamp_ms`` lets a time-bounded read skip most of
 the file: the page is first looked for among the newest traces only, in a window sized to hold
-a few pages if matches were common, and the window widens (by the density of matches seen so
-far, eightfold if there were none) until the page is full or the window covers the whole store. The rows are exactly those of the unbounded query: every row
-outside the window sorts after every row inside it. The count works the same way: once a window
-holds more matches than the cap, the store holds more too.
+a few pages, and the window widens (by the density of matches seen so far, eightfold if there
+were none) until the page is full or the window covers the whole store. The rows are exactly
+those of the unbounded query: every row outside the window sorts after every row inside it.
+The count works the same way (once a window holds more matches than the cap, the store holds
+more too), runs first, and tells the page how dense the matches are.
 
 The filter is compiled with ``WINDOW_PARAM`` (see ``filter_sql.compile_filter``), so span
 conditions read only the spans of the window's traces; the unbounded query binds the smallest
@@ -37,10 +38,10 @@ ROW_COLUMNS = """t.trace_id, t.timestamp_ms, t.execution_time_ms, t.status, t.na
 WINDOW_PARAM = "window_lower"
 #: The lower bound of the unbounded query.
 UNBOUNDED = -(2**63)
-#: A page's first window is sized to hold this many pages if every trace matched.
+#: A page's first window is sized to hold this many pages: of matches at the density the count
+#: saw, or of traces if there was no count (later pages).
 FIRST_WINDOW_PAGES = 4
 #: A count's first window is sized to hold this many times the cap if every trace matched.
-#: (A page's first window after a count is sized by the density of matches the count saw.)
 FIRST_WINDOW_CAPS = 2
 #: How much a window widens when it held no match at all, and at least and at most when it held
 #: some (matches cluster in time: traffic has quiet hours, so density is only a rough guide).

@@ -18,7 +18,6 @@ Every write to ``tags`` updates the copy of the traces it touched, in the same t
 
 from __future__ import annotations
 
-from typing import Any
 
 import duckdb
 
@@ -40,7 +39,8 @@ def docs_sql(ids_sql: str) -> str:
 
 def patch(con: duckdb.DuckDBPyConnection, rowids_sql: str, key: str, value: str | None) -> None:
     """Set ``key`` to ``value`` (remove it, if None) in ``traces.tags`` of the rows ``rowids_sql``
-    selects (``SELECT <rowid> …``). By row id, since the caller found the rows already, and a
-    join on ``trace_id`` would scan every trace in the table again (50 ms at 1M traces)."""
+    selects (``SELECT <rowid> …``, which may use ``$key`` and ``$value``: they are bound to these).
+    By row id, since the caller found the rows already, and a join on ``trace_id`` would scan
+    every trace in the table again (50 ms at 1M traces)."""
     con.execute(f"UPDATE traces SET tags = json_merge_patch(tags, json_object($key, $value)) "
                 f"WHERE rowid IN ({rowids_sql})", {"key": key, "value": value})
