@@ -18,7 +18,6 @@ Every write to ``tags`` updates the copy of the traces it touched, in the same t
 
 from __future__ import annotations
 
-
 import duckdb
 
 #: One JSON object per trace with at least one tag, for the trace ids ``{ids}`` selects.
