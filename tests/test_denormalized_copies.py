@@ -123,3 +123,14 @@ def test_tag_values_that_need_json_escapes_round_trip_through_tag_writes(store: 
         assert con.execute(f"SELECT trace_id FROM traces t WHERE {where}", params).fetchall() == [("t03",)]
     store.remove_tag(trace_ids=["t03"], expr=None, key=odd_key, by="t", now_ms=2)
     assert odd_key not in assert_in_step(store)["t03"]
+
+
+def test_a_tag_row_written_behind_the_copys_back_is_replaced_not_duplicated(store: DuckDBTraceStore) -> None:
+    """The copy decides what changed, but the table is cleaned by key, so a row someone inserted
+    with SQL (invisible to the copy) cannot end up twice."""
+    with store.transaction() as con:
+        con.execute("INSERT INTO tags VALUES ('t05', 'review', 'stale', 0, 'sql')")
+    store.set_tag(trace_ids=["t05"], expr=None, key="review", value="done", by="t", now_ms=1)
+    with store.reading() as con:
+        assert con.execute("SELECT value FROM tags WHERE trace_id = 't05' AND key = 'review'").fetchall() == [("done",)]
+    assert assert_in_step(store)["t05"]["review"] == "done"

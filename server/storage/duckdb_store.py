@@ -181,8 +181,8 @@ class DuckDBTraceStore:
             changed = con.execute(f"INSERT INTO tag_history SELECT trace_id, $key, $value, 'set', $at, $by {changing}",
                                   args).fetchone()[0]
             if changed:
-                con.execute(f"DELETE FROM tags WHERE key = $key AND trace_id IN "
-                            f"(SELECT trace_id {changing} AND old IS NOT NULL)", {"key": key, "value": value})
+                con.execute(f"DELETE FROM tags WHERE key = $key AND trace_id IN (SELECT trace_id {changing})",
+                            {"key": key, "value": value})
                 con.execute(f"INSERT INTO tags SELECT trace_id, $key, $value, $at, $by {changing}", args)
                 trace_tags_sql.patch(con, f"SELECT rid {changing}", key, value)
             con.execute("DROP TABLE sel")
@@ -196,8 +196,8 @@ class DuckDBTraceStore:
             changed = con.execute("INSERT INTO tag_history SELECT trace_id, $key, old, 'delete', $at, $by "
                                   "FROM sel WHERE old IS NOT NULL", args).fetchone()[0]
             if changed:
-                con.execute("DELETE FROM tags WHERE key = $key AND trace_id IN "
-                            "(SELECT trace_id FROM sel WHERE old IS NOT NULL)", {"key": key})
+                con.execute("DELETE FROM tags WHERE key = $key AND trace_id IN (SELECT trace_id FROM sel)",
+                            {"key": key})
                 trace_tags_sql.patch(con, "SELECT rid FROM sel WHERE old IS NOT NULL", key, None)
             con.execute("DROP TABLE sel")
         return TagChange(matched=matched, changed=changed, unchanged=matched - changed)
