@@ -13,11 +13,13 @@ import binascii
 import re
 from datetime import datetime, timezone
 from math import isfinite
+from operator import attrgetter
 from typing import Any, Callable, Literal
 
 from pydantic import ValidationError
 
 from server.ingestion.attributes import map_attributes, trace_field
+from server.ingestion.checked_span import checked_span
 from tools.errors import IngestError
 from tools.models import MODEL_SPAN_TYPES, Span, Trace
 
@@ -121,30 +123,49 @@ def make_span(*, span_id: str, parent_span_id: str | None, name: str, start: int
     ``stated`` holds fields the container format gives directly (a Langfuse observation's
     ``model`` or ``usageDetails``): when not ``None`` they beat what the attributes say.
     Raises TraceProblem for a time or token count the store cannot hold (see "integer ranges").
+    Values of the wrong type are left to ``Span`` validation (``checked_span``), which names them.
     """
-    fields = map_attributes(attributes, declared_type=declared_type)
-    if fields.error_type:
+    span_type, model, tokens_in, tokens_out, inputs, outputs, tool_name, _, _, _, error_type = map_attributes(
+        attributes, declared_type=declared_type)
+    if error_type:
         status = "ERROR"
     if status == "ERROR" and not status_message:
         status_message = next((str(event["attributes"]["exception.message"]) for event in events
                                if event.get("name") == "exception"
-                               and (event.get("attributes") or {}).get("exception.message")), fields.error_type)
-    values: dict[str, Any] = dict(
-        span_type=fields.span_type, inputs=fields.inputs, outputs=fields.outputs, model=fields.model,
-        input_tokens=fields.input_tokens, output_tokens=fields.output_tokens, tool_name=fields.tool_name)
-    values.update({key: value for key, value in stated.items() if value is not None})
-    if values["span_type"] == "TOOL" and not values["tool_name"]:
-        values["tool_name"] = name or None  # MLflow/Langfuse tool spans are named after the tool
-    tokens_in, tokens_out = values["input_tokens"], values["output_tokens"]
+                               and (event.get("attributes") or {}).get("exception.message")), error_type)
+    if stated:
+        values: dict[str, Any] = dict(
+            span_type=span_type, inputs=inputs, outputs=outputs, model=model, input_tokens=tokens_in,
+            output_tokens=tokens_out, tool_name=tool_name)
+        values.update({key: value for key, value in stated.items() if value is not None})
+        if len(values) > 7:  # a key that is not one of those fields: validation names it
+            if values["span_type"] == "TOOL" and not values["tool_name"]:
+                values["tool_name"] = name or None
+            _check_span_ints(name, span_id, start, end, values["input_tokens"], values["output_tokens"])
+            return Span(span_id=span_id, parent_span_id=parent_span_id, name=name, start_time_ns=start,
+                        end_time_ns=end, status=status, status_message=status_message, attributes=attributes,
+                        events=events, **values)
+        span_type, inputs, outputs, model = values["span_type"], values["inputs"], values["outputs"], values["model"]
+        tokens_in, tokens_out, tool_name = values["input_tokens"], values["output_tokens"], values["tool_name"]
+    if span_type == "TOOL" and not tool_name:
+        tool_name = name or None  # MLflow/Langfuse tool spans are named after the tool
+    _check_span_ints(name, span_id, start, end, tokens_in, tokens_out)
+    return checked_span(span_id, parent_span_id, name, span_type, start, end, status, status_message, inputs,
+                        outputs, model, tokens_in, tokens_out, tool_name, attributes, events)
+
+
+def _check_span_ints(name: str, span_id: str, start: int, end: int, tokens_in: int | None,
+                     tokens_out: int | None) -> None:
     if not (INT64_MIN <= start <= INT64_MAX and INT64_MIN <= end <= INT64_MAX
             and INT64_MIN <= (tokens_in or 0) <= INT64_MAX and INT64_MIN <= (tokens_out or 0) <= INT64_MAX):
         check_ints(f"span '{name}' ({span_id})", start_time_ns=start, end_time_ns=end, input_tokens=tokens_in,
-                        output_tokens=tokens_out)
-    return Span(span_id=span_id, parent_span_id=parent_span_id, name=name, start_time_ns=start, end_time_ns=end,
-                status=status, status_message=status_message, attributes=attributes, events=events, **values)
+                   output_tokens=tokens_out)
 
 
 # --- trace roll-ups ---------------------------------------------------------------------------
+
+_START = attrgetter("start_time_ns")
+
 
 def root_span(spans: list[Span]) -> Span | None:
     """The span with no parent in this trace (earliest, then longest, if several)."""
@@ -165,7 +186,7 @@ def build_trace(trace_id: str, spans: list[Span], *, source: str, **given: Any) 
         raise TraceProblem("the trace has no id; every trace needs a trace id")
     # exporters retry, so the same span can arrive twice; the later copy is the more complete one
     spans = list({span.span_id: span for span in spans}.values())
-    by_start = sorted(spans, key=lambda span: span.start_time_ns)
+    by_start = sorted(spans, key=_START)
     root = root_span(spans)
     derived: dict[str, Any] = {}
     if spans:
@@ -178,10 +199,19 @@ def build_trace(trace_id: str, spans: list[Span], *, source: str, **given: Any) 
     if root is not None:
         derived.update(name=root.name or None, request=root.inputs, response=root.outputs,
                        status="ERROR" if root.status == "ERROR" else "OK")
-    model_spans = [span for span in by_start if span.span_type in MODEL_SPAN_TYPES]
-    derived["model"] = next((span.model for span in model_spans if span.model), None)
-    derived["input_tokens"] = _sum_or_none(span.input_tokens for span in model_spans)
-    derived["output_tokens"] = _sum_or_none(span.output_tokens for span in model_spans)
+    # the first model named and the token sums, over LLM spans only (one pass, no generators)
+    model: str | None = None
+    tokens_in: int | None = None
+    tokens_out: int | None = None
+    for span in by_start:
+        if span.span_type in MODEL_SPAN_TYPES:
+            if model is None and span.model:
+                model = span.model
+            if (count := span.input_tokens) is not None:
+                tokens_in = count if tokens_in is None else tokens_in + count
+            if (count := span.output_tokens) is not None:
+                tokens_out = count if tokens_out is None else tokens_out + count
+    derived["model"], derived["input_tokens"], derived["output_tokens"] = model, tokens_in, tokens_out
     ordered = ([root] if root else []) + [span for span in by_start if span is not root]
     wanted = {"session_id", "user_id", "prompt_version"} - {k for k, v in given.items() if v is not None}
     for span in ordered:  # look on each span in turn, stopping as soon as everything is found

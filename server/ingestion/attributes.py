@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from math import isfinite
+from operator import itemgetter
 from typing import Any, Mapping, NamedTuple
 
 from server.ingestion.json_text import loads
@@ -103,6 +104,10 @@ SPAN_TYPE_KEYS: tuple[tuple[str, Mapping[str, str]], ...] = (
 )
 
 
+#: Types a span-type source can name (UNKNOWN is what a span gets when none names one).
+_KNOWN_TYPES: frozenset[str] = frozenset(SPAN_TYPES) - {"UNKNOWN"}
+
+
 class SpanFields(NamedTuple):
     """What the attributes say about a span; ``None`` where they say nothing.
 
@@ -128,36 +133,62 @@ def map_attributes(attrs: Mapping[str, Any], *, declared_type: str | None = None
     ``declared_type`` is a type the container format states outside the attributes (a Langfuse
     observation's ``type``); it ranks just below ``mlflow.spanType``, as the precedence rule says.
     """
-    model = _first(attrs, _PROBES["model"])
+    (model_keys, tokens_in_keys, tokens_out_keys, inputs_keys, outputs_keys, tool_keys, session_keys, user_keys,
+     prompt_keys, error_keys, type_keys) = _plan(attrs)
+    model = _first(attrs, model_keys) if model_keys else None
+    tokens_in = _first(attrs, tokens_in_keys) if tokens_in_keys else None
+    tokens_out = _first(attrs, tokens_out_keys) if tokens_out_keys else None
+    inputs = _first(attrs, inputs_keys) if inputs_keys else None
+    outputs = _first(attrs, outputs_keys) if outputs_keys else None
+    tool = _first(attrs, tool_keys) if tool_keys else None
+    session = _first(attrs, session_keys) if session_keys else None
+    user = _first(attrs, user_keys) if user_keys else None
+    prompt = _first(attrs, prompt_keys) if prompt_keys else None
+    error = _first(attrs, error_keys) if error_keys else None
     return SpanFields(
-        span_type=span_type_of(attrs, declared_type=declared_type, has_model=model is not None),
-        model=_text_or_none(model),
-        input_tokens=as_int(_first(attrs, _PROBES["input_tokens"])),
-        output_tokens=as_int(_first(attrs, _PROBES["output_tokens"])),
-        inputs=as_text(_first(attrs, _PROBES["inputs"])),
-        outputs=as_text(_first(attrs, _PROBES["outputs"])),
-        tool_name=_text_or_none(_first(attrs, _PROBES["tool_name"])),
-        session_id=_text_or_none(_first(attrs, _PROBES["session_id"])),
-        user_id=_text_or_none(_first(attrs, _PROBES["user_id"])),
-        prompt_version=_text_or_none(_first(attrs, _PROBES["prompt_version"])),
-        error_type=_text_or_none(_first(attrs, _PROBES["error_type"])),
+        _span_type_in(attrs, type_keys, declared_type, model is not None),
+        None if model is None else _text_or_none(model),
+        None if tokens_in is None else as_int(tokens_in),
+        None if tokens_out is None else as_int(tokens_out),
+        None if inputs is None else as_text(inputs),
+        None if outputs is None else as_text(outputs),
+        None if tool is None else _text_or_none(tool),
+        None if session is None else _text_or_none(session),
+        None if user is None else _text_or_none(user),
+        None if prompt is None else _text_or_none(prompt),
+        None if error is None else _text_or_none(error),
     )
 
 
 def trace_field(attrs: Mapping[str, Any], name: str) -> str | None:
     """One text field of ``map_attributes(attrs)`` (``session_id``, ``user_id``, …) without mapping
     the rest: a trace looks for these on its spans until each is found."""
-    return _text_or_none(_first(attrs, _PROBES[name]))
+    keys = _plan(attrs)[_FIELD_INDEX[name]]
+    return _text_or_none(_first(attrs, keys)) if keys else None
 
 
 def span_type_of(attrs: Mapping[str, Any], *, declared_type: str | None = None, has_model: bool = False) -> str:
     """Apply the span-type precedence: mlflow > Langfuse > OpenInference > GenAI > model > UNKNOWN."""
-    for index, (key, mapping) in enumerate(SPAN_TYPE_KEYS):
-        if index == 1 and declared_type is not None:
+    return _span_type_in(attrs, _TYPE_KEYS, declared_type, has_model)
+
+
+def _span_type_in(attrs: Mapping[str, Any], type_keys: tuple[tuple[int, str, Mapping[str, str]], ...],
+                  declared_type: str | None, has_model: bool) -> str:
+    """``span_type_of`` over ``type_keys``, a subset of ``SPAN_TYPE_KEYS`` with their ranks: a key the
+    span does not have says nothing, so leaving it out changes no answer. The declared type ranks
+    just below rank 0 (``mlflow.spanType``)."""
+    pending = declared_type is not None
+    for rank, key, mapping in type_keys:
+        if pending and rank >= 1:
+            pending = False
             mapped = _span_type(declared_type, LANGFUSE_TYPES)
             if mapped is not None:
                 return mapped
         mapped = _span_type(attrs.get(key), mapping)
+        if mapped is not None:
+            return mapped
+    if pending:
+        mapped = _span_type(declared_type, LANGFUSE_TYPES)
         if mapped is not None:
             return mapped
     return "LLM" if has_model else "UNKNOWN"
@@ -170,7 +201,7 @@ def _span_type(raw: Any, mapping: Mapping[str, str]) -> str | None:
     if not isinstance(value, str) or not value:
         return None
     mapped = mapping.get(value) or mapping.get(value.upper()) or mapping.get(value.lower()) or value.upper()
-    return mapped if mapped in SPAN_TYPES and mapped != "UNKNOWN" else None
+    return mapped if mapped in _KNOWN_TYPES else None
 
 
 # --- value helpers ----------------------------------------------------------------------------
@@ -179,6 +210,90 @@ def _span_type(raw: Any, mapping: Mapping[str, str]) -> str | None:
 #: is a dict lookup rather than a method call (mapping runs once per span).
 _PROBES: dict[str, tuple[str | Key, ...]] = {
     name: tuple(key.key if type(key) is Attr else key for key in keys) for name, keys in FIELD_KEYS.items()}
+#: The order ``map_attributes`` unpacks a plan in: SpanFields' fields after ``span_type``.
+_PLAN_FIELDS: tuple[str, ...] = SpanFields._fields[1:]
+_FIELD_INDEX: dict[str, int] = {name: index for index, name in enumerate(_PLAN_FIELDS)}
+_TYPE_KEYS: tuple[tuple[int, str, Mapping[str, str]], ...] = tuple(
+    (rank, key, mapping) for rank, (key, mapping) in enumerate(SPAN_TYPE_KEYS))
+
+# --- plans: which probes can answer, per list of attribute keys --------------------------------
+#
+# Why: a probe whose key a span does not have answers None whatever the values are (an ``Attr``
+# or ``Sub`` reads a missing key; a ``Flat`` finds no key under its prefix; a span-type key that
+# is missing says nothing), so dropping it from the precedence tuple changes no result. Which
+# probes remain depends only on the span's keys, and spans from one instrumentation share their
+# key list, so the pruned tuples are worked out once per distinct key list and looked up after
+# that: most fields of most spans then cost nothing, instead of four dict probes each (or a scan
+# of every key, for the flattened-message fallbacks).
+
+_Plan = tuple[tuple[Any, ...], ...]
+#: ``(slot, rank, probe)``: slot is a field's index in ``_PLAN_FIELDS``, or ``len(_PLAN_FIELDS)``
+#: for the span-type keys (whose probe is their ``_TYPE_KEYS`` entry).
+_Ranked = tuple[int, int, Any]
+_PLANS: dict[tuple[Any, ...], _Plan] = {}
+#: Distinct key lists kept; past this the cache starts over (files with index-numbered keys
+#: such as ``gen_ai.prompt.17.content`` can have many).
+_MAX_PLANS = 4096
+
+
+def _plan(attrs: Mapping[str, Any]) -> _Plan:
+    """Per field in ``_PLAN_FIELDS`` order, the probes that can answer for ``attrs``' keys, then the
+    span-type keys it has (as ``(rank, key, mapping)``)."""
+    keys = tuple(attrs)
+    plan = _PLANS.get(keys)
+    if plan is None:
+        if len(_PLANS) >= _MAX_PLANS:
+            _PLANS.clear()
+        plan = _PLANS[keys] = _make_plan(keys)
+    return plan
+
+
+def _index_probes() -> tuple[dict[Any, tuple[_Ranked, ...]], dict[str, tuple[_Ranked, ...]], tuple[_Ranked, ...]]:
+    """Every probe filed under the key it reads (``Attr``, ``Sub``, span-type keys) or, keyed
+    ``"\\n" + prefix``, the prefix it scans (``Flat``); a probe of any other kind is always asked."""
+    by_key: dict[Any, list[_Ranked]] = {}
+    by_prefix: dict[str, list[_Ranked]] = {}
+    always: list[_Ranked] = []
+    for slot, name in enumerate(_PLAN_FIELDS):
+        for rank, probe in enumerate(_PROBES[name]):
+            entry = (slot, rank, probe)
+            if type(probe) is str:
+                by_key.setdefault(probe, []).append(entry)
+            elif isinstance(probe, (Attr, Sub)):
+                by_key.setdefault(probe.key, []).append(entry)
+            elif isinstance(probe, Flat):
+                by_prefix.setdefault("\n" + probe.prefix + ".", []).append(entry)
+            else:
+                always.append(entry)
+    for type_key in _TYPE_KEYS:
+        by_key.setdefault(type_key[1], []).append((len(_PLAN_FIELDS), type_key[0], type_key))
+    return ({key: tuple(found) for key, found in by_key.items()},
+            {needle: tuple(found) for needle, found in by_prefix.items()}, tuple(always))
+
+
+_BY_KEY, _BY_PREFIX, _ALWAYS = _index_probes()
+_SLOT_AND_RANK = itemgetter(0, 1)
+
+
+def _make_plan(keys: tuple[Any, ...]) -> _Plan:
+    """Worked out from the keys alone in a few µs, so a file whose spans all differ stays cheap."""
+    hits = list(_ALWAYS)
+    for key in keys:
+        found = _BY_KEY.get(key)
+        if found:
+            hits += found
+    try:  # one substring search per prefix instead of a loop over keys; a key that holds "\n"
+        # followed by a prefix can only add a probe that then finds nothing, never change an answer
+        joined: str | None = "\n" + "\n".join(keys)
+    except TypeError:  # a key that is not text: ``unflatten`` must still see (and fail on) it, as before
+        joined = None
+    for needle, found in _BY_PREFIX.items():
+        if joined is None or needle in joined:
+            hits += found
+    slots: list[tuple[Any, ...]] = [()] * (len(_PLAN_FIELDS) + 1)
+    for slot, _, probe in sorted(hits, key=_SLOT_AND_RANK):
+        slots[slot] += (probe,)
+    return tuple(slots)
 
 
 def _first(attrs: Mapping[str, Any], keys: tuple[str | Key, ...]) -> Any:

@@ -47,7 +47,7 @@ def read_documents(path: Path, text: str) -> Iterator[Document | IngestError]:
     """
     source = str(path)
     text = replace_lone_surrogates(text.lstrip("\ufeff"))
-    if not text.strip():
+    if not text or text.isspace():  # ``not text.strip()`` without copying a whole file to test it
         yield IngestError("the file is empty; export at least one trace into it.", source=source)
         return
     try:

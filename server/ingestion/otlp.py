@@ -128,7 +128,10 @@ def _spans_by_trace(request: dict) -> dict[str, tuple[str, list[tuple[dict, dict
             for raw in scope_spans.get("spans") or []:
                 raw_id = raw.get("traceId", raw.get("trace_id"))
                 trace_id = normalise_id(raw_id, nbytes=16) or ""
-                found.setdefault(trace_id, (str(raw_id or ""), []))[1].append((raw, resource, scope))
+                entry = found.get(trace_id)
+                if entry is None:
+                    entry = found[trace_id] = (str(raw_id or ""), [])
+                entry[1].append((raw, resource, scope))
     return found
 
 
@@ -158,10 +161,13 @@ def _envelope_span(raw: dict, scope: dict) -> Span:
         raise TraceProblem(f"span '{name}' ({span_id}) has no startTimeUnixNano; every OTLP span needs one")
     end = time_ns(raw.get("endTimeUnixNano", raw.get("end_time_unix_nano")))
     attributes = decode_key_values(raw.get("attributes"))
-    for key, value in (("otel.span.kind", _span_kind(raw.get("kind"))), ("otel.scope.name", scope.get("name")),
-                       ("otel.scope.version", scope.get("version"))):
-        if value and key not in attributes:
-            attributes[key] = value
+    # unrolled (once per span): the kind and scope, unless the span's own attributes say otherwise
+    if (kind := _span_kind(raw.get("kind"))) and "otel.span.kind" not in attributes:
+        attributes["otel.span.kind"] = kind
+    if (scope_name := scope.get("name")) and "otel.scope.name" not in attributes:
+        attributes["otel.scope.name"] = scope_name
+    if (scope_version := scope.get("version")) and "otel.scope.version" not in attributes:
+        attributes["otel.scope.version"] = scope_version
     status = raw.get("status") or {}
     raw_events = raw.get("events")
     events = [{"name": event.get("name", ""), "time_unix_nano": time_ns(event.get("timeUnixNano")),
