@@ -21,9 +21,10 @@ from pydantic import ValidationError
 from server.ingestion import attributes
 from server.ingestion.assemble import build_trace, make_span
 from server.ingestion.attributes import (FIELD_KEYS, LANGFUSE_TYPES, SPAN_TYPE_KEYS, Attr, Flat, SpanFields, Sub,
-                                         as_int, as_text, decode_key_values, map_attributes, maybe_json,
+                                         as_int, as_text, map_attributes, maybe_json,
                                          span_type_of, trace_field)
 from server.ingestion.checked_span import _ENABLED, SPAN_FIELDS, checked_span
+from server.ingestion.otlp_values import decode_key_values
 from tests.test_ingest_equivalence import corpus_lines
 from tools.models import Span
 

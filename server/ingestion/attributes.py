@@ -22,7 +22,7 @@ from tools.models import SPAN_TYPES
 
 __all__ = [
     "Attr", "Flat", "Sub", "SpanFields", "FIELD_KEYS", "GENAI_OPERATIONS", "LANGFUSE_TYPES",
-    "as_int", "as_text", "decode_any_value", "decode_key_values", "map_attributes",
+    "as_int", "as_text", "map_attributes",
     "maybe_json", "span_type_of", "trace_field",
 ]
 
@@ -388,47 +388,3 @@ def _lists_from_index_dicts(node: Any) -> Any:
     if converted and all(key.isdigit() for key in converted):
         return [converted[key] for key in sorted(converted, key=int)]
     return converted
-
-
-# --- OTLP AnyValue ----------------------------------------------------------------------------
-
-def decode_any_value(value: Any) -> Any:
-    """Decode one OTLP ``AnyValue`` (JSON or ``MessageToDict`` form) into a plain Python value.
-
-    Lenient on purpose: 64-bit ints come as strings, and a value that is not an AnyValue at all
-    (some exporters write plain JSON scalars) is returned unchanged.
-    """
-    if not isinstance(value, dict):
-        return value
-    if "stringValue" in value:
-        return value["stringValue"]
-    if "boolValue" in value:
-        return bool(value["boolValue"])
-    if "intValue" in value:
-        return as_int(value["intValue"])
-    if "doubleValue" in value:
-        try:
-            return float(value["doubleValue"])
-        except (TypeError, ValueError):
-            return value["doubleValue"]
-    if "bytesValue" in value:
-        return value["bytesValue"]  # base64 text: JSON-safe and lossless
-    if "arrayValue" in value:
-        return [decode_any_value(item) for item in (value["arrayValue"] or {}).get("values", [])]
-    if "kvlistValue" in value:
-        return decode_key_values((value["kvlistValue"] or {}).get("values", []))
-    return None if not value else value
-
-
-def decode_key_values(pairs: Any) -> dict[str, Any]:
-    """``[{key, value: AnyValue}]`` -> ``{key: value}``; a dict is taken as already decoded."""
-    if isinstance(pairs, dict):
-        return dict(pairs)
-    out: dict[str, Any] = {}
-    for pair in pairs or []:
-        if isinstance(pair, dict) and "key" in pair:
-            key, value = pair["key"], pair.get("value")
-            # inlined common case: most attributes are strings
-            value = value["stringValue"] if type(value) is dict and "stringValue" in value else decode_any_value(value)
-            out[key if type(key) is str else str(key)] = value
-    return out

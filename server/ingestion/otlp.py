@@ -22,7 +22,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from server.ingestion.assemble import (TraceProblem, build_trace, make_span, normalise_id, root_span, span_status,
                                       time_ns, trace_or_error)
-from server.ingestion.attributes import decode_key_values, map_attributes
+from server.ingestion.attributes import map_attributes
+from server.ingestion.otlp_values import decode_key_values
 from server.ingestion.detect import Document, is_attribute_map
 from tools.errors import IngestError
 from tools.models import Span, Trace
