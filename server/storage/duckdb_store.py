@@ -96,15 +96,13 @@ class DuckDBTraceStore:
             return write_batch(con, traces, now_ms=_now_ms())
 
     # -- search ------------------------------------------------------------------------------
-    def where(self, expr: Any, now_ms: int) -> tuple[str, dict[str, Any]]:
-        if expr is None:
-            return "TRUE", {}
-        return filter_sql.compile_filter(expr, now_ms=now_ms, alias="t")
+    def where(self, expr: Any, now_ms: int, *, window_param: str | None = None) -> tuple[str, dict[str, Any]]:
+        """The filter as SQL over ``traces t`` (``TRUE`` for none); see ``filter_sql.compile_filter``."""
+        return filter_sql.compile_filter(expr, now_ms=now_ms, alias="t", window_param=window_param)
 
     def search(self, expr: Any, order: Sequence[Any], *, limit: int, after: dict | None,
                now_ms: int, count_cap: int | None = None) -> SearchPage:
-        where, params = ("TRUE", {}) if expr is None else filter_sql.compile_filter(
-            expr, now_ms=now_ms, alias="t", window_param=page_query.WINDOW_PARAM)
+        where, params = self.where(expr, now_ms, window_param=page_query.WINDOW_PARAM)
         page_where, page_params = where, dict(params)
         upper_ms = None
         if after is not None:
