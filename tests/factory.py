@@ -63,8 +63,13 @@ def small_set() -> list[Trace]:
 
 def dataset_counts(db: Path) -> tuple[int, int]:
     """(datasets, dataset_records) rows in a store file: what a refused write must leave unchanged."""
+    return stored_rows(db, "SELECT (SELECT count(*) FROM datasets), (SELECT count(*) FROM dataset_records)")[0]
+
+
+def stored_rows(db: Path, sql: str) -> list[tuple]:
+    """What a read-only SQL query over a store file returns (no connection stays open)."""
     con = duckdb.connect(str(db), read_only=True)
     try:
-        return con.execute("SELECT (SELECT count(*) FROM datasets), (SELECT count(*) FROM dataset_records)").fetchone()
+        return con.execute(sql).fetchall()
     finally:
         con.close()

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from server.storage.datasets_sql import DuckDBDatasetStore
 from server.storage.duckdb_store import DuckDBTraceStore
-from tests.factory import trace
+from tests.factory import dataset_counts, stored_rows, trace
 from tools.dataset_merge import MergeRecordsInput, SetExpectationsInput, merge_records, set_expectations
 from tools.dataset_models import SampleSpec
 from tools.datasets import (BuildDatasetInput, DiffDatasetsInput, GetDatasetInput, build_dataset_from_tags,
@@ -19,18 +18,6 @@ from tools.errors import ConflictError, FilterError, InvalidInputError, NotFound
 from tools.models import Label
 
 SECRET = "sk-proj-SEEDEDsecret0123456789abcdefXYZ"
-
-
-def rows(db: Path, sql: str) -> list[tuple]:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
-
-
-def counts(db: Path) -> tuple[int, int]:
-    return rows(db, "SELECT (SELECT count(*) FROM datasets), (SELECT count(*) FROM dataset_records)")[0]
 
 
 @pytest.fixture
@@ -87,10 +74,10 @@ def test_stratified_sampling_on_a_larger_store_hits_the_proportions(tmp_path: Pa
 
 def test_building_twice_returns_the_same_version_and_writes_nothing(ds: DuckDBDatasetStore, db_path: Path) -> None:
     first = build(ds, name="errors", tags=["eval_candidate=error_case"])
-    before = counts(db_path)
+    before = dataset_counts(db_path)
     again = build(ds, name="errors", tags=["eval_candidate=error_case"], now_ms=2000)
     assert (again.version, again.created, again.content_hash) == (1, False, first.content_hash)
-    assert counts(db_path) == before
+    assert dataset_counts(db_path) == before
 
 
 def test_new_tagged_traces_make_a_new_version_and_the_old_one_stays_as_it_was(ds: DuckDBDatasetStore) -> None:
@@ -107,11 +94,11 @@ def test_new_tagged_traces_make_a_new_version_and_the_old_one_stays_as_it_was(ds
 def test_a_different_definition_under_an_existing_name_is_refused_unless_asked(ds: DuckDBDatasetStore,
                                                                                 db_path: Path) -> None:
     build(ds, name="errors", tags=["eval_candidate=error_case"])
-    before = counts(db_path)
+    before = dataset_counts(db_path)
     with pytest.raises(ConflictError, match=r"Dataset 'errors' already exists \(latest version 1\) with a "
                                             r"different definition \(selection differ"):
         build(ds, name="errors", tags=["eval_candidate"])
-    assert counts(db_path) == before
+    assert dataset_counts(db_path) == before
     allowed = build(ds, name="errors", tags=["eval_candidate"], new_version=True)
     assert (allowed.version, allowed.record_count) == (2, 5)
 
@@ -132,11 +119,11 @@ def test_a_different_definition_under_an_existing_name_is_refused_unless_asked(d
 ])
 def test_bad_input_gets_a_clear_error_and_writes_nothing(ds: DuckDBDatasetStore, db_path: Path, kwargs: dict,
                                                          error: type, message: str) -> None:
-    before = counts(db_path)
+    before = dataset_counts(db_path)
     with pytest.raises(error) as raised:
         build(ds, **{"name": "x", **kwargs})
     assert message in str(raised.value)
-    assert counts(db_path) == before
+    assert dataset_counts(db_path) == before
 
 
 def test_unknown_names_and_versions_suggest_what_exists(ds: DuckDBDatasetStore) -> None:
@@ -159,7 +146,7 @@ def test_redaction_never_stores_a_seeded_secret(tmp_path: Path) -> None:
     result = build(ds, name="pii", tags=["eval_candidate"])
     assert result.redaction.counts == {"CARD": 1, "EMAIL": 1, "IP": 1, "PHONE": 1, "SECRET": 1, "SSN": 1}
     assert result.redaction.records_changed == 2
-    stored = json.dumps(rows(tmp_path / "pii.duckdb", "SELECT * FROM dataset_records"))
+    stored = json.dumps(stored_rows(tmp_path / "pii.duckdb", "SELECT * FROM dataset_records"))
     for leaked in (SECRET, "jane.doe@example.com", "4111 1111 1111 1111", "123-45-6789", "555-2671", "10.1.2.3"):
         assert leaked not in stored
     p1 = ds.records("pii", 1)[1]
@@ -215,7 +202,7 @@ def test_labels_become_expectations_and_edits_make_new_versions(ds: DuckDBDatase
 
 def test_edits_with_unknown_records_write_nothing(ds: DuckDBDatasetStore, db_path: Path) -> None:
     build(ds, name="errors", tags=["eval_candidate=error_case"])
-    before = counts(db_path)
+    before = dataset_counts(db_path)
     with pytest.raises(NotFoundError, match=r"Dataset 'errors' has no record\(s\) 't5'. Did you mean 't05'\?"):
         set_expectations(ds, SetExpectationsInput(name="errors", record_ids=["t5"], expectations={"k": 1}), now_ms=2)
     with pytest.raises(NotFoundError, match=r"No trace with id 'nope'"):
@@ -225,7 +212,7 @@ def test_edits_with_unknown_records_write_nothing(ds: DuckDBDatasetStore, db_pat
     with pytest.raises(InvalidInputError, match="expected_facts must be a list of strings"):
         merge_records(ds, MergeRecordsInput(name="errors", records=[
             {"trace_id": "t02", "expectations": {"expected_facts": "one"}}]), now_ms=2)
-    assert counts(db_path) == before
+    assert dataset_counts(db_path) == before
 
 
 def test_pages_are_budgeted_and_say_how_to_read_the_rest(ds: DuckDBDatasetStore) -> None:

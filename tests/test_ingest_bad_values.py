@@ -11,10 +11,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-import duckdb
 from click.testing import CliRunner
 
 from server.cli import cli
+from tests.factory import stored_rows
 
 LIMITS = "outside the 64-bit integer range the store holds (-9223372036854775808 to 9223372036854775807)"
 FIX_VALUE = "fix or remove that value in the export and ingest the file again."
@@ -30,14 +30,6 @@ def ingest(db: Path, *paths: Path) -> dict[str, Any]:
     result = CliRunner().invoke(cli, ["ingest", *map(str, paths), "--db", str(db)])
     assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
     return json.loads(result.output[result.output.index("{"):])
-
-
-def rows(db: Path, sql: str) -> list[tuple]:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 def write_lines(path: Path, *docs: Any) -> Path:
@@ -94,9 +86,9 @@ def test_an_otlp_token_count_beyond_64_bits_skips_only_its_trace_and_says_what_t
         f"{bad} (trace {'2' * 32}): span 'chat' (a1a1a1a1a1a1a1a1) has input_tokens 99999999999999999999, "
         f"{LIMITS}; {FIX_VALUE}"]
     assert (report["traces"], report["error_count"]) == (3, 1)
-    assert rows(db, "SELECT trace_id, input_tokens FROM traces ORDER BY 1") == [
+    assert stored_rows(db, "SELECT trace_id, input_tokens FROM traces ORDER BY 1") == [
         ("1" * 32, 12), ("3" * 32, 12), ("4" * 32, 12)]
-    assert rows(db, "SELECT count(*) FROM spans WHERE trace_id = '" + "2" * 32 + "'") == [(0,)]  # nothing half-written
+    assert stored_rows(db, "SELECT count(*) FROM spans WHERE trace_id = '" + "2" * 32 + "'") == [(0,)]  # nothing half-written
 
 
 def test_an_otlp_start_time_beyond_64_bits_points_at_the_unit(tmp_path: Path) -> None:
@@ -106,7 +98,7 @@ def test_an_otlp_start_time_beyond_64_bits_points_at_the_unit(tmp_path: Path) ->
     assert report["errors"] == [
         f"{path} (trace {'1' * 32}): span 'chat' (a1a1a1a1a1a1a1a1) has start_time_ns 17460936000000000000000, "
         f"{LIMITS}; {FIX_TIME}"]
-    assert rows(db, "SELECT trace_id FROM traces") == [("3" * 32,)]
+    assert stored_rows(db, "SELECT trace_id FROM traces") == [("3" * 32,)]
 
 
 def test_token_counts_that_fit_alone_but_not_summed_are_reported_on_the_trace(tmp_path: Path) -> None:
@@ -120,7 +112,7 @@ def test_token_counts_that_fit_alone_but_not_summed_are_reported_on_the_trace(tm
     assert report["errors"] == [
         f"{path} (trace {'1' * 32}): the trace has input_tokens {2 * half} (the sum over its LLM spans), "
         f"{LIMITS}; {FIX_VALUE}"]
-    assert rows(db, "SELECT trace_id FROM traces") == [("3" * 32,)]
+    assert stored_rows(db, "SELECT trace_id FROM traces") == [("3" * 32,)]
 
 
 def test_an_mlflow_token_count_or_duration_beyond_64_bits_skips_only_its_trace(tmp_path: Path) -> None:
@@ -138,7 +130,7 @@ def test_an_mlflow_token_count_or_duration_beyond_64_bits_skips_only_its_trace(t
         f"{LIMITS}; {FIX_VALUE}",
         # stated by the source, so no "(the sum over its LLM spans)"
         f"{path} (item 4, trace tr-stated): the trace has output_tokens 99999999999999999999, {LIMITS}; {FIX_VALUE}"]
-    assert rows(db, "SELECT trace_id, input_tokens FROM traces ORDER BY 1") == [("tr-also-good", 12), ("tr-good", 12)]
+    assert stored_rows(db, "SELECT trace_id, input_tokens FROM traces ORDER BY 1") == [("tr-also-good", 12), ("tr-good", 12)]
 
 
 def test_a_langfuse_token_count_or_time_beyond_64_bits_skips_only_its_trace(tmp_path: Path) -> None:
@@ -158,7 +150,7 @@ def test_a_langfuse_token_count_or_time_beyond_64_bits_skips_only_its_trace(tmp_
         f"{path} (line 4, trace lf-score): label 'rating' has created_at_ms 99999999999999999999, {LIMITS}; {FIX_TIME}",
         f"{path} (line 5, trace lf-huge): span 'chat' (lf-huge-gen) has start_time_ns <a number of about 407 digits>, "
         f"{LIMITS}; {FIX_TIME}"]
-    assert rows(db, "SELECT trace_id, input_tokens, output_tokens FROM traces") == [("lf-good", 10, 5)]
+    assert stored_rows(db, "SELECT trace_id, input_tokens, output_tokens FROM traces") == [("lf-good", 10, 5)]
 
 
 def test_an_integer_literal_too_long_for_python_is_one_bad_line(tmp_path: Path) -> None:
@@ -170,7 +162,7 @@ def test_an_integer_literal_too_long_for_python_is_one_bad_line(tmp_path: Path) 
     assert report["errors"] == [
         f"{path} (line 2): not valid JSON: an integer literal is too long to read (over 4300 digits; no count, "
         "time or id is that long); fix or remove this line."]
-    assert rows(db, "SELECT trace_id FROM traces") == [("lf-good",)]
+    assert stored_rows(db, "SELECT trace_id FROM traces") == [("lf-good",)]
 
 
 def test_infinite_numbers_never_stop_an_ingest(tmp_path: Path) -> None:
@@ -184,7 +176,7 @@ def test_infinite_numbers_never_stop_an_ingest(tmp_path: Path) -> None:
     assert report["errors"] == [
         f"{path} (line 2, trace lf-inf-time): 'inf' is not a timestamp; use ISO-8601 (2025-01-31T12:00:00Z) "
         "or epoch ms."]
-    assert rows(db, "SELECT trace_id, input_tokens, output_tokens FROM traces") == [("lf-inf-tokens", None, 5)]
+    assert stored_rows(db, "SELECT trace_id, input_tokens, output_tokens FROM traces") == [("lf-inf-tokens", None, 5)]
 
 
 # --- lone surrogates ------------------------------------------------------------------------------
@@ -197,11 +189,11 @@ def test_otlp_lone_surrogates_are_stored_as_replacement_characters_and_pairs_are
     db = tmp_path / "s.duckdb"
     report = ingest(db, path)
     assert (report["traces"], report["errors"]) == (2, [])
-    [(name, inputs, attributes)] = rows(db, f"SELECT name, inputs, attributes FROM spans WHERE trace_id = '{'1' * 32}'")
+    [(name, inputs, attributes)] = stored_rows(db, f"SELECT name, inputs, attributes FROM spans WHERE trace_id = '{'1' * 32}'")
     assert name == "cut \ufffd"
     assert inputs == "emoji \U0001F600 cut \ufffd\ufffd"
     assert json.loads(attributes)["key\ufffd"] == "v"
-    assert rows(db, f"SELECT name, request FROM traces WHERE trace_id = '{'1' * 32}'") == [
+    assert stored_rows(db, f"SELECT name, request FROM traces WHERE trace_id = '{'1' * 32}'") == [
         ("cut \ufffd", "emoji \U0001F600 cut \ufffd\ufffd")]
 
 
@@ -216,11 +208,11 @@ def test_mlflow_lone_surrogates_in_tags_and_double_encoded_attributes_become_rep
     db = tmp_path / "s.duckdb"
     report = ingest(db, path)
     assert (report["traces"], report["errors"]) == (2, [])
-    assert rows(db, "SELECT request FROM traces WHERE trace_id = 'tr-cut'") == [
+    assert stored_rows(db, "SELECT request FROM traces WHERE trace_id = 'tr-cut'") == [
         ('{"question": "Weather in Par\ufffd"}',)]
-    assert rows(db, "SELECT key, value FROM tags WHERE trace_id = 'tr-cut' ORDER BY 1") == [
+    assert stored_rows(db, "SELECT key, value FROM tags WHERE trace_id = 'tr-cut' ORDER BY 1") == [
         ("environment", "prod"), ("note", "half \ufffd")]
-    [(attributes,)] = rows(db, "SELECT attributes FROM spans WHERE trace_id = 'tr-cut'")
+    [(attributes,)] = stored_rows(db, "SELECT attributes FROM spans WHERE trace_id = 'tr-cut'")
     assert json.loads(attributes)["mlflow.spanInputs"] == {"question": "Weather in Par\ufffd"}
 
 
@@ -231,9 +223,9 @@ def test_langfuse_lone_surrogates_in_input_tags_and_names_become_replacement_cha
     db = tmp_path / "s.duckdb"
     report = ingest(db, path)
     assert (report["traces"], report["errors"]) == (2, [])
-    assert rows(db, "SELECT request FROM traces WHERE trace_id = 'lf-cut'") == [("refund\ufffd?",)]
-    assert rows(db, "SELECT name FROM spans WHERE trace_id = 'lf-cut'") == [("gen\ufffd",)]
-    assert rows(db, "SELECT key FROM tags WHERE trace_id = 'lf-cut'") == [("vip\ufffd",)]
+    assert stored_rows(db, "SELECT request FROM traces WHERE trace_id = 'lf-cut'") == [("refund\ufffd?",)]
+    assert stored_rows(db, "SELECT name FROM spans WHERE trace_id = 'lf-cut'") == [("gen\ufffd",)]
+    assert stored_rows(db, "SELECT key FROM tags WHERE trace_id = 'lf-cut'") == [("vip\ufffd",)]
 
 
 def test_an_escaped_backslash_before_ud800_is_text_not_a_surrogate(tmp_path: Path) -> None:
@@ -241,4 +233,4 @@ def test_an_escaped_backslash_before_ud800_is_text_not_a_surrogate(tmp_path: Pat
     path = write_lines(tmp_path / "export.jsonl", langfuse("lf-path", question="C:\\ud800\\file"))
     db = tmp_path / "s.duckdb"
     assert ingest(db, path)["errors"] == []
-    assert rows(db, "SELECT request FROM traces") == [("C:\\ud800\\file",)]
+    assert stored_rows(db, "SELECT request FROM traces") == [("C:\\ud800\\file",)]
