@@ -166,3 +166,30 @@ def test_a_write_after_reads_upgrades_the_kept_connection(db_path: Path) -> None
     assert store.load_trace("t01").tags["k"] == "v"
     store.release()
     assert _count(db_path, "SELECT count(*) FROM tags WHERE key = 'k'") == 1
+
+
+def test_writing_into_a_reopened_store_while_the_connection_is_kept(db_path: Path) -> None:
+    """Opening an existing store reads its schema version with ``fetchone``; DuckDB 2 left that result
+    unfinished on the kept connection and refused the ingest's ``register`` (``tracesieve ingest`` into
+    any existing store failed whenever the connection outlived the version check)."""
+    store = DuckDBTraceStore(db_path, idle_release_s=30)
+    try:
+        assert store.write_traces([trace("t-new", 5)]) == 1
+        assert store.load_trace("t-new") is not None
+    finally:
+        store.release()
+    assert _count(db_path, "SELECT count(*) FROM traces WHERE trace_id = 't-new'") == 1
+
+
+def test_a_half_read_result_does_not_leak_into_the_next_use_of_the_kept_connection(db_path: Path) -> None:
+    store = DuckDBTraceStore(db_path, idle_release_s=30)
+    try:
+        with store.writing() as con:
+            assert con.execute("SELECT trace_id FROM traces ORDER BY trace_id").fetchone() is not None
+        assert store.write_traces([trace("t-after", 6)]) == 1
+        with store.writing() as con:
+            con.execute("SELECT trace_id FROM traces")  # not read at all
+        assert store.write_traces([trace("t-after-2", 7)]) == 1
+    finally:
+        store.release()
+    assert _count(db_path, "SELECT count(*) FROM traces WHERE trace_id LIKE 't-after%'") == 2

@@ -149,6 +149,7 @@ class ConnectionKeeper:
             try:
                 yield self._con
             finally:
+                self._drop_unfinished_result()
                 self._generation += 1
                 if idle_release_s <= 0:
                     self.release()
@@ -156,6 +157,22 @@ class ConnectionKeeper:
                     timer = threading.Timer(idle_release_s, self._release_if_idle, args=(self._generation,))
                     timer.daemon = True
                     timer.start()
+
+    def _drop_unfinished_result(self) -> None:
+        """Cancel whatever result the block left half-read (a ``fetchone`` of a query).
+
+        DuckDB 2 streams results, and a connection with an unfinished one refuses ``register``,
+        so the next block to use the kept connection (an ingest right after the store's
+        version check) would fail. Writes are complete once ``execute`` returns and no
+        transaction is open between blocks, so cancelling loses nothing; a connection that
+        cannot even do that is closed and reopened on next use.
+        """
+        if self._con is None:
+            return
+        try:
+            self._con.abort()
+        except duckdb.Error:
+            self.release()
 
     def _release_if_idle(self, generation: int) -> None:
         with self.lock:
