@@ -28,9 +28,11 @@ def build_store(tmp_path: Path, n: int = 40) -> DuckDBTraceStore:
     """
     if n not in _TEMPLATES:
         path = Path(tempfile.mkdtemp(prefix="tracesieve-cal-")) / f"template-{n}.duckdb"
-        DuckDBTraceStore(path).write_traces([
+        template = DuckDBTraceStore(path)
+        template.write_traces([
             trace(f"c{i:02d}", i, model="claude-sonnet-4" if i % 3 == 0 else "gpt-4o-mini",
                   duration_ms=1400 + (i * 37) % 300) for i in range(n)])
+        template.release()  # a kept connection holds the writes in its WAL, which a file copy would miss
         _TEMPLATES[n] = path
     shutil.copy(_TEMPLATES[n], tmp_path / "cal.duckdb")
     return DuckDBTraceStore(tmp_path / "cal.duckdb")
