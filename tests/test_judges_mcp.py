@@ -136,13 +136,18 @@ async def test_rule_runs_read_back_through_get_run_list_runs_and_paged_results(d
 
 
 async def test_the_demo_judge_steps_define_run_and_show_failures_without_pretending_a_model(tmp_path: Path) -> None:
-    from server.demo.generate import generate_demo_traces, ground_truth_labels
+    from server.demo.generate import generate_demo_traces, ground_truth, ground_truth_labels
     from server.demo.walkthrough import Session
     from server.demo.walkthrough_judges import judge_steps
 
     now = int(time.time() * 1000)
     traces = generate_demo_traces(150, seed=5, now_ms=now, days=6)
-    for t in traces[:60]:
+    # The generator follows the clock (hour-of-day and weekday traffic), so which traces have a tool
+    # error depends on when the test runs: label every failing one and fill up with passing ones.
+    failing = [t for t in traces if ground_truth(t).get("tool_error") == "fail"]
+    assert len(failing) >= 3, "the demo generator should give a few tool errors in 150 traces"
+    passing = [t for t in traces if ground_truth(t).get("tool_error") == "pass"]
+    for t in failing + passing[:60 - len(failing)]:
         t.labels = ground_truth_labels(t, created_at_ms=now, criteria=("tool_error",))
     store = DuckDBTraceStore(tmp_path / "walk.duckdb")
     store.write_traces(traces)
