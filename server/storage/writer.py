@@ -151,18 +151,31 @@ def write_batch(con: duckdb.DuckDBPyConnection, traces: Sequence[Trace], *, now_
     """Replace-or-insert ``traces`` atomically; returns the number of traces written."""
     if not traces:
         return 0
-    # The last copy of a trace id within one batch wins, as a later re-ingest would.
-    unique = list({t.trace_id: t for t in traces}.values())
-    tables = to_arrow(unique, now_ms=now_ms)
+    return write_tables(con, to_arrow(last_copies(traces), now_ms=now_ms))
+
+
+def last_copies(traces: Sequence[Trace]) -> list[Trace]:
+    """One trace per id, the last copy: what a later re-ingest of the same id would leave."""
+    return list({t.trace_id: t for t in traces}.values())
+
+
+def write_tables(con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table]) -> int:
+    """Replace-or-insert a batch given as ``to_arrow`` tables (one row per trace id) atomically;
+    returns the number of traces written."""
     for name, table in tables.items():
         con.register(name, table)
     try:
         with transaction(con):
-            con.execute("DELETE FROM spans WHERE trace_id IN (SELECT trace_id FROM batch_traces)")
-            con.execute("DELETE FROM traces WHERE trace_id IN (SELECT trace_id FROM batch_traces)")
+            # Every stored trace id has its trace row (they are written and replaced together), so
+            # a batch of new ids skips the deletes, each a scan of its whole table (130 ms at 1M).
+            replacing = con.execute("SELECT count(*) FROM traces WHERE trace_id IN "
+                                    "(SELECT trace_id FROM batch_traces)").fetchone()[0]
+            if replacing:
+                con.execute("DELETE FROM spans WHERE trace_id IN (SELECT trace_id FROM batch_traces)")
+                con.execute("DELETE FROM traces WHERE trace_id IN (SELECT trace_id FROM batch_traces)")
+                con.execute("""DELETE FROM scores WHERE run_id LIKE 'imported%'
+                               AND trace_id IN (SELECT trace_id FROM batch_traces)""")
             con.execute("DELETE FROM labels WHERE label_id IN (SELECT label_id FROM batch_labels)")
-            con.execute("""DELETE FROM scores WHERE run_id LIKE 'imported%'
-                           AND trace_id IN (SELECT trace_id FROM batch_traces)""")
             con.execute("INSERT INTO spans BY NAME SELECT * FROM batch_spans")
             con.execute("INSERT INTO labels BY NAME SELECT * FROM batch_labels")
             con.execute("INSERT INTO scores BY NAME SELECT * FROM batch_scores")
@@ -182,4 +195,4 @@ def write_batch(con: duckdb.DuckDBPyConnection, traces: Sequence[Trace], *, now_
     finally:
         for name in tables:
             con.unregister(name)
-    return len(unique)
+    return tables["batch_traces"].num_rows
