@@ -8,10 +8,13 @@ round together with its ratio to the JSON floor. Rows:
 * ``read_path only``: the OTLP reader building every ``Trace``, nothing written;
 * ``ingest (inline writes)``: ``ingest`` with each batch written before the next is read, i.e.
   no overlap between reading and writing (the shape of the original ingest loop);
-* ``ingest``: the shipped ``ingest`` (batches written on a background thread).
+* ``ingest``: the shipped ``ingest`` (batches written on a background thread);
+* ``ingest_files, N reading processes`` (only for data of several files): what ``tracesieve
+  ingest`` runs on such a load, each file read and converted by a worker process.
 
 Each ingest row loads into a fresh store file and includes closing it (DuckDB checkpoints on
-close, so the data is really on disk). Run: ``python -m bench.ingest_bench [--data DIR] [--repeats N]``.
+close, so the data is really on disk). Run:
+``python -m bench.ingest_bench [--data DIR] [--repeats N] [--workers N]``.
 Data: ``python -m bench.run --quick`` generates ``/tmp/tracesieve-bench/n10000-s1000``.
 """
 
@@ -31,6 +34,7 @@ from unittest import mock
 from server import ingest as ingest_module
 from server.ingest import gc_paused, ingest
 from server.ingestion import list_files, read_path
+from server.parallel_ingest import default_workers, ingest_files
 from server.storage.duckdb_store import DuckDBTraceStore
 
 DEFAULT_DATA = Path("/tmp/tracesieve-bench/n10000-s1000")
@@ -68,13 +72,15 @@ class _InlinePool:
         pass
 
 
-def _ingest(data: Path, workdir: Path, *, inline: bool) -> int:
+def _ingest(data: Path, workdir: Path, *, inline: bool = False, workers: int = 0) -> int:
     db = workdir / f"bench-{time.monotonic_ns()}.duckdb"
     store = DuckDBTraceStore(db, idle_release_s=60)
     try:
         if inline:
             with mock.patch.object(ingest_module, "ThreadPoolExecutor", _InlinePool):
                 report = ingest(store, read_path(data, "otlp"))
+        elif workers:
+            report = ingest_files(store, list_files(data), "otlp", workers=workers, min_parallel_bytes=0)
         else:
             report = ingest(store, read_path(data, "otlp"))
         store.release()  # the closing checkpoint is part of the load
@@ -90,6 +96,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="a directory (or file) of OTLP/JSON lines")
     parser.add_argument("--repeats", type=int, default=3, help="rounds; the best round of each row is reported")
+    parser.add_argument("--workers", type=int, default=default_workers(),
+                        help="reading processes for the ingest_files row (default: one per core)")
     args = parser.parse_args(argv)
     if not args.data.exists():
         sys.exit(f"No data at {args.data}; generate it with: python -m bench.run --quick")
@@ -98,8 +106,11 @@ def main(argv: list[str] | None = None) -> None:
         "json.loads floor (lines)": lambda: _json_floor(args.data),
         "read_path only": lambda: _read_only(args.data),
         "ingest (inline writes)": lambda: _ingest(args.data, workdir, inline=True),
-        "ingest": lambda: _ingest(args.data, workdir, inline=False),
+        "ingest": lambda: _ingest(args.data, workdir),
     }
+    if len(list_files(args.data)) > 1:
+        rows[f"ingest_files, {args.workers} reading processes"] = lambda: _ingest(args.data, workdir,
+                                                                                  workers=args.workers)
     best: dict[str, float] = {}
     counts: dict[str, int] = {}
     try:

@@ -6,17 +6,14 @@ input models, so validation matches), and print JSON (default) or a table. Error
 
 from __future__ import annotations
 
-import itertools
 import json
 import logging
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
 import click
-from click._termui_impl import ProgressBar
 
 from server import cli_analysis, cli_calibration, cli_datasets, cli_judges
 from server.cli_common import db_option, echo_result, now_ms, table_option
@@ -25,8 +22,6 @@ from server.storage.duckdb_store import DuckDBTraceStore
 from server.storage.schema import QUERYABLE
 from tools import describe, search, tagging, traces
 from tools import sql as sql_tool
-from tools.errors import IngestError
-from tools.models import Trace
 
 #: Each feature module contributes its commands; the group is assembled at the bottom.
 FEATURE_COMMANDS = (cli_analysis.COMMANDS, cli_datasets.COMMANDS, cli_judges.COMMANDS, cli_calibration.COMMANDS)
@@ -73,7 +68,11 @@ def serve(db: Path, use_http: bool, host: str, port: int, token: str | None) -> 
 @click.option("--from-mlflow", "tracking_uri", default=None,
               help="Read live traces from an MLflow tracking URI (e.g. sqlite:///mlflow.db or http://host:5000).")
 @click.option("--experiment", default=None, help="With --from-mlflow: experiment name or id (default: all).")
-def ingest(db: Path, paths: tuple[Path, ...], fmt: str, tracking_uri: str | None, experiment: str | None) -> None:
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Processes reading files at once (default: TRACESIEVE_INGEST_WORKERS, else one per core; "
+                   "1 reads in this process). Only loads of several files and 16 MiB or more use them.")
+def ingest(db: Path, paths: tuple[Path, ...], fmt: str, tracking_uri: str | None, experiment: str | None,
+           workers: int | None) -> None:
     """Load traces from files/folders (OTLP JSON or protobuf, MLflow JSON, Langfuse) or an MLflow server.
 
     Re-ingesting a trace replaces it. Bad files or traces are reported and skipped; the rest load.
@@ -83,30 +82,27 @@ def ingest(db: Path, paths: tuple[Path, ...], fmt: str, tracking_uri: str | None
         tracesieve ingest exports/ --format auto
         tracesieve ingest --from-mlflow sqlite:///mlflow.db --experiment support-agent
     """
+    from server.ingest import IngestReport
     from server.ingest import ingest as run_ingest
     from server.ingestion import list_files, read_mlflow_tracking
+    from server.parallel_ingest import ingest_files
 
     if not paths and not tracking_uri:
         raise click.UsageError("Give PATHS to read, or --from-mlflow TRACKING_URI.")
     with cli_errors():
         store = DuckDBTraceStore(db)
         files = [file for path in paths for file in list_files(path)]
-        live = read_mlflow_tracking(tracking_uri, experiment) if tracking_uri else iter(())
+        report = IngestReport()
         # Progress in bytes of input read; batches still span files, so many small files stay cheap.
         with click.progressbar(length=sum(f.stat().st_size for f in files) or 1, label="ingesting",
                                file=sys.stderr) as bar:
-            report = run_ingest(store, itertools.chain(_read_files(files, fmt, bar), live))
+            ingest_files(store, files, fmt, workers=workers, report=report,  # type: ignore[arg-type]
+                         on_file=lambda file: bar.update(file.stat().st_size))
+        if tracking_uri:
+            run_ingest(store, read_mlflow_tracking(tracking_uri, experiment), report=report)
     click.echo(json.dumps(report.model_dump(), indent=2))
     if report.error_count and not report.traces:
         sys.exit(1)
-
-
-def _read_files(files: list[Path], fmt: str, bar: ProgressBar) -> Iterator[Trace | IngestError]:
-    from server.ingestion import read_path
-
-    for file in files:
-        yield from read_path(file, fmt)  # type: ignore[arg-type]
-        bar.update(file.stat().st_size)
 
 
 @cli.command("describe")

@@ -27,7 +27,8 @@ from typing import Any
 import duckdb
 
 from server.ingest import IngestReport, ingest
-from server.ingestion import read_path
+from server.ingestion import list_files, read_path
+from server.parallel_ingest import ingest_files
 from server.storage.duckdb_store import DuckDBTraceStore
 from tests.conftest import FIXTURES
 
@@ -386,12 +387,20 @@ def stored_digests(db: Path) -> dict[str, str]:
             for trace_id, found in sorted(rows.items())}
 
 
-def ingest_everything(tmp_path: Path, **options: Any) -> tuple[IngestReport, dict[str, str]]:
-    """Ingest the inputs twice into a fresh store (the second time replaces every trace)."""
+def ingest_everything(tmp_path: Path, *, workers: int | None = None,
+                      **options: Any) -> tuple[IngestReport, dict[str, str]]:
+    """Ingest the inputs twice into a fresh store (the second time replaces every trace); with
+    ``workers``, through ``ingest_files`` reading the files in that many processes."""
     root = _inputs(tmp_path / "in")
     store = DuckDBTraceStore(tmp_path / "store.duckdb")
-    ingest(store, read_path(root), **options)
-    report = ingest(store, read_path(root), **options)
+
+    def load() -> IngestReport:
+        if workers is None:
+            return ingest(store, read_path(root), **options)
+        return ingest_files(store, list_files(root), workers=workers, min_parallel_bytes=0, **options)
+
+    load()
+    report = load()
     store.release()
     report.errors = [error.replace(str(root), "<in>") for error in report.errors]
     return report, stored_digests(tmp_path / "store.duckdb")
@@ -408,6 +417,18 @@ def test_every_stored_row_matches_the_original_reader_and_writer(tmp_path: Path)
     extra = sorted(digests.keys() - expected["digests"].keys())
     changed = sorted(k for k in digests.keys() & expected["digests"].keys() if digests[k] != expected["digests"][k])
     assert (missing, extra, changed) == ([], [], []), "stored rows differ from the original ingest"
+
+
+def test_reading_the_files_in_worker_processes_stores_the_same_rows_and_report(tmp_path: Path) -> None:
+    report, digests = ingest_everything(tmp_path, workers=2)
+    expected = json.loads(GOLDEN.read_text(encoding="utf-8"))
+    assert report.model_dump() == expected["report"]
+    assert digests == expected["digests"]
+
+
+def test_worker_processes_with_small_batches_store_the_same_rows(tmp_path: Path) -> None:
+    _, digests = ingest_everything(tmp_path, workers=2, batch_size=7)
+    assert digests == json.loads(GOLDEN.read_text(encoding="utf-8"))["digests"]
 
 
 def test_small_batches_store_the_same_rows(tmp_path: Path) -> None:

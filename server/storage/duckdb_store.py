@@ -17,6 +17,7 @@ from typing import Any
 
 import duckdb
 import orjson
+import pyarrow as pa
 
 from server.storage import filter_sql, page_query, trace_tags_sql
 from server.storage.connection import (default_idle_release, default_lock_timeout, fetch_dicts, keeper_for,
@@ -24,7 +25,7 @@ from server.storage.connection import (default_idle_release, default_lock_timeou
 from server.storage.id_lists import ids_in
 from server.storage.schema import MIGRATIONS, SCHEMA_VERSION
 from server.storage.sql_sandbox import run_query
-from server.storage.writer import write_batch
+from server.storage.writer import write_batch, write_tables
 from tools.errors import InvalidInputError
 from tools.models import Span, Trace
 from tools.ports import SearchPage, SqlResult, TagChange, TraceRow
@@ -94,6 +95,11 @@ class DuckDBTraceStore:
     def write_traces(self, traces: Sequence[Trace]) -> int:
         with self.writing() as con:
             return write_batch(con, traces, now_ms=_now_ms())
+
+    def write_tables(self, tables: dict[str, pa.Table]) -> int:
+        """Write a batch already converted by ``writer.to_arrow`` (in another process, say)."""
+        with self.writing() as con:
+            return write_tables(con, tables)
 
     # -- search ------------------------------------------------------------------------------
     def where(self, expr: Any, now_ms: int, *, window_param: str | None = None) -> tuple[str, dict[str, Any]]:
