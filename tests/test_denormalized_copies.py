@@ -34,11 +34,23 @@ def stale_span_timestamps(path: Path) -> int:
                               WHERE s.trace_timestamp_ms IS DISTINCT FROM t.timestamp_ms""").fetchone()[0]
 
 
+def unified_tags_off_record(path: Path) -> list[tuple]:
+    """Traces whose ``trace_unified.tags`` (read from the copy) differ from the map the view built
+    from the ``tags`` table before migration 7: NULL without tags, keys sorted."""
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.execute("""
+            SELECT u.trace_id, map_entries(u.tags) FROM trace_unified u
+            WHERE map_entries(u.tags) IS DISTINCT FROM map_entries((
+                SELECT map(list(g.key ORDER BY g.key), list(g.value ORDER BY g.key))
+                FROM tags g WHERE g.trace_id = u.trace_id))""").fetchall()
+
+
 def assert_in_step(store: DuckDBTraceStore) -> dict[str, dict[str, str]]:
     store.release()
     copies, record = tag_copies(store.path)
     assert copies == record
     assert stale_span_timestamps(store.path) == 0
+    assert unified_tags_off_record(store.path) == []
     return copies
 
 
@@ -134,3 +146,15 @@ def test_a_tag_row_written_behind_the_copys_back_is_replaced_not_duplicated(stor
     with store.reading() as con:
         assert con.execute("SELECT value FROM tags WHERE trace_id = 't05' AND key = 'review'").fetchall() == [("done",)]
     assert assert_in_step(store)["t05"]["review"] == "done"
+
+
+def test_trace_unified_shows_the_current_tags_sorted_and_null_without_tags(tmp_path: Path) -> None:
+    store = DuckDBTraceStore(tmp_path / "u.duckdb")
+    store.write_traces([trace("plain", 1, tags={}), trace("tagged", 2, tags={"zeta": "1"})])
+    store.set_tag(trace_ids=["tagged"], expr=None, key="alpha", value='say "hi"', by="t", now_ms=1)
+    store.set_tag(trace_ids=["plain"], expr=None, key="gone", value="soon", by="t", now_ms=2)
+    store.remove_tag(trace_ids=["plain"], expr=None, key="gone", by="t", now_ms=3)
+    assert_in_step(store)
+    with duckdb.connect(str(store.path), read_only=True) as con:
+        rows = con.execute("SELECT trace_id, map_keys(tags), tags['alpha'] FROM trace_unified ORDER BY 1").fetchall()
+    assert rows == [("plain", None, None), ("tagged", ["alpha", "zeta"], 'say "hi"')]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from server.storage.migrations import m001_core, m002_datasets, m003_judges
 from server.storage.migrations import m004_calibration, m005_trace_id_indexes, m006_denormalized_filters
+from server.storage.migrations import m007_unified_tags_from_copy
 
 MIGRATIONS: tuple[str, ...] = (
     m001_core.SQL,
@@ -23,6 +24,7 @@ MIGRATIONS: tuple[str, ...] = (
     m004_calibration.SQL,
     m005_trace_id_indexes.SQL,
     m006_denormalized_filters.SQL,
+    m007_unified_tags_from_copy.SQL,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
