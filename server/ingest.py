@@ -37,10 +37,17 @@ class IngestReport(BaseModel):
     error_count: int = 0
     errors: list[str] = Field(default_factory=list, description=f"The first {MAX_ERRORS_LISTED} errors.")
 
-    def add_error(self, error: IngestError | str) -> None:
+    def add_error(self, error: IngestError) -> None:
         self.error_count += 1
         if len(self.errors) < MAX_ERRORS_LISTED:
             self.errors.append(str(error))
+
+    def add(self, other: IngestReport) -> None:
+        """Count ``other`` (a part of the same load, reported separately) into this report."""
+        self.traces += other.traces
+        self.spans += other.spans
+        self.error_count += other.error_count
+        self.errors.extend(other.errors[:MAX_ERRORS_LISTED - len(self.errors)])
 
 
 def ingest(store: TraceStore, items: Iterable[Trace | IngestError], *, batch_size: int = BATCH_SIZE,

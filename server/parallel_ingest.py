@@ -26,7 +26,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from server.ingest import BATCH_SIZE, MAX_ERRORS_LISTED, IngestReport, gc_paused, ingest
+from server.ingest import BATCH_SIZE, IngestReport, gc_paused, ingest
 from server.ingestion import FORMATS, Format, read_path
 from server.storage.duckdb_store import DuckDBTraceStore
 from server.storage.writer import last_copies, to_arrow
@@ -54,29 +54,27 @@ def default_workers() -> int:
 
 @dataclass
 class FileTables:
-    """One file read by a worker: its traces as ``to_arrow`` chunks of at most a batch each."""
+    """One file read by a worker: its traces as ``to_arrow`` chunks of at most a batch each, and
+    what reading it reported (spans and errors; traces are counted as they are written)."""
 
     chunks: list[dict[str, pa.Table]]
-    spans: int
-    errors: list[str]
-    error_count: int
+    report: IngestReport
 
 
 def read_file_tables(path: Path, fmt: Format, chunk_size: int, now_ms: int) -> FileTables:
     """Runs in a worker: read ``path`` and convert its traces (last copy per id) for the writer."""
-    traces, errors, error_count, spans = [], [], 0, 0
+    traces: list[Trace] = []
+    report = IngestReport()
     with gc_paused():
         for item in read_path(path, fmt):
             if isinstance(item, IngestError):
-                error_count += 1
-                if len(errors) < MAX_ERRORS_LISTED:
-                    errors.append(str(item))
+                report.add_error(item)
                 continue
             traces.append(item)
-            spans += len(item.spans)
+            report.spans += len(item.spans)
         unique = last_copies(traces)
         chunks = [to_arrow(unique[i:i + chunk_size], now_ms=now_ms) for i in range(0, len(unique), chunk_size)]
-    return FileTables(chunks=chunks, spans=spans, errors=errors, error_count=error_count)
+    return FileTables(chunks=chunks, report=report)
 
 
 @dataclass
@@ -116,15 +114,12 @@ def ingest_files(store: DuckDBTraceStore, files: Sequence[Path], fmt: Format = "
     with ProcessPoolExecutor(workers, mp_context=get_context(_start_method())) as pool:
         batch = _Batch()
         for path, read in _in_order(pool, files, fmt, batch_size, read_ahead=workers * READ_AHEAD_PER_WORKER):
-            for error in read.errors:
-                report.add_error(error)
-            report.error_count += read.error_count - len(read.errors)
+            report.add(read.report)
             for chunk in read.chunks:
                 batch.add(chunk)
                 if len(batch.ids) >= batch_size:
                     _write(store, batch, report)
                     batch = _Batch()
-            report.spans += read.spans
             if on_file:
                 on_file(path)
         _write(store, batch, report)
