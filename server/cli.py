@@ -10,18 +10,20 @@ import json
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 
 import anyio
 import click
 
 from server import cli_analysis, cli_calibration, cli_datasets, cli_judges
-from server.cli_common import db_option, echo_result, now_ms, table_option
+from server.cli_common import db_option, echo_result, table_option
 from server.errors import cli_errors
 from server.storage.duckdb_store import DuckDBTraceStore
 from server.storage.schema import QUERYABLE
 from tools import describe, search, tagging, traces
 from tools import sql as sql_tool
+from tools.clock import now_ms
 
 #: Each feature module contributes its commands; the group is assembled at the bottom.
 FEATURE_COMMANDS = (cli_analysis.COMMANDS, cli_datasets.COMMANDS, cli_judges.COMMANDS, cli_calibration.COMMANDS)
@@ -103,6 +105,32 @@ def ingest(db: Path, paths: tuple[Path, ...], fmt: str, tracking_uri: str | None
     click.echo(json.dumps(report.model_dump(), indent=2))
     if report.error_count and not report.traces:
         sys.exit(1)
+
+
+@cli.command("optimize")
+@db_option
+def optimize_cmd(db: Path) -> None:
+    """Put stored traces and spans back in time order after a backfill, so searches read less.
+
+    Searches read the newest traces first and skip the parts of the file outside their time
+    window, which works when rows were stored roughly in time order, as live traffic arrives.
+    Export files that each cover the whole period interleave all of it; run this once after
+    loading them. Everything stays as it was (one transaction), and a store already in order is
+    left alone. It needs the store to itself for the rewrite (about 25 s per 100k traces).
+
+    Example:
+
+        tracesieve ingest exports/ && tracesieve optimize
+    """
+    with cli_errors():
+        store = DuckDBTraceStore(db)
+        bytes_before = store.path.stat().st_size
+        started = time.perf_counter()
+        report = store.put_in_time_order()
+        seconds = time.perf_counter() - started
+        store.release()
+    click.echo(json.dumps({**report.model_dump(), "seconds": round(seconds, 1), "file_bytes_before": bytes_before,
+                           "file_bytes_after": store.path.stat().st_size}, indent=2))
 
 
 @cli.command("describe")

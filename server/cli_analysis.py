@@ -10,12 +10,13 @@ from pathlib import Path
 
 import click
 
-from server.cli_common import db_option, echo_result, now_ms
+from server.cli_common import db_option, echo_result
 from server.errors import cli_errors
 from server.storage.analytics_sql import DuckDBAnalytics
 from server.storage.duckdb_store import DuckDBTraceStore
 from tools import error_patterns as errors_tool
 from tools import profiling
+from tools.clock import now_ms
 
 markdown_option = click.option("--markdown", "as_markdown", is_flag=True,
                                help="Print findings and tables as markdown instead of JSON.")

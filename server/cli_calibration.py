@@ -15,7 +15,7 @@ from pathlib import Path
 import anyio
 import click
 
-from server.cli_common import db_option, echo_result, now_ms, table_option
+from server.cli_common import db_option, echo_result, table_option
 from server.errors import cli_errors, describe_validation_error
 from server.storage.calibration_sql import DuckDBCalibrationStore
 from server.storage.duckdb_store import DuckDBTraceStore
@@ -25,6 +25,7 @@ from tools import annotation_queue as aq
 from tools import calibration as cal
 from tools import labels, regression
 from tools.calibration_render import render_calibration, render_compare, render_queue
+from tools.clock import now_ms
 
 reviewer_option = click.option("--reviewer", envvar="TRACESIEVE_REVIEWER", default=None,
                                help="Who decided (env TRACESIEVE_REVIEWER), e.g. an email.")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import click
@@ -15,10 +14,6 @@ db_option = click.option(
     "--db", type=click.Path(dir_okay=False, path_type=Path), envvar="TRACESIEVE_DB", default=DEFAULT_DB,
     show_default=True, help="Store file (env TRACESIEVE_DB); created on first use.")
 table_option = click.option("--table", "as_table", is_flag=True, help="Print a table for people instead of JSON.")
-
-
-def now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def echo_result(result: BaseModel, as_table: bool = False) -> None:

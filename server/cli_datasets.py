@@ -11,11 +11,12 @@ from pathlib import Path
 import click
 
 from server import datasets_export
-from server.cli_common import db_option, echo_result, now_ms
+from server.cli_common import db_option, echo_result
 from server.errors import cli_errors
 from server.storage.datasets_sql import DuckDBDatasetStore
 from server.storage.duckdb_store import DuckDBTraceStore
 from tools import datasets
+from tools.clock import now_ms
 from tools.dataset_models import SampleSpec
 
 

@@ -14,12 +14,13 @@ from pathlib import Path
 import anyio
 import click
 
-from server.cli_common import db_option, echo_result, now_ms
+from server.cli_common import db_option, echo_result
 from server.errors import cli_errors
 from server.providers import NO_ENDPOINT_HINT, EndpointConfig
 from server.storage.duckdb_store import DuckDBTraceStore
 from server.storage.judges_sql import DuckDBJudgeStore
 from tools import classifier_judge, judges, run_reports, runs
+from tools.clock import now_ms
 
 
 def _store(db: Path) -> DuckDBJudgeStore:

@@ -6,24 +6,18 @@ the pydantic result (published as structured output, with a ``markdown`` renderi
 
 from __future__ import annotations
 
-import time
-
 from mcp.server import MCPServer
 from mcp.types import ToolAnnotations
 
 from server.errors import surface_errors
 from server.storage.analytics_sql import DuckDBAnalytics
 from server.storage.duckdb_store import DuckDBTraceStore
-from tools import error_patterns as errors_tool
+from tools import clock, error_patterns as errors_tool
 from tools import profiling
 from tools.search import FilterText
 
 # Same value as server.mcp_app.READ_ONLY; defined here because mcp_app imports this module.
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
@@ -50,7 +44,7 @@ def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
         cut at `limit` rows (`more_rows` says how many were left out). No match gives trace_count 0.
         """
         return profiling.profile_traces(analytics, profiling.ProfileTracesInput(
-            filter=filter, trace_id=trace_id, group_by=group_by, limit=limit, prices=prices), now_ms=_now_ms())
+            filter=filter, trace_id=trace_id, group_by=group_by, limit=limit, prices=prices), now_ms=clock.now_ms())
 
     @mcp.tool(annotations=READ_ONLY)
     @surface_errors
@@ -72,4 +66,4 @@ def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
         `findings` summarises the change and the top patterns; `markdown` has the tables.
         """
         return errors_tool.error_patterns(analytics, errors_tool.ErrorPatternsInput(
-            filter=filter, window=window, anchor=anchor, limit=limit), now_ms=_now_ms())
+            filter=filter, window=window, anchor=anchor, limit=limit), now_ms=clock.now_ms())

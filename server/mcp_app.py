@@ -7,8 +7,6 @@ defined next to the logic, so the MCP schema, the CLI and the code cannot drift 
 
 from __future__ import annotations
 
-import time
-
 from mcp.server import MCPServer
 from mcp.types import ToolAnnotations
 
@@ -17,7 +15,7 @@ from server.errors import surface_errors
 from server.strict_args import StrictArgumentsServer
 from server.storage.duckdb_store import DuckDBTraceStore
 from server.storage.schema import QUERYABLE
-from tools import describe, search, tagging, traces
+from tools import clock, describe, search, tagging, traces
 from tools import sql as sql_tool
 from tools.search import FilterText, Limit, OrderBy, PageToken
 from tools.tagging import SelectFilter, TagKey, TagValue, TraceIds
@@ -41,10 +39,6 @@ tracesieve turns production LLM/agent traces into evaluation assets. The loop, t
 4. Calibrate and gate: annotation_queue -> label_trace -> calibration_report (does the judge agree with people?)
    -> compare_runs (did the candidate regress? only calibrated judges gate).
 Results are compact and paged: pass next_page_token / offset / span_offset back to continue."""
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def build_app(store: DuckDBTraceStore) -> MCPServer:
@@ -81,7 +75,7 @@ def build_app(store: DuckDBTraceStore) -> MCPServer:
         offending token and the closest valid field.
         """
         return search.search_traces(store, search.SearchTracesInput(
-            filter=filter, order_by=order_by, limit=limit, page_token=page_token), now_ms=_now_ms())
+            filter=filter, order_by=order_by, limit=limit, page_token=page_token), now_ms=clock.now_ms())
 
     @mcp.tool(annotations=READ_ONLY)
     @surface_errors
@@ -116,7 +110,7 @@ def build_app(store: DuckDBTraceStore) -> MCPServer:
                   tag_trace(key='reviewed', value='no', filter="attributes.status = 'ERROR'")
         """
         return tagging.tag_trace(store, tagging.TagTraceInput(
-            trace_ids=trace_ids, filter=filter, key=key, value=value), by="mcp", now_ms=_now_ms())
+            trace_ids=trace_ids, filter=filter, key=key, value=value), by="mcp", now_ms=clock.now_ms())
 
     @mcp.tool(annotations=DESTRUCTIVE)
     @surface_errors
@@ -128,7 +122,7 @@ def build_app(store: DuckDBTraceStore) -> MCPServer:
         Example: untag_trace(key='eval_candidate', trace_ids=['tr-1'])
         """
         return tagging.untag_trace(store, tagging.UntagTraceInput(trace_ids=trace_ids, filter=filter, key=key),
-                                   by="mcp", now_ms=_now_ms())
+                                   by="mcp", now_ms=clock.now_ms())
 
     @mcp.tool(annotations=READ_ONLY)
     @surface_errors

@@ -10,7 +10,6 @@ agent reads); ``calibration_report`` adds the PNG as MCP image content. The retu
 from __future__ import annotations
 
 import base64
-import time
 from typing import Annotated
 
 from mcp.server import MCPServer
@@ -24,7 +23,7 @@ from server.storage.calibration_sql import DuckDBCalibrationStore
 from server.storage.duckdb_store import DuckDBTraceStore
 from server.storage.labels_sql import DuckDBLabelStore
 from server.storage.queue_sql import DuckDBQueueStore
-from tools import annotation_queue as aq
+from tools import annotation_queue as aq, clock
 from tools import calibration as cal
 from tools import labels, regression
 from tools.calibration_render import render_calibration, render_compare
@@ -41,10 +40,6 @@ FormatArg = Annotated[LabelFormat, Field(description="auto (by extension/content
 DefaultReviewer = Annotated[str | None, Field(description="Reviewer for rows that name none.")]
 IncludePlot = Annotated[bool, Field(description="Attach a PNG (confusion matrix, score by label, MCC drift) as "
                                                 "image content (default true).")]
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
@@ -66,7 +61,7 @@ def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
         """
         return labels.label_trace(label_store, labels.LabelTraceInput(
             trace_id=trace_id, criterion=criterion, value=value, reviewer=reviewer, rationale=rationale),
-            source="mcp", now_ms=_now_ms())
+            source="mcp", now_ms=clock.now_ms())
 
     @mcp.tool(annotations=READ_ONLY)
     @surface_errors
@@ -100,7 +95,7 @@ def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
             confined_file(store.path, file, example="week46-labels.csv",
                           cli_alternative="tracesieve labels import PATH"), format)
         return labels.import_labels(label_store, rows, source=source, default_reviewer=reviewer,
-                                    strict_values=strict, now_ms=_now_ms())
+                                    strict_values=strict, now_ms=clock.now_ms())
 
     @mcp.tool(annotations=APPEND)
     @surface_errors
@@ -119,7 +114,7 @@ def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
         """
         return aq.annotation_queue(DuckDBQueueStore(store), aq.AnnotationQueueInput(
             criterion=criterion, filter=filter, limit=limit, random_share=random_share, signals=signals, seed=seed),
-            now_ms=_now_ms())
+            now_ms=clock.now_ms())
 
     @mcp.tool(annotations=APPEND_IDEMPOTENT)
     @surface_errors
@@ -149,7 +144,7 @@ def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
                 judge=judge, criterion=criterion, run_id=run_id, judge_version=judge_version,
                 gate_threshold=gate_threshold, signal_threshold=signal_threshold, min_labels=min_labels,
                 resamples=resamples, seed=seed, window=window, max_disagreements=max_disagreements,
-                reweight=reweight, correct_run_id=correct_run_id), now_ms=_now_ms())
+                reweight=reweight, correct_run_id=correct_run_id), now_ms=clock.now_ms())
         content: list[TextContent | ImageContent] = [TextContent(type="text", text=render_calibration(result))]
         if include_plot:
             from server.plots import calibration_png  # matplotlib loads on the first plot, not at start-up

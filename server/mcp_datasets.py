@@ -7,7 +7,6 @@ Files are only written to / read from ``<store folder>/exports/`` (see ``dataset
 
 from __future__ import annotations
 
-import time
 from typing import Annotated
 
 from mcp.server import MCPServer
@@ -18,7 +17,7 @@ from server import datasets_export
 from server.errors import surface_errors
 from server.storage.datasets_sql import DuckDBDatasetStore
 from server.storage.duckdb_store import DuckDBTraceStore
-from tools import dataset_merge, datasets
+from tools import clock, dataset_merge, datasets
 from tools import dataset_versions as dv
 from tools.dataset_models import (CollapseNear, CreateIfMissing, DatasetFilter, DatasetName, Description,
                                   ExportFormat, Expectations, FromLabels, MaxChars, NewVersion, Offset, PageLimit,
@@ -35,10 +34,6 @@ ImportFile = Annotated[str, Field(
                 "it). Other paths are refused; use the CLI to import from anywhere.")]
 ImportNewVersion = Annotated[bool, Field(
     description="Allow importing into a name that was built another way (e.g. from tags); makes a new version.")]
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
@@ -73,7 +68,7 @@ def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
         return datasets.build_dataset_from_tags(ds, datasets.BuildDatasetInput(
             name=name, tags=tags, filter=filter, sample=sample, redact=redact, description=description,
             new_version=new_version, collapse_near_duplicates=collapse_near_duplicates,
-            expectations_from_labels=expectations_from_labels), now_ms=_now_ms())
+            expectations_from_labels=expectations_from_labels), now_ms=clock.now_ms())
 
     @mcp.tool(annotations=READ_ONLY)
     @surface_errors
@@ -131,7 +126,7 @@ def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
         """
         return dataset_merge.merge_records(ds, dataset_merge.MergeRecordsInput(
             name=name, records=records, redact=redact, create_if_missing=create_if_missing,
-            description=description), now_ms=_now_ms())
+            description=description), now_ms=clock.now_ms())
 
     @mcp.tool(annotations=VERSIONED_WRITE)
     @surface_errors
@@ -148,7 +143,7 @@ def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
         """
         return dataset_merge.set_expectations(ds, dataset_merge.SetExpectationsInput(
             name=name, record_ids=record_ids, expectations=expectations, from_labels=from_labels, redact=redact),
-            now_ms=_now_ms())
+            now_ms=clock.now_ms())
 
     @mcp.tool(annotations=VERSIONED_WRITE)
     @surface_errors
@@ -177,5 +172,5 @@ def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
         """
         path = datasets_export.confined_path(ds, file)
         return datasets_export.import_dataset(ds, name, path, redact=redact, new_version=new_version,
-                                              description=description, now_ms=_now_ms())
+                                              description=description, now_ms=clock.now_ms())
 

@@ -8,7 +8,6 @@ InputRequiredResult rounds on 2026-07-28 sessions). Store work runs on worker th
 from __future__ import annotations
 
 import json
-import time
 from typing import Annotated, Any, Literal
 
 from mcp.server import MCPServer
@@ -21,7 +20,7 @@ from server.providers import NO_MODEL_HINT, EndpointConfig
 from server.providers.mcp_sampling import RoundTripSamplingJudge, SessionSamplingJudge
 from server.storage.duckdb_store import DuckDBTraceStore
 from server.storage.judges_sql import DuckDBJudgeStore
-from tools import classifier_judge, judges, run_reports, runs
+from tools import classifier_judge, clock, judges, run_reports, runs
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 VERSIONED_WRITE = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True,
@@ -32,10 +31,6 @@ MODERN = "2026-07-28"
 JudgeModelChoice = Annotated[Literal["auto", "endpoint", "sampling"], Field(
     description="Who grades LLM judges: 'endpoint' (the operator-configured API), 'sampling' (this MCP client's "
                 "own model, no API key), or 'auto' (endpoint if configured, else sampling).")]
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
 
 def _client_name(ctx: Context) -> str:
     params = ctx.session.client_params
@@ -84,7 +79,7 @@ def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
         Returns the version ref to pass to run_judges. A bad spec gets an error naming the field and an example.
         """
         return judges.define_judge(js, judges.DefineJudgeInput(name=name, kind=kind, criterion=criterion, spec=spec,
-                                                               description=description), now_ms=_now_ms())
+                                                               description=description), now_ms=clock.now_ms())
 
     @mcp.tool(annotations=READ_ONLY)
     @surface_errors
@@ -121,7 +116,7 @@ def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
         Then run it like any judge: run_judges(judges=['wrong_tool_clf'], dataset='golden@1').
         """
         return classifier_judge.train_classifier_judge(js, js, classifier_judge.TrainClassifierJudgeInput(
-            name=name, criterion=criterion, fields=fields, description=description), now_ms=_now_ms())
+            name=name, criterion=criterion, fields=fields, description=description), now_ms=clock.now_ms())
 
     @mcp.tool(annotations=RUN)
     @surface_errors_async
@@ -157,7 +152,7 @@ def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
             await ctx.report_progress(done, total, message)
 
         try:
-            report = await runs.run_judges(js, js, inp, model=model, no_model_hint=NO_MODEL_HINT, now_ms=_now_ms(),
+            report = await runs.run_judges(js, js, inp, model=model, no_model_hint=NO_MODEL_HINT, now_ms=clock.now_ms(),
                                            progress=progress, next_round=state is not None)
         finally:
             if hasattr(model, "aclose"):

@@ -15,7 +15,6 @@ workers costs more than they save there.
 from __future__ import annotations
 
 import os
-import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -30,6 +29,7 @@ from server.ingest import BATCH_SIZE, IngestReport, gc_paused, ingest
 from server.ingestion import FORMATS, Format, read_path
 from server.storage.duckdb_store import DuckDBTraceStore
 from server.storage.writer import last_copies, to_arrow
+from tools import clock
 from tools.errors import IngestError, InvalidInputError
 from tools.models import Trace
 
@@ -134,7 +134,7 @@ def _in_order(pool: ProcessPoolExecutor, files: Sequence[Path], fmt: Format, bat
     try:
         while True:
             while len(pending) < read_ahead and (path := next(upcoming, None)) is not None:
-                pending.append((path, pool.submit(read_file_tables, path, fmt, batch_size, _now_ms())))
+                pending.append((path, pool.submit(read_file_tables, path, fmt, batch_size, clock.now_ms())))
             if not pending:
                 return
             path, future = pending.popleft()
@@ -162,5 +162,3 @@ def _start_method() -> str:
     return "forkserver" if "forkserver" in get_all_start_methods() else "spawn"
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)

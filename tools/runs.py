@@ -20,7 +20,7 @@ from typing import Annotated, Any
 import anyio
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
-from tools import classifier_judge, judges as registry, llm_judge, rule_judges
+from tools import classifier_judge, clock, judges as registry, llm_judge, rule_judges
 from tools.errors import ConflictError, InvalidInputError, TracesieveError
 from tools.errors import ProviderError
 from tools.judge_ports import (CachedReply, DeferredCall, Item, ItemSource, JudgeModel, JudgeRecord, JudgeStore,
@@ -133,7 +133,7 @@ class _Run:
                 rows, self.pending = self.pending, []
                 cache, self.cache_entries = self.cache_entries, []
                 with anyio.CancelScope(shield=True):   # never tear a batch in half on cancel
-                    await _thread(self.store.write_scores, rows, cache=cache, heartbeat_ms=_now_ms())
+                    await _thread(self.store.write_scores, rows, cache=cache, heartbeat_ms=clock.now_ms())
                     self.last_flush = time.monotonic()
                     self.done += len(rows)
                     await self.report(f"{self.done}/{self.total} scored")
@@ -143,14 +143,10 @@ class _Run:
             await self.progress(min(self.done, self.total), self.total, message)
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 def _row(run: _Run, judge: JudgeRecord, item: Item, verdict: Verdict, **extra: Any) -> ScoreRow:
     return ScoreRow(run_id=run.run.run_id, judge=judge.name, judge_version=judge.version, item_id=item.item_id,
                     trace_id=item.trace_id, verdict=verdict.label, score=verdict.score, rationale=verdict.reason,
-                    created_at_ms=_now_ms(), **extra)
+                    created_at_ms=clock.now_ms(), **extra)
 
 
 async def _grade(run: _Run, judge: JudgeRecord, spec: Any, items: list[Item], prompt: Any, key: str,
@@ -226,7 +222,7 @@ async def _judge(run: _Run, source: ItemSource, judge: JudgeRecord, resolved: Re
     target = resolved.target
     finished = await _thread(run.store.finished_items, run.run.run_id, judge.version)
     if judge.kind == "rule" and not resolved.redacted:
-        written = await _thread(run.store.bulk_rule_scores, run.run.run_id, judge, target, _now_ms())
+        written = await _thread(run.store.bulk_rule_scores, run.run.run_id, judge, target, clock.now_ms())
         if written is not None:
             run.done += resolved.items
             await run.report(f"{judge.ref}: {resolved.items} items evaluated in the store")
@@ -330,7 +326,7 @@ async def run_judges(store: JudgeStore, source: ItemSource, inp: RunJudgesInput,
                                          "criterion": j.criterion} for j in judges]}
     if inp.resume_run_id:
         run = run.model_copy(update={"status": "running", "error": None, "model": model_name or run.model})
-        await _thread(store.update_run, run.run_id, status="running", error=None, heartbeat_ms=_now_ms(),
+        await _thread(store.update_run, run.run_id, status="running", error=None, heartbeat_ms=clock.now_ms(),
                       model=run.model)
         stats = run.stats or stats
     else:
@@ -346,24 +342,24 @@ async def run_judges(store: JudgeStore, source: ItemSource, inp: RunJudgesInput,
             started = time.perf_counter()
             entry["evaluated_in"] = await _judge(state, source, judge, resolved, model, inp.concurrency)
             entry["duration_ms"] = round((time.perf_counter() - started) * 1000)
-            await _thread(store.update_run, run.run_id, stats=stats, heartbeat_ms=_now_ms())
+            await _thread(store.update_run, run.run_id, stats=stats, heartbeat_ms=clock.now_ms())
     except BaseException as error:
         with anyio.CancelScope(shield=True):
             await state.flush(wait=True)
             failed = isinstance(error, Exception)
             message = f"{type(error).__name__}: {error}" if not isinstance(error, TracesieveError) else str(error)
             await _thread(store.update_run, run.run_id, status="failed" if failed else "interrupted",
-                          error=message[:1000] if failed else "interrupted", finished_at_ms=_now_ms(), stats=stats)
+                          error=message[:1000] if failed else "interrupted", finished_at_ms=clock.now_ms(), stats=stats)
         if isinstance(error, TracesieveError):
             error.args = (f"Run {run.run_id} stopped after {state.done} of {state.total} scores: {error}\n"
                           f"Finished scores are kept. Fix the cause, then call "
                           f"run_judges(resume_run_id='{run.run_id}') to continue.",)
         raise
     if state.deferred:   # answers come in the next round (MCP sampling): the run stays open
-        await _thread(store.update_run, run.run_id, heartbeat_ms=_now_ms(), stats=stats)
-        pending = await _thread(report, store, run, now_ms=_now_ms(), estimate=est)
+        await _thread(store.update_run, run.run_id, heartbeat_ms=clock.now_ms(), stats=stats)
+        pending = await _thread(report, store, run, now_ms=clock.now_ms(), estimate=est)
         return pending.model_copy(update={"status": "awaiting_input"})
-    finished = _now_ms()
+    finished = clock.now_ms()
     await _thread(store.update_run, run.run_id, status="completed", finished_at_ms=finished, error=None, stats=stats)
     run = run.model_copy(update={"status": "completed", "finished_at_ms": finished, "error": None, "stats": stats})
     return await _thread(report, store, run, now_ms=finished, estimate=est)

@@ -9,7 +9,6 @@ is ever spliced into a statement.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,20 +18,17 @@ import duckdb
 import orjson
 import pyarrow as pa
 
-from server.storage import filter_sql, page_query, trace_tags_sql
+from server.storage import filter_sql, page_query, time_order, trace_tags_sql
 from server.storage.connection import (default_idle_release, default_lock_timeout, fetch_dicts, keeper_for,
                                        transaction)
 from server.storage.id_lists import ids_in
 from server.storage.schema import MIGRATIONS, SCHEMA_VERSION
 from server.storage.sql_sandbox import run_query
 from server.storage.writer import write_batch, write_tables
+from tools import clock
 from tools.errors import InvalidInputError
 from tools.models import Span, Trace
 from tools.ports import SearchPage, SqlResult, TagChange, TraceRow
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
 
 class DuckDBTraceStore:
     """A trace store in one DuckDB file (created and migrated on first use)."""
@@ -85,7 +81,7 @@ class DuckDBTraceStore:
             for version in range(current + 1, SCHEMA_VERSION + 1):
                 with transaction(con):
                     con.execute(MIGRATIONS[version - 1])
-                    con.execute("INSERT INTO schema_version VALUES ($v, $at)", {"v": version, "at": _now_ms()})
+                    con.execute("INSERT INTO schema_version VALUES ($v, $at)", {"v": version, "at": clock.now_ms()})
 
     def schema_version(self) -> int:
         with self.reading() as con:
@@ -94,7 +90,17 @@ class DuckDBTraceStore:
     # -- writes ------------------------------------------------------------------------------
     def write_traces(self, traces: Sequence[Trace]) -> int:
         with self.writing() as con:
-            return write_batch(con, traces, now_ms=_now_ms())
+            return write_batch(con, traces, now_ms=clock.now_ms())
+
+    def put_in_time_order(self) -> time_order.TimeOrderReport:
+        """Rewrite ``traces`` and ``spans`` in time order if a backfill left them out of it (see
+        ``time_order``), then checkpoint so the old rows' space is free for later writes."""
+        with self.writing() as con:
+            with transaction(con):
+                report = time_order.put_in_time_order(con)
+            con.execute("CHECKPOINT")
+            report.free_bytes = time_order.free_bytes(con)
+        return report
 
     def write_tables(self, tables: dict[str, pa.Table]) -> int:
         """Write a batch already converted by ``writer.to_arrow`` (in another process, say)."""
