@@ -10,7 +10,14 @@ round together with its ratio to the JSON floor. Rows:
   no overlap between reading and writing (the shape of the original ingest loop);
 * ``ingest``: the shipped ``ingest`` (batches written on a background thread);
 * ``ingest_files, N reading processes`` (only for data of several files): what ``tracesieve
-  ingest`` runs on such a load, each file read and converted by a worker process.
+  ingest`` runs on such a load, each file read and converted by a worker process;
+* ``to_arrow only`` and ``DuckDB write floor``: the two steps after reading, timed apart on
+  batches read beforehand (untimed): converting each 10k-trace batch to Arrow tables, then
+  writing the converted batches into a fresh store and closing it. The JSON floor plus the write
+  floor is what any reader costs before its own work, which bounds the rate on this machine.
+
+Every row also reports the CPU seconds of this process (all its threads; DuckDB uses several),
+except the worker row, whose reading happens in child processes.
 
 Each ingest row loads into a fresh store file and includes closing it (DuckDB checkpoints on
 close, so the data is really on disk). Run:
@@ -31,11 +38,15 @@ from concurrent.futures import Future
 from pathlib import Path
 from unittest import mock
 
+import pyarrow as pa
+
 from server import ingest as ingest_module
-from server.ingest import gc_paused, ingest
+from server.ingest import BATCH_SIZE, gc_paused, ingest
 from server.ingestion import list_files, read_path
 from server.parallel_ingest import default_workers, ingest_files
+from server.storage import writer
 from server.storage.duckdb_store import DuckDBTraceStore
+from tools.models import Trace
 
 DEFAULT_DATA = Path("/tmp/tracesieve-bench/n10000-s1000")
 
@@ -70,6 +81,46 @@ class _InlinePool:
 
     def shutdown(self, wait: bool = True) -> None:
         pass
+
+
+def _read_batches(data: Path) -> list[list[Trace]]:
+    """Every trace of ``data`` in ``ingest``'s batches, read untimed for the floor rows."""
+    with gc_paused():
+        traces = [item for item in read_path(data, "otlp") if not isinstance(item, Exception)]
+    return [traces[i:i + BATCH_SIZE] for i in range(0, len(traces), BATCH_SIZE)]
+
+
+class _AfterReading:
+    """The two steps after reading, timed apart on the same batches: ``convert`` times
+    ``writer.to_arrow`` alone, ``write`` the converted tables into a fresh store, closing
+    checkpoint included. The batches are read on first use (untimed) and reused every round."""
+
+    def __init__(self, data: Path, workdir: Path) -> None:
+        self.data, self.workdir = data, workdir
+        self.batches: list[list[Trace]] | None = None
+        self.tables: list[dict[str, pa.Table]] = []
+
+    def convert(self) -> int:
+        if self.batches is None:
+            self.batches = _read_batches(self.data)
+        with gc_paused():
+            self.tables = [writer.to_arrow(writer.last_copies(batch), now_ms=0) for batch in self.batches]
+        return sum(t["batch_spans"].num_rows for t in self.tables)
+
+    def write(self) -> int:
+        if not self.tables:
+            self.convert()
+        db = self.workdir / f"floor-{time.monotonic_ns()}.duckdb"
+        store = DuckDBTraceStore(db, idle_release_s=60)
+        store.schema_version()  # migrations are not part of the write
+        try:
+            for tables in self.tables:
+                store.write_tables(tables)
+            store.release()
+        finally:
+            for path in (db, db.with_suffix(".duckdb.wal")):
+                path.unlink(missing_ok=True)
+        return sum(t["batch_spans"].num_rows for t in self.tables)
 
 
 def _ingest(data: Path, workdir: Path, *, inline: bool = False, workers: int = 0) -> int:
@@ -108,29 +159,40 @@ def main(argv: list[str] | None = None) -> None:
         "ingest (inline writes)": lambda: _ingest(args.data, workdir, inline=True),
         "ingest": lambda: _ingest(args.data, workdir),
     }
+    after_reading = _AfterReading(args.data, workdir)
     if len(list_files(args.data)) > 1:
         rows[f"ingest_files, {args.workers} reading processes"] = lambda: _ingest(args.data, workdir,
                                                                                   workers=args.workers)
+    rows["to_arrow only (batches read beforehand)"] = after_reading.convert
+    rows["DuckDB write floor (converted batches)"] = after_reading.write
     best: dict[str, float] = {}
+    cpu: dict[str, float] = {}
     counts: dict[str, int] = {}
     try:
         for round_number in range(1, args.repeats + 1):
             for name, run in rows.items():
-                start = time.perf_counter()
+                if name.startswith("DuckDB write") and not after_reading.tables:
+                    after_reading.convert()  # the first round's conversion is not the write's
+                start, start_cpu = time.perf_counter(), time.process_time()
                 counts[name] = run()
-                seconds = time.perf_counter() - start
-                best[name] = min(best.get(name, seconds), seconds)
-                print(f"round {round_number}: {name}: {seconds:.2f} s", file=sys.stderr)
+                seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - start_cpu
+                if seconds < best.get(name, float("inf")):
+                    best[name], cpu[name] = seconds, cpu_seconds
+                print(f"round {round_number}: {name}: {seconds:.2f} s ({cpu_seconds:.2f} s CPU)", file=sys.stderr)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     spans = counts["ingest"]
     floor = best["json.loads floor (lines)"]
     print(f"\n{args.data}: {spans:,} spans, best of {args.repeats}\n")
-    print("| step | seconds | spans/s | × json floor time |")
-    print("|---|---:|---:|---:|")
+    print("| step | seconds | CPU seconds | spans/s | × json floor time |")
+    print("|---|---:|---:|---:|---:|")
     for name in rows:
-        print(f"| {name} | {best[name]:.2f} | {spans / best[name]:,.0f} | {best[name] / floor:.2f} |")
-
+        print(f"| {name} | {best[name]:.2f} | {cpu[name]:.2f} | {spans / best[name]:,.0f} | {best[name] / floor:.2f} |")
+    unavoidable = cpu["json.loads floor (lines)"] + cpu["DuckDB write floor (converted batches)"]
+    cores = default_workers()
+    # An upper bound: it assumes both floors spread perfectly over every core and no reading work.
+    print(f"\nJSON floor + write floor: {unavoidable:.2f} CPU s, {unavoidable / spans * 1e6:.1f} µs per span, "
+          f"so at most {spans * cores / unavoidable:,.0f} spans/s on {cores} core(s) even with no reading work.")
 
 if __name__ == "__main__":
     main()

@@ -107,6 +107,9 @@ def extras(record: dict[str, Any]) -> str:
         ing = load.get("ingest")
         if ing:
             out.append(f"- {name} ingest: {ing['traces']:,} traces / {ing['spans']:,} spans in {ing['seconds']:,.1f} s")
+        if (load.get("optimize") or {}).get("rewritten"):
+            out.append(f"- {name}: rows put in time order after the load (`tracesieve optimize`) in "
+                       f"{load['optimize']['seconds']:,.1f} s, not counted in the ingest rate")
     mcp = record.get("mcp") or {}
     if mcp.get("mcp_median_s") is not None:
         out.append(f"- MCP stdio round trip of a small search_traces call: median {_ms(mcp['mcp_median_s'])} "

@@ -44,3 +44,12 @@ def test_quick_benchmark_produces_a_well_formed_report(tmp_path: Path) -> None:
     for key in both:
         assert report.title(key) in text, key
     assert "Versions:" in text and "mlflow" in text
+
+    # the ingest benchmark runs on the same generated files and prints every row and the bound
+    data = next(tmp_path.glob("n200-*"))
+    proc = subprocess.run([sys.executable, "-m", "bench.ingest_bench", "--data", str(data), "--repeats", "1"],
+                          cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for row in ("json.loads floor", "read_path only", "| ingest |", "to_arrow only", "DuckDB write floor"):
+        assert row in proc.stdout, row
+    assert "µs per span" in proc.stdout
