@@ -102,9 +102,24 @@ def ingest(db: Path, paths: tuple[Path, ...], fmt: str, tracking_uri: str | None
                          on_file=lambda file: bar.update(file.stat().st_size))
         if tracking_uri:
             run_ingest(store, read_mlflow_tracking(tracking_uri, experiment), report=report)
+        hint = _optimize_hint(store, db) if report.traces else None
     click.echo(json.dumps(report.model_dump(), indent=2))
+    if hint:
+        click.echo(hint, err=True)
     if report.error_count and not report.traces:
         sys.exit(1)
+
+
+def _optimize_hint(store: DuckDBTraceStore, db: Path) -> str | None:
+    """A note for stderr when the load left the store out of time order (a backfill, typically)."""
+    from server.storage.time_order import REWRITE_SHARE
+
+    traces, out_of_place = store.traces_out_of_place()
+    if out_of_place <= REWRITE_SHARE * traces:
+        return None
+    return (f"note: {out_of_place / traces:.0%} of the stored traces are out of time order (files that each cover "
+            f"the whole period, as a backfill's do), so searches cannot skip old data. Run "
+            f"`tracesieve optimize --db {db}` once to put them in order.")
 
 
 @cli.command("optimize")

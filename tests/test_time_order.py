@@ -22,6 +22,7 @@ from tools.search import SearchTracesInput, search_traces
 #: Two export files that each cover the whole period, as a backfill reads them: every other
 #: minute in each, so the second file's rows interleave in time with the first's.
 PER_FILE = 2600
+NOW_MS = 1_763_000_000_000
 
 FILTERS = ["", "attributes.status = 'ERROR'", "span.type = 'TOOL' AND span.status = 'ERROR'", "tags.eval = 'yes'"]
 
@@ -157,3 +158,28 @@ def test_the_cli_command_prints_what_it_did(backfilled: DuckDBTraceStore) -> Non
 
     again = json.loads(CliRunner().invoke(cli, ["optimize", "--db", str(backfilled.path)]).output)
     assert not again["traces"]["rewritten"] and again["traces"]["out_of_place_before"] == 0
+
+
+def test_ingest_of_a_backfill_suggests_optimize_and_an_ordered_load_does_not(tmp_path: Path) -> None:
+    from bench.otlp_writer import write_jsonl
+    from server.demo.generate import generate_demo_traces
+
+    exports, db = tmp_path / "exports", tmp_path / "store.duckdb"
+    exports.mkdir()
+    for part in range(2):  # two export files, each covering the same three weeks
+        with (exports / f"part-{part}.jsonl").open("w") as out:
+            write_jsonl(out, generate_demo_traces(PER_FILE, seed=part, now_ms=NOW_MS, days=21), {})
+    later = tmp_path / "later.jsonl"
+    with later.open("w") as out:
+        write_jsonl(out, generate_demo_traces(50, seed=9, now_ms=NOW_MS + 86_400_000, days=1), {})
+
+    backfill = CliRunner().invoke(cli, ["ingest", "--db", str(db), str(exports)])
+    assert backfill.exit_code == 0, backfill.output
+    assert json.loads(backfill.stdout)["traces"] == 2 * PER_FILE
+    assert f"Run `tracesieve optimize --db {db}`" in backfill.stderr
+    assert CliRunner().invoke(cli, ["optimize", "--db", str(db)]).exit_code == 0
+
+    live = CliRunner().invoke(cli, ["ingest", "--db", str(db), str(later)])
+    assert live.exit_code == 0, live.output
+    assert json.loads(live.stdout)["traces"] == 50
+    assert "optimize" not in live.stderr

@@ -92,6 +92,11 @@ class DuckDBTraceStore:
         with self.writing() as con:
             return write_batch(con, traces, now_ms=clock.now_ms())
 
+    def traces_out_of_place(self) -> tuple[int, int]:
+        """``(traces, traces out of place)`` in storage order; see ``time_order.out_of_place``."""
+        with self.reading() as con:
+            return time_order.out_of_place(con, "traces")
+
     def put_in_time_order(self) -> time_order.TimeOrderReport:
         """Rewrite ``traces`` and ``spans`` in time order if a backfill left them out of it (see
         ``time_order``), then checkpoint so the old rows' space is free for later writes."""
