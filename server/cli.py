@@ -131,7 +131,7 @@ def optimize_cmd(db: Path) -> None:
     window, which works when rows were stored roughly in time order, as live traffic arrives.
     Export files that each cover the whole period interleave all of it; run this once after
     loading them. Everything stays as it was (one transaction), and a store already in order is
-    left alone. It needs the store to itself for the rewrite (about 25 s per 100k traces).
+    left alone. It needs the store to itself for the rewrite (about 20 s per 100k traces).
 
     Example:
 
