@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from server.cli import cli
 from server.storage import time_order
 from server.storage.duckdb_store import DuckDBTraceStore
-from tests.factory import small_set, trace
+from tests.factory import small_set, stored_rows, trace
 from tests.test_denormalized_copies import assert_in_step
 from tools.filters import parse
 from tools.search import SearchTracesInput, search_traces
@@ -50,24 +50,16 @@ def backfilled(backfilled_template: Path, tmp_path: Path) -> DuckDBTraceStore:
     return DuckDBTraceStore(path)
 
 
-def stored_rows(store: DuckDBTraceStore) -> dict[str, list[tuple]]:
+def every_row(store: DuckDBTraceStore) -> dict[str, list[tuple]]:
     """Every row of the tables a rewrite touches or must not touch, in a fixed order."""
     store.release()
-    con = duckdb.connect(str(store.path), read_only=True)
-    try:
-        return {table: con.execute(f"SELECT * FROM {table} ORDER BY ALL").fetchall()
-                for table in ("traces", "spans", "tags", "tag_history")}
-    finally:
-        con.close()
+    return {table: stored_rows(store.path, f"SELECT * FROM {table} ORDER BY ALL")
+            for table in ("traces", "spans", "tags", "tag_history")}
 
 
 def storage_order(store: DuckDBTraceStore, table: str, columns: str) -> list[tuple]:
     store.release()
-    con = duckdb.connect(str(store.path), read_only=True)
-    try:
-        return con.execute(f"SELECT {columns} FROM {table} ORDER BY rowid").fetchall()
-    finally:
-        con.close()
+    return stored_rows(store.path, f"SELECT {columns} FROM {table} ORDER BY rowid")
 
 
 def all_pages(store: DuckDBTraceStore, flt: str) -> list[str]:
@@ -81,7 +73,7 @@ def all_pages(store: DuckDBTraceStore, flt: str) -> list[str]:
 
 
 def test_a_backfilled_store_is_rewritten_in_time_order_with_every_row_kept(backfilled: DuckDBTraceStore) -> None:
-    rows_before = stored_rows(backfilled)
+    rows_before = every_row(backfilled)
     pages_before = {flt: all_pages(backfilled, flt) for flt in FILTERS}
     assert storage_order(backfilled, "traces", "timestamp_ms") != sorted(storage_order(backfilled, "traces",
                                                                                          "timestamp_ms"))
@@ -96,7 +88,7 @@ def test_a_backfilled_store_is_rewritten_in_time_order_with_every_row_kept(backf
     assert traces_stored == sorted(traces_stored)
     spans_stored = storage_order(backfilled, "spans", "trace_timestamp_ms, trace_id, start_time_ns, span_id")
     assert spans_stored == sorted(spans_stored)
-    assert stored_rows(backfilled) == rows_before
+    assert every_row(backfilled) == rows_before
     assert {flt: all_pages(backfilled, flt) for flt in FILTERS} == pages_before
     assert_in_step(backfilled)
     assert report.free_bytes is not None and report.free_bytes > 0, "the old rows' blocks are freed"
@@ -109,21 +101,21 @@ def test_the_rewritten_store_takes_writes_and_a_second_run_changes_nothing(backf
     backfilled.set_tag(trace_ids=["f1-00003"], expr=None, key="eval", value="later", by="t", now_ms=2)
     backfilled.write_traces([trace("f0-00004", 8, answer="replaced")])
     assert_in_step(backfilled)
-    rows = stored_rows(backfilled)
+    rows = every_row(backfilled)
 
     again = backfilled.put_in_time_order()
 
     # the replaced trace went to the end of the table: out of place, but one row is not worth a rewrite
     assert not again.traces.rewritten and not again.spans.rewritten
     assert (again.traces.out_of_place_before, again.spans.out_of_place_before) == (1, 3)
-    assert stored_rows(backfilled) == rows
+    assert every_row(backfilled) == rows
     reloaded = backfilled.load_trace("f0-00004")
     assert reloaded is not None and reloaded.response == json.dumps({"content": "replaced"})
 
 
 def test_a_failure_half_way_leaves_the_store_as_it_was(backfilled: DuckDBTraceStore,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    rows_before = stored_rows(backfilled)
+    rows_before = every_row(backfilled)
     order_before = storage_order(backfilled, "traces", "trace_id")
     # the traces are rewritten first; then the spans' statement fails on a column that is not there
     monkeypatch.setitem(time_order.ORDER, "spans", "no_such_column")
@@ -132,20 +124,20 @@ def test_a_failure_half_way_leaves_the_store_as_it_was(backfilled: DuckDBTraceSt
         backfilled.put_in_time_order()
 
     assert storage_order(backfilled, "traces", "trace_id") == order_before
-    assert stored_rows(backfilled) == rows_before
+    assert every_row(backfilled) == rows_before
     assert_in_step(backfilled)
 
 
 def test_a_store_in_time_order_is_left_alone(tmp_path: Path) -> None:
     store = DuckDBTraceStore(tmp_path / "live.duckdb")
     store.write_traces(small_set())
-    rows = stored_rows(store)
+    rows = every_row(store)
 
     report = store.put_in_time_order()
 
     assert (report.traces.rows, report.spans.rows) == (12, 36)
     assert not report.traces.rewritten and not report.spans.rewritten
-    assert stored_rows(store) == rows
+    assert every_row(store) == rows
 
 
 def test_the_cli_command_prints_what_it_did(backfilled: DuckDBTraceStore) -> None:
