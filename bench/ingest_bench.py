@@ -193,5 +193,6 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\nJSON floor + write floor: {unavoidable:.2f} CPU s, {unavoidable / spans * 1e6:.1f} µs per span, "
           f"so at most {spans * cores / unavoidable:,.0f} spans/s on {cores} core(s) even with no reading work.")
 
+
 if __name__ == "__main__":
     main()

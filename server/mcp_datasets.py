@@ -173,4 +173,3 @@ def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
         path = datasets_export.confined_path(ds, file)
         return datasets_export.import_dataset(ds, name, path, redact=redact, new_version=new_version,
                                               description=description, now_ms=clock.now_ms())
-

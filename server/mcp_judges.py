@@ -32,6 +32,7 @@ JudgeModelChoice = Annotated[Literal["auto", "endpoint", "sampling"], Field(
     description="Who grades LLM judges: 'endpoint' (the operator-configured API), 'sampling' (this MCP client's "
                 "own model, no API key), or 'auto' (endpoint if configured, else sampling).")]
 
+
 def _client_name(ctx: Context) -> str:
     params = ctx.session.client_params
     info = getattr(params, "client_info", None)

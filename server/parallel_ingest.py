@@ -160,5 +160,3 @@ def _read_in_process(files: Sequence[Path], fmt: Format,
 def _start_method() -> str:
     """``forkserver`` where there is one: forking this process would copy DuckDB's threads' locks."""
     return "forkserver" if "forkserver" in get_all_start_methods() else "spawn"
-
-

@@ -30,6 +30,7 @@ from tools.errors import InvalidInputError
 from tools.models import Span, Trace
 from tools.ports import SearchPage, SqlResult, TagChange, TraceRow
 
+
 class DuckDBTraceStore:
     """A trace store in one DuckDB file (created and migrated on first use)."""
 
