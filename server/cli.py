@@ -21,7 +21,7 @@ from server.cli_common import db_option, echo_result, table_option
 from server.errors import cli_errors
 from server.storage.duckdb_store import DuckDBTraceStore
 from server.storage.schema import QUERYABLE
-from server.storage.time_order import REWRITE_SHARE
+from server.storage.time_order import worth_rewriting
 from tools import describe, search, tagging, traces
 from tools import sql as sql_tool
 from tools.clock import now_ms
@@ -114,7 +114,7 @@ def ingest(db: Path, paths: tuple[Path, ...], fmt: str, tracking_uri: str | None
 def _optimize_hint(store: DuckDBTraceStore, db: Path) -> str | None:
     """A note for stderr when the load left the store out of time order (a backfill, typically)."""
     traces, out_of_place = store.traces_out_of_place()
-    if out_of_place <= REWRITE_SHARE * traces:
+    if not worth_rewriting(traces, out_of_place):
         return None
     return (f"note: {out_of_place / traces:.0%} of the stored traces are out of time order (files that each cover "
             f"the whole period, as a backfill's do), so searches cannot skip old data. Run "

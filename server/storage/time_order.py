@@ -58,13 +58,19 @@ def out_of_place(con: duckdb.DuckDBPyConnection, table: str) -> tuple[int, int]:
     return int(rows), int(far)
 
 
+def worth_rewriting(rows: int, out_of_place: int) -> bool:
+    """More than ``REWRITE_SHARE`` of the rows out of place: what ``put_in_time_order`` rewrites,
+    and what ``tracesieve ingest`` suggests running it for."""
+    return out_of_place > REWRITE_SHARE * rows
+
+
 def put_in_time_order(con: duckdb.DuckDBPyConnection) -> TimeOrderReport:
     """Rewrite each table with more than ``REWRITE_SHARE`` of its rows out of place; the caller
     commits (one transaction)."""
     tables: dict[str, TableOrder] = {}
     for table, order in ORDER.items():
         rows, before = out_of_place(con, table)
-        rewrite = before > REWRITE_SHARE * rows
+        rewrite = worth_rewriting(rows, before)
         if rewrite:
             last_old_row = con.execute(f"SELECT max(rowid) FROM {table}").fetchone()[0]
             con.execute(f"INSERT INTO {table} SELECT * FROM {table} ORDER BY {order}")
