@@ -14,10 +14,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from server.storage.analytics_sql import DuckDBAnalytics
-from server.storage.duckdb_store import DuckDBTraceStore
-from tools.error_patterns import ErrorPatternsInput, error_patterns
-from tools.profiling import ProfileTracesInput, profile_traces
+from server.storage.duckdb.analytics_sql import DuckDBAnalytics
+from server.storage.duckdb.store import DuckDBTraceStore
+from tools.analysis.error_patterns import ErrorPatternsInput, error_patterns
+from tools.analysis.profiling import ProfileTracesInput, profile_traces
 
 DEFAULT_DB = Path("/tmp/tracesieve-bench/ts-n1000000.duckdb")
 

@@ -9,7 +9,7 @@ Figures are ratios against baselines measured in the same run, on the same pairs
 * numpy-index: index resampling vectorised with numpy (a (chunk, n) index matrix per step).
 
 tracesieve draws each resample as one multinomial over the distinct pair kinds (see
-``tools/stats.py``), which is the same distribution at O(B) instead of O(B·n).
+``tools/calibration/stats.py``), which is the same distribution at O(B) instead of O(B·n).
 """
 
 from __future__ import annotations
@@ -24,12 +24,12 @@ from pathlib import Path
 
 import numpy as np
 
-from server.storage.calibration_sql import DuckDBCalibrationStore
-from server.storage.duckdb_store import DuckDBTraceStore
-from server.storage.labels_sql import DuckDBLabelStore
-from tools import calibration as cal
-from tools import stats
-from tools.labels import NewLabel
+from server.storage.duckdb.calibration_sql import DuckDBCalibrationStore
+from server.storage.duckdb.store import DuckDBTraceStore
+from server.storage.duckdb.labels_sql import DuckDBLabelStore
+from tools.calibration import agreement as cal
+from tools.calibration import stats
+from tools.labels.labelling import NewLabel
 from tools.models import Trace
 
 T0 = 1_763_000_000_000

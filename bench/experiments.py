@@ -14,7 +14,7 @@ from pathlib import Path
 
 import duckdb
 
-from server.storage.duckdb_store import DuckDBTraceStore
+from server.storage.duckdb.store import DuckDBTraceStore
 from tools.ports import SqlResult
 
 

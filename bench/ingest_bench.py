@@ -40,12 +40,12 @@ from unittest import mock
 
 import pyarrow as pa
 
-from server import ingest as ingest_module
-from server.ingest import BATCH_SIZE, gc_paused, ingest
+from server.ingestion import pipeline as ingest_module
+from server.ingestion.pipeline import BATCH_SIZE, gc_paused, ingest
 from server.ingestion import list_files, read_path
-from server.parallel_ingest import default_workers, ingest_files
-from server.storage import writer
-from server.storage.duckdb_store import DuckDBTraceStore
+from server.ingestion.parallel import default_workers, ingest_files
+from server.storage.duckdb import writer
+from server.storage.duckdb.store import DuckDBTraceStore
 from tools.models import Trace
 
 DEFAULT_DATA = Path("/tmp/tracesieve-bench/n10000-s1000")

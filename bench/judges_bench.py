@@ -31,11 +31,11 @@ from server.demo.catalog import INTENTS
 from server.demo.generate import generate_demo_traces
 from server.providers.openai_compat import OpenAICompatJudge
 from server.providers.retry import RetryPolicy
-from server.storage.duckdb_store import DuckDBTraceStore
-from server.storage.judges_sql import DuckDBJudgeStore
-from tools import judges, rule_judges, runs
-from tools.judge_ports import JudgePrompt, Target
-from tools.judge_specs import parse_spec
+from server.storage.duckdb.store import DuckDBTraceStore
+from server.storage.duckdb.judges_sql import DuckDBJudgeStore
+from tools.judges import registry, rules as rule_judges, runs
+from tools.judges.ports import JudgePrompt, Target
+from tools.judges.specs import parse_spec
 
 NOW_MS = 1_763_000_000_000
 RULES: dict[str, dict[str, Any]] = {
@@ -85,7 +85,7 @@ def rule_bench(js: DuckDBJudgeStore, n: int, baseline_items: int) -> dict[str, A
     load_s = time.perf_counter() - started
     out: dict[str, Any] = {}
     for name, spec in RULES.items():
-        judge = judges.resolve(js, judges.define_judge(js, judges.DefineJudgeInput(
+        judge = registry.resolve(js, registry.define_judge(js, registry.DefineJudgeInput(
             name=f"bench_{name}", kind="rule", criterion=name, spec=spec), now_ms=NOW_MS).judge.ref)
         run_id = f"bench-{uuid.uuid4().hex[:8]}"
         t0 = time.perf_counter()
@@ -133,7 +133,7 @@ def llm_bench(js: DuckDBJudgeStore, items: int, latency_s: float, concurrency: i
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     nonce = uuid.uuid4().hex[:8]   # a fresh judge version: nothing comes from the cache
-    judges.define_judge(js, judges.DefineJudgeInput(name="bench_llm", kind="llm", criterion="helpfulness", spec={
+    registry.define_judge(js, registry.DefineJudgeInput(name="bench_llm", kind="llm", criterion="helpfulness", spec={
         "type": "llm", "rubric": f"Pass if the answer helps the customer. (bench {nonce})"}), now_ms=NOW_MS)
     model = OpenAICompatJudge(base_url=f"http://127.0.0.1:{server.server_address[1]}/v1", model="bench",
                               api_key=None, policy=RetryPolicy(timeout_s=30))

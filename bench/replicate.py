@@ -18,7 +18,7 @@ from pathlib import Path
 
 import duckdb
 
-from server.storage.duckdb_store import DuckDBTraceStore
+from server.storage.duckdb.store import DuckDBTraceStore
 
 
 def replicate(src: Path, dst: Path, copies: int) -> dict[str, float]:

@@ -17,11 +17,11 @@ from bench.datagen import Dataset
 from bench.measure import Timing, child_pids, measure, proc_status, time_once
 from bench.workloads import PAGE, PAGES, analysis_sql, search_questions
 from server.ingestion import list_files
-from server.parallel_ingest import ingest_files
-from server.storage.duckdb_store import DuckDBTraceStore
-from tools import sql as sql_tool
-from tools.search import SearchTracesInput, search_traces
-from tools.tagging import MAX_IDS, TagTraceInput, tag_trace
+from server.ingestion.parallel import ingest_files
+from server.storage.duckdb.store import DuckDBTraceStore
+from tools.traces import sql as sql_tool
+from tools.traces.search import SearchTracesInput, search_traces
+from tools.traces.tagging import MAX_IDS, TagTraceInput, tag_trace
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -118,14 +118,14 @@ class TraceSieveSide:
         """``build_dataset_from_tags`` over every ``eval_candidate`` trace. Redaction is off so the
         work matches the seed's MLflow code (which does not redact); a fresh name per run makes
         every run a real build rather than the idempotent "same content" answer."""
-        from server.storage.datasets_sql import DuckDBDatasetStore  # noqa: PLC0415
-        from tools import datasets  # noqa: PLC0415
+        from server.storage.duckdb.datasets_sql import DuckDBDatasetStore  # noqa: PLC0415
+        from tools.datasets import builder  # noqa: PLC0415
 
         dataset_store = DuckDBDatasetStore(self.store)
         counter = iter(range(10**9))
 
         def run() -> Any:
-            result = datasets.build_dataset_from_tags(dataset_store, datasets.BuildDatasetInput(
+            result = builder.build_dataset_from_tags(dataset_store, builder.BuildDatasetInput(
                 name=f"bench_{os.getpid()}_{next(counter)}", tags=["eval_candidate"], redact=False),
                 now_ms=self.ds.now_ms)
             return getattr(result, "record_count", None) or getattr(result, "records", None)

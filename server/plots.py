@@ -15,7 +15,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 import numpy as np  # noqa: E402
 
-from tools.calibration import CalibrationReportResult  # noqa: E402
+from tools.calibration.agreement import CalibrationReportResult  # noqa: E402
 
 #: pyplot's figure registry is global state; sync MCP tools run on worker threads.
 _LOCK = threading.Lock()

@@ -10,10 +10,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from server.storage.duckdb_store import DuckDBTraceStore
-from server.storage.labels_sql import DuckDBLabelStore
+from server.storage.duckdb.store import DuckDBTraceStore
+from server.storage.duckdb.labels_sql import DuckDBLabelStore
 from tests.factory import trace
-from tools.labels import NewLabel
+from tools.labels.labelling import NewLabel
 
 T0 = 1_763_000_000_000
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from server.storage.duckdb_store import DuckDBTraceStore
+from server.storage.duckdb.store import DuckDBTraceStore
 from tests.factory import small_set
 
 # Tests open store files directly (duckdb.connect) right after tool calls; a store kept open by the

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from server.storage.duckdb_store import DuckDBTraceStore
-from server.storage.queue_sql import DuckDBQueueStore
+from server.storage.duckdb.store import DuckDBTraceStore
+from server.storage.duckdb.queue_sql import DuckDBQueueStore
 from tests.calibration_data import add_labels, add_scores
 from tests.factory import span, trace
-from tools import annotation_queue as aq
+from tools.labels import annotation_queue as aq
 from tools.models import Trace
 
 NOW = 1_764_000_000_000

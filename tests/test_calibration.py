@@ -9,12 +9,12 @@ import pytest
 from scipy import stats as sps
 from sklearn.metrics import cohen_kappa_score, matthews_corrcoef
 
-from server.storage.calibration_sql import DuckDBCalibrationStore
-from server.storage.duckdb_store import DuckDBTraceStore
+from server.storage.duckdb.calibration_sql import DuckDBCalibrationStore
+from server.storage.duckdb.store import DuckDBTraceStore
 from tests.calibration_data import T0, add_labels, add_scores, build_store
-from tools import calibration as cal
-from tools import stats
-from tools.calibration_render import render_calibration
+from tools.calibration import agreement as cal
+from tools.calibration import stats
+from tools.calibration.render import render_calibration
 from tools.errors import InvalidInputError, NotFoundError
 
 IDS = [f"c{i:02d}" for i in range(42)]

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from mcp import Client
 
-from server.mcp_app import build_app
-from server.storage.duckdb_store import DuckDBTraceStore
+from server.mcp.app import build_app
+from server.storage.duckdb.store import DuckDBTraceStore
 from tests.calibration_data import add_calibration, add_labels, add_scores, build_store
 
 pytestmark = pytest.mark.anyio

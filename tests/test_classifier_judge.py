@@ -10,11 +10,11 @@ import anyio
 import pytest
 
 from server.demo.generate import generate_demo_traces, ground_truth, ground_truth_labels
-from server.storage.duckdb_store import DuckDBTraceStore
-from server.storage.judges_sql import DuckDBJudgeStore
+from server.storage.duckdb.store import DuckDBTraceStore
+from server.storage.duckdb.judges_sql import DuckDBJudgeStore
 from tests.factory import small_set
-from tools import classifier_judge as C
-from tools import runs
+from tools.judges import classifier as C
+from tools.judges import runs
 from tools.errors import InvalidInputError
 from tools.models import Label
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from server.cli import cli
+from server.cli.main import cli
 
 
 def invoke(*args: str):

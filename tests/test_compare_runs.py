@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 from scipy import stats as sps
 
-from server.storage.calibration_sql import DuckDBCalibrationStore
-from server.storage.duckdb_store import DuckDBTraceStore
+from server.storage.duckdb.calibration_sql import DuckDBCalibrationStore
+from server.storage.duckdb.store import DuckDBTraceStore
 from tests.calibration_data import add_calibration, add_scores, build_store
-from tools import regression as rg
-from tools.calibration_render import render_compare
+from tools.calibration import regression as rg
+from tools.calibration.render import render_compare
 from tools.errors import InvalidInputError, NotFoundError
 
 IDS = [f"c{i:02d}" for i in range(60)]

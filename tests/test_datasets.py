@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from server.storage.datasets_sql import DuckDBDatasetStore
-from server.storage.duckdb_store import DuckDBTraceStore
+from server.storage.duckdb.datasets_sql import DuckDBDatasetStore
+from server.storage.duckdb.store import DuckDBTraceStore
 from tests.factory import dataset_counts, stored_rows, trace
-from tools.dataset_merge import MergeRecordsInput, SetExpectationsInput, merge_records, set_expectations
-from tools.dataset_models import SampleSpec
-from tools.datasets import (BuildDatasetInput, DiffDatasetsInput, GetDatasetInput, build_dataset_from_tags,
+from tools.datasets.merge import MergeRecordsInput, SetExpectationsInput, merge_records, set_expectations
+from tools.datasets.models import SampleSpec
+from tools.datasets.builder import (BuildDatasetInput, DiffDatasetsInput, GetDatasetInput, build_dataset_from_tags,
                             diff_datasets, get_dataset, list_datasets)
 from tools.errors import ConflictError, FilterError, InvalidInputError, NotFoundError
 from tools.models import Label

@@ -9,12 +9,12 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from server.cli import cli
-from server.datasets_export import export_dataset, import_dataset
-from server.storage.datasets_sql import DuckDBDatasetStore
-from server.storage.duckdb_store import DuckDBTraceStore
-from tools.dataset_merge import MergeRecordsInput, merge_records
-from tools.datasets import BuildDatasetInput, build_dataset_from_tags
+from server.cli.main import cli
+from server.exchange.datasets import export_dataset, import_dataset
+from server.storage.duckdb.datasets_sql import DuckDBDatasetStore
+from server.storage.duckdb.store import DuckDBTraceStore
+from tools.datasets.merge import MergeRecordsInput, merge_records
+from tools.datasets.builder import BuildDatasetInput, build_dataset_from_tags
 from tests.factory import dataset_counts
 from tools.errors import InvalidInputError
 

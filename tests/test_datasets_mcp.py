@@ -9,8 +9,8 @@ import duckdb
 import pytest
 from mcp import Client
 
-from server.mcp_app import build_app
-from server.storage.duckdb_store import DuckDBTraceStore
+from server.mcp.app import build_app
+from server.storage.duckdb.store import DuckDBTraceStore
 from tests.factory import dataset_counts, trace
 
 pytestmark = pytest.mark.anyio

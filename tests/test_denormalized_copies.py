@@ -10,12 +10,12 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from server.storage.duckdb_store import DuckDBTraceStore
-from server.storage.filter_sql import compile_filter, json_pointer
-from server.storage.schema import MIGRATIONS
+from server.storage.duckdb.store import DuckDBTraceStore
+from server.storage.duckdb.filter_sql import compile_filter, json_pointer
+from server.storage.duckdb.schema import MIGRATIONS
 from tests.factory import small_set, trace
-from tools.filters import parse
-from tools.search import SearchTracesInput, search_traces
+from tools.filters.parser import parse
+from tools.traces.search import SearchTracesInput, search_traces
 
 
 def tag_copies(path: Path) -> tuple[dict[str, dict[str, str]], dict[str, dict[str, str]]]:

@@ -8,9 +8,9 @@ import pytest
 from click.testing import CliRunner
 from mcp import Client
 
-from server.cli import cli
-from server.mcp_app import build_app
-from server.storage.duckdb_store import DuckDBTraceStore
+from server.cli.main import cli
+from server.mcp.app import build_app
+from server.storage.duckdb.store import DuckDBTraceStore
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 

@@ -13,15 +13,15 @@ from click.testing import CliRunner
 from mcp import Client
 from scipy.stats import fisher_exact
 
-from server.cli import cli
-from server.ingest import ingest
+from server.cli.main import cli
+from server.ingestion.pipeline import ingest
 from server.ingestion import read_path
-from server.mcp_app import build_app
-from server.storage.analytics_sql import DuckDBAnalytics
-from server.storage.duckdb_store import DuckDBTraceStore
+from server.mcp.app import build_app
+from server.storage.duckdb.analytics_sql import DuckDBAnalytics
+from server.storage.duckdb.store import DuckDBTraceStore
 from tests.conftest import FIXTURES
 from tests.factory import BASE_MS, span
-from tools.error_patterns import ErrorPatternsInput, ErrorPatternsResult, error_patterns
+from tools.analysis.error_patterns import ErrorPatternsInput, ErrorPatternsResult, error_patterns
 from tools.errors import InvalidInputError
 from tools.models import Span, Trace
 

@@ -12,11 +12,11 @@ from collections.abc import Iterator
 import duckdb
 import pytest
 
-from server.storage.filter_sql import (LIST_TEMPLATES, SQL_TEMPLATES, compile_filter, compile_order_by,
+from server.storage.duckdb.filter_sql import (LIST_TEMPLATES, SQL_TEMPLATES, compile_filter, compile_order_by,
                                        keyset_predicate, order_expression, sort_values_select)
-from server.storage.schema import MIGRATIONS
-from tools import fields
-from tools.filters import parse, parse_order_by
+from server.storage.duckdb.schema import MIGRATIONS
+from tools.filters import fields
+from tools.filters.parser import parse, parse_order_by
 
 HOUR, DAY = 3_600_000, 86_400_000
 NOW = 1795651200000          # 2026-11-26 00:00 UTC, the fixed clock for relative times

@@ -10,10 +10,10 @@ import re
 
 import pytest
 
-from tools import fields
+from tools.filters import fields
 from tools.errors import FilterError, InvalidInputError
-from tools.filter_ast import And, Comparison, Not, Or, OrderKey, RelativeTime, SpanExists, walk
-from tools.filters import explain, parse, parse_order_by
+from tools.filters.nodes import And, Comparison, Not, Or, OrderKey, RelativeTime, SpanExists, walk
+from tools.filters.parser import explain, parse, parse_order_by
 
 # 2026-11-16 10:00 UTC, the "one week ago" of the seed's examples.
 ONE_WEEK_AGO = 1794823200000

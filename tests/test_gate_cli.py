@@ -49,11 +49,12 @@ def test_gate_runs_the_judges_on_two_dataset_versions(tmp_path: Path) -> None:
     """--baseline-dataset/--dataset run the judges feature's run_judges on each side, then compare (in-process)."""
     from click.testing import CliRunner
 
-    from server.cli import cli
-    from server.storage.datasets_sql import DuckDBDatasetStore
-    from server.storage.judges_sql import DuckDBJudgeStore
+    from server.cli.main import cli
+    from server.storage.duckdb.datasets_sql import DuckDBDatasetStore
+    from server.storage.duckdb.judges_sql import DuckDBJudgeStore
     from tests.factory import trace
-    from tools import datasets, judges
+    from tools.datasets import builder
+    from tools.judges import registry
 
     store = build_store(tmp_path, n=2)
     store.write_traces([trace(f"ok{i:02d}", i, tags={"release": "41"}) for i in range(30)]
@@ -61,9 +62,9 @@ def test_gate_runs_the_judges_on_two_dataset_versions(tmp_path: Path) -> None:
                           for i in range(30)])
     ds = DuckDBDatasetStore(store)
     for release in ("41", "42"):
-        datasets.build_dataset_from_tags(ds, datasets.BuildDatasetInput(
+        builder.build_dataset_from_tags(ds, builder.BuildDatasetInput(
             name=f"rel{release}", tags=[f"release={release}"], redact=False), now_ms=1)
-    judges.define_judge(DuckDBJudgeStore(store), judges.DefineJudgeInput(
+    registry.define_judge(DuckDBJudgeStore(store), registry.DefineJudgeInput(
         name="tool_failures", kind="rule", criterion="tool_error",
         spec={"type": "status", "trace_ok": False, "span_types": ["TOOL"]}), now_ms=1)
     result = CliRunner().invoke(cli, ["gate", "--db", str(store.path), "--baseline-dataset", "rel41@1",

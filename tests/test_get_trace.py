@@ -7,10 +7,10 @@ import re
 
 import pytest
 
-from server.storage.duckdb_store import DuckDBTraceStore
+from server.storage.duckdb.store import DuckDBTraceStore
 from tests.factory import span, trace
 from tools.errors import NotFoundError
-from tools.traces import GetTraceInput, get_trace
+from tools.traces.view import GetTraceInput, get_trace
 
 
 def test_the_tree_is_depth_first_with_depths_and_offsets(store: DuckDBTraceStore) -> None:

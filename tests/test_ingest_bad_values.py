@@ -13,7 +13,7 @@ from typing import Any
 
 from click.testing import CliRunner
 
-from server.cli import cli
+from server.cli.main import cli
 from tests.factory import stored_rows
 
 LIMITS = "outside the 64-bit integer range the store holds (-9223372036854775808 to 9223372036854775807)"

@@ -9,7 +9,7 @@ from pathlib import Path
 import duckdb
 from click.testing import CliRunner
 
-from server.cli import cli
+from server.cli.main import cli
 from tests.conftest import FIXTURES
 
 

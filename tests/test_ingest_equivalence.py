@@ -26,10 +26,10 @@ from typing import Any
 
 import duckdb
 
-from server.ingest import IngestReport, ingest
+from server.ingestion.pipeline import IngestReport, ingest
 from server.ingestion import list_files, read_path
-from server.parallel_ingest import ingest_files
-from server.storage.duckdb_store import DuckDBTraceStore
+from server.ingestion.parallel import ingest_files
+from server.storage.duckdb.store import DuckDBTraceStore
 from tests.conftest import FIXTURES
 
 DATA = Path(__file__).parent / "data" / "ingest"

@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from server.ingest import IngestReport, gc_paused, ingest
+from server.ingestion.pipeline import IngestReport, gc_paused, ingest
 from server.ingestion.assemble import normalise_id, time_ns
 from server.ingestion.attributes import FIELD_KEYS, map_attributes, trace_field
-from server.storage.writer import _json
+from server.storage.duckdb.writer import _json
 from tools.errors import IngestError
 from tools.models import Span, Trace
 

@@ -213,8 +213,8 @@ def test_an_mlflow_2x_trace_with_hex_ids_and_request_metadata() -> None:
 def test_the_cli_ingests_a_live_mlflow_store_with_tags_and_assessments(mlflow_store: Store, tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from server.cli import cli
-    from server.storage.duckdb_store import DuckDBTraceStore
+    from server.cli.main import cli
+    from server.storage.duckdb.store import DuckDBTraceStore
 
     db = tmp_path / "from-mlflow.duckdb"
     result = CliRunner().invoke(cli, ["ingest", "--from-mlflow", mlflow_store.uri, "--experiment", "agents",

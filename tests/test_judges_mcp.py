@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from mcp import Client, types
 
-from server.mcp_app import build_app
-from server.storage.duckdb_store import DuckDBTraceStore
+from server.mcp.app import build_app
+from server.storage.duckdb.store import DuckDBTraceStore
 from tests.factory import small_set, trace
 
 pytestmark = pytest.mark.anyio

@@ -8,18 +8,18 @@ from pathlib import Path
 import pytest
 
 from server.ingestion import read_path
-from server.label_import import read_label_file
-from server.storage.duckdb_store import DuckDBTraceStore
-from server.storage.labels_sql import DuckDBLabelStore
-from tools import labels
+from server.exchange.labels import read_label_file
+from server.storage.duckdb.store import DuckDBTraceStore
+from server.storage.duckdb.labels_sql import DuckDBLabelStore
+from tools.labels import labelling
 from tools.errors import InvalidInputError, NotFoundError
 
 DATA = Path(__file__).parent / "data" / "ingest"
 
 
 def label(store: DuckDBTraceStore, trace_id: str, value, *, criterion: str = "correct", reviewer: str = "ana",
-          now_ms: int = 1_000, rationale: str | None = None) -> labels.LabelTraceResult:
-    return labels.label_trace(DuckDBLabelStore(store), labels.LabelTraceInput(
+          now_ms: int = 1_000, rationale: str | None = None) -> labelling.LabelTraceResult:
+    return labelling.label_trace(DuckDBLabelStore(store), labelling.LabelTraceInput(
         trace_id=trace_id, criterion=criterion, value=value, reviewer=reviewer, rationale=rationale),
         source="test", now_ms=now_ms)
 
@@ -36,13 +36,13 @@ def rows(store: DuckDBTraceStore) -> list[tuple]:
     (True, ("pass", None)), (0, ("fail", 0.0)), (4, ("4", 4.0)), ("0.75", ("0.75", 0.75)), (-2.5, ("-2.5", -2.5)),
 ])
 def test_values_are_normalised(raw, expected) -> None:
-    assert labels.normalise_value(raw) == expected
+    assert labelling.normalise_value(raw) == expected
 
 
 @pytest.mark.parametrize("raw", ["maybe", "", "nan", float("inf")])
 def test_other_values_are_refused_with_the_accepted_forms(raw) -> None:
     with pytest.raises(InvalidInputError, match="pass' or 'fail'|finite number"):
-        labels.normalise_value(raw)
+        labelling.normalise_value(raw)
 
 
 def test_a_correction_supersedes_and_the_original_row_is_never_changed(store: DuckDBTraceStore) -> None:
@@ -56,22 +56,22 @@ def test_a_correction_supersedes_and_the_original_row_is_never_changed(store: Du
     assert second.label.value == "fail" and second.label.created_at_ms == 1_001  # stamped after the old one
     assert "supersedes" in second.message
 
-    current = labels.list_labels(DuckDBLabelStore(store), labels.ListLabelsInput(criterion="correct"))
+    current = labelling.list_labels(DuckDBLabelStore(store), labelling.ListLabelsInput(criterion="correct"))
     assert [(r.trace_id, r.value, r.current) for r in current.labels] == [("t01", "fail", True)]
     assert current.criteria[0].model_dump() == {"criterion": "correct", "labelled_traces": 1, "passes": 0,
                                                 "fails": 1, "graded": 0}
-    history = labels.list_labels(DuckDBLabelStore(store), labels.ListLabelsInput(trace_ids=["t01"],
+    history = labelling.list_labels(DuckDBLabelStore(store), labelling.ListLabelsInput(trace_ids=["t01"],
                                                                                  include_history=True))
     assert [(r.value, r.current, r.superseded_by) for r in history.labels] == [
         ("fail", True, None), ("pass", False, second.label.label_id)]
 
 
 def test_the_filter_language_sees_the_current_label(store: DuckDBTraceStore) -> None:
-    from tools import filters
+    from tools.filters import parser
 
     label(store, "t02", "pass")
     label(store, "t02", "fail")
-    where, params = store.where(filters.parse("labels.correct = 'fail'"), 0)
+    where, params = store.where(parser.parse("labels.correct = 'fail'"), 0)
     with store.reading() as con:
         assert con.execute(f"SELECT trace_id FROM traces t WHERE {where}", params).fetchall() == [("t02",)]
 
@@ -90,20 +90,20 @@ def test_list_labels_pages_and_rejects_unknown_criteria(store: DuckDBTraceStore)
     ls = DuckDBLabelStore(store)
     seen, token = [], None
     while True:
-        page = labels.list_labels(ls, labels.ListLabelsInput(criterion="correct", limit=2, page_token=token))
+        page = labelling.list_labels(ls, labelling.ListLabelsInput(criterion="correct", limit=2, page_token=token))
         seen += [r.trace_id for r in page.labels]
         token = page.next_page_token
         if not token:
             break
     assert seen == ["t05", "t04", "t03", "t02", "t01"]
     with pytest.raises(NotFoundError, match="No labels for criterion 'corect'. Did you mean 'correct'"):
-        labels.list_labels(ls, labels.ListLabelsInput(criterion="corect"))
+        labelling.list_labels(ls, labelling.ListLabelsInput(criterion="corect"))
 
 
 def import_file(store: DuckDBTraceStore, path: Path, fmt: str = "auto",
-                reviewer: str | None = None) -> labels.ImportLabelsResult:
+                reviewer: str | None = None) -> labelling.ImportLabelsResult:
     raw, source, strict = read_label_file(path, fmt)  # type: ignore[arg-type]
-    return labels.import_labels(DuckDBLabelStore(store), raw, source=source, default_reviewer=reviewer,
+    return labelling.import_labels(DuckDBLabelStore(store), raw, source=source, default_reviewer=reviewer,
                                 strict_values=strict, now_ms=5_000)
 
 
@@ -121,7 +121,7 @@ def test_csv_import_and_reimport_is_idempotent(store: DuckDBTraceStore, tmp_path
     assert stored[("t02", "correct")][5] == "carl"  # the default reviewer fills the gap
     assert stored[("t03", "helpful")][3:5] == ("4", 4.0)
     raw, source, strict = read_label_file(path, "auto")
-    again = labels.import_labels(DuckDBLabelStore(store), raw, source=source, default_reviewer="carl",
+    again = labelling.import_labels(DuckDBLabelStore(store), raw, source=source, default_reviewer="carl",
                                  strict_values=strict, now_ms=9_000)  # later: rows without a time match too
     assert (again.imported, again.already_present) == (0, 3)
 

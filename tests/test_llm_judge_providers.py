@@ -15,9 +15,9 @@ from server.providers.openai_compat import OpenAICompatJudge
 from server.providers.retry import RetryPolicy
 from tests.scripted_llm import Answer, ScriptedLLM, scripted_llm
 from tools.errors import ProviderError
-from tools.judge_ports import Item, JudgePrompt, ModelReply
-from tools.judge_specs import LlmSpec
-from tools.llm_judge import build_prompt, parse_reply
+from tools.judges.ports import Item, JudgePrompt, ModelReply
+from tools.judges.specs import LlmSpec
+from tools.judges.llm import build_prompt, parse_reply
 
 pytestmark = pytest.mark.anyio
 

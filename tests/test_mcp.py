@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from mcp import Client
 
-from server.mcp_app import build_app
-from server.storage.duckdb_store import DuckDBTraceStore
+from server.mcp.app import build_app
+from server.storage.duckdb.store import DuckDBTraceStore
 
 pytestmark = pytest.mark.anyio
 

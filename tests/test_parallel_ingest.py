@@ -1,4 +1,4 @@
-"""Reading files in worker processes (``server.parallel_ingest``) ends exactly as the one-process ingest.
+"""Reading files in worker processes (``server.ingestion.parallel``) ends exactly as the one-process ingest.
 
 Every test runs real worker processes (``min_parallel_bytes=0`` lifts the size threshold) into a
 real store, and compares with ``ingest`` over the same files: stored rows, report, error order.
@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from server.cli import cli
-from server.ingest import IngestReport, ingest
+from server.cli.main import cli
+from server.ingestion.pipeline import IngestReport, ingest
 from server.ingestion import list_files, read_path
-from server.parallel_ingest import default_workers, ingest_files
-from server.storage.duckdb_store import DuckDBTraceStore
+from server.ingestion.parallel import default_workers, ingest_files
+from server.storage.duckdb.store import DuckDBTraceStore
 from tests.factory import stored_rows
 from tests.test_ingest_bad_values import otlp, write_lines
 from tests.test_ingest_equivalence import stored_digests

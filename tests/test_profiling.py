@@ -12,17 +12,17 @@ import pytest
 from click.testing import CliRunner
 from mcp import Client
 
-from server.cli import cli
-from server.ingest import ingest
+from server.cli.main import cli
+from server.ingestion.pipeline import ingest
 from server.ingestion import read_path
-from server.mcp_app import build_app
-from server.storage.analytics_sql import DuckDBAnalytics
-from server.storage.duckdb_store import DuckDBTraceStore
+from server.mcp.app import build_app
+from server.storage.duckdb.analytics_sql import DuckDBAnalytics
+from server.storage.duckdb.store import DuckDBTraceStore
 from tests.conftest import FIXTURES
 from tests.factory import BASE_MS, span
 from tools.errors import InvalidInputError, NotFoundError
 from tools.models import Trace
-from tools.profiling import ProfileTracesInput, ProfileTracesResult, profile_traces
+from tools.analysis.profiling import ProfileTracesInput, ProfileTracesResult, profile_traces
 
 NOW = BASE_MS + 30 * 86_400_000
 

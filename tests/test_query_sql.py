@@ -7,10 +7,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from server.storage.duckdb_store import DuckDBTraceStore
+from server.storage.duckdb.store import DuckDBTraceStore
 from tools.errors import InvalidInputError
-from tools.sql import QuerySqlInput, query_sql
-from tools.tagging import TagTraceInput, tag_trace
+from tools.traces.sql import QuerySqlInput, query_sql
+from tools.traces.tagging import TagTraceInput, tag_trace
 
 
 def run(store: DuckDBTraceStore, sql: str, limit: int = 100):

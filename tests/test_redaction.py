@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from tools import pii_names
-from tools.pii_patterns import TYPES, card_brand, luhn_ok
-from tools.redaction import Redactor, detect, redact_record, redact_text
+from tools.privacy import names as pii_names
+from tools.privacy.patterns import TYPES, card_brand, luhn_ok
+from tools.privacy.redaction import Redactor, detect, redact_record, redact_text
 
 CORPUS = [json.loads(line) for line in (Path(__file__).parent / "data" / "pii_corpus.jsonl").read_text().splitlines()]
 NAMES = pii_names.available()

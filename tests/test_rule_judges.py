@@ -10,13 +10,13 @@ import pytest
 
 from server.demo.catalog import INTENTS
 from server.demo.generate import generate_demo_traces, ground_truth
-from server.storage.duckdb_store import DuckDBTraceStore
-from server.storage.judges_sql import DuckDBJudgeStore
+from server.storage.duckdb.store import DuckDBTraceStore
+from server.storage.duckdb.judges_sql import DuckDBJudgeStore
 from tests.factory import small_set
-from tools import judge_specs as S
-from tools import judges, rule_judges, runs
+from tools.judges import specs as S
+from tools.judges import registry, rules, runs
 from tools.errors import InvalidInputError
-from tools.judge_ports import Target
+from tools.judges.ports import Target
 
 NOW = 1_763_000_000_000
 ALL = Target(filter=None, now_ms=NOW)
@@ -53,9 +53,9 @@ def demo_items(demo) -> list:
 
 
 def _define(js: DuckDBJudgeStore, name: str, spec: dict, kind: str = "rule"):
-    result = judges.define_judge(js, judges.DefineJudgeInput(name=name, kind=kind, criterion=name, spec=spec),
+    result = registry.define_judge(js, registry.DefineJudgeInput(name=name, kind=kind, criterion=name, spec=spec),
                                  now_ms=NOW)
-    return judges.resolve(js, result.judge.ref)
+    return registry.resolve(js, result.judge.ref)
 
 
 def _all_items(js: DuckDBJudgeStore, target: Target = ALL) -> list:
@@ -83,7 +83,7 @@ def test_the_store_and_python_agree_on_every_item(demo, demo_items, spec: dict) 
     parsed = S.parse_spec("rule", spec)
     mismatches = []
     for item in demo_items:
-        v = rule_judges.evaluate(parsed, item)
+        v = rules.evaluate(parsed, item)
         label, score, reason = in_store[item.item_id]
         if (label, reason) != (v.label, v.reason) or (score is None) != (v.score is None) or \
                 (score is not None and abs(score - v.score) > 1e-9):
@@ -149,7 +149,7 @@ def test_rules_on_the_hand_built_traces_flag_the_known_ones(store: DuckDBTraceSt
     }
     for name, (spec, expected) in check.items():
         parsed = S.parse_spec("rule", spec)
-        assert {i for i, item in items.items() if rule_judges.evaluate(parsed, item).label == "fail"} == expected, name
+        assert {i for i, item in items.items() if rules.evaluate(parsed, item).label == "fail"} == expected, name
     assert items["t01"].output == "It ships tomorrow." and items["t01"].input == "Where is my order?"
 
 
@@ -161,7 +161,7 @@ def test_json_schema_rules_check_tool_arguments_in_python(demo, demo_items) -> N
     judge = _define(js, "order_id_args", spec)
     assert js.bulk_rule_scores("schema-run", judge, ALL, NOW) is None   # not expressible in SQL
     parsed = S.parse_spec("rule", spec)
-    verdicts = {i.trace_id: rule_judges.evaluate(parsed, i) for i in demo_items}
+    verdicts = {i.trace_id: rules.evaluate(parsed, i) for i in demo_items}
     bad = [t for t in traces for s in t.spans if s.tool_name == "lookup_order" and s.inputs and
            not __import__("json").loads(s.inputs)["order_id"].isdigit()]
     assert bad and all(verdicts[t.trace_id].label == "fail" for t in bad)
@@ -194,8 +194,8 @@ def test_an_invalid_spec_names_the_field_and_shows_an_example() -> None:
 def test_a_changed_spec_is_a_new_version_and_the_old_one_stays_runnable(tmp_path: Path) -> None:
     js = DuckDBJudgeStore(DuckDBTraceStore(tmp_path / "s.duckdb"))
 
-    def define(spec: dict) -> judges.DefineJudgeResult:
-        return judges.define_judge(js, judges.DefineJudgeInput(name="slow", kind="rule", criterion="latency",
+    def define(spec: dict) -> registry.DefineJudgeResult:
+        return registry.define_judge(js, registry.DefineJudgeInput(name="slow", kind="rule", criterion="latency",
                                                                spec=spec), now_ms=NOW)
 
     first = define({"type": "latency", "max_ms": 5000})
@@ -203,17 +203,17 @@ def test_a_changed_spec_is_a_new_version_and_the_old_one_stays_runnable(tmp_path
     second = define({"type": "latency", "max_ms": 3000})
     assert (first.created, same.created, second.created) == (True, False, True)
     assert (first.judge.ref, second.judge.ref, second.previous) == ("slow@1", "slow@2", "slow@1")
-    assert judges.resolve(js, "slow@1").spec["max_ms"] == 5000
-    assert judges.resolve(js, f"slow@{first.judge.version[:6]}").seq == 1
-    assert judges.resolve(js, "slow").seq == 2
-    assert [v.ref for v in judges.get_judge(js, "slow").versions] == ["slow@2", "slow@1"]
+    assert registry.resolve(js, "slow@1").spec["max_ms"] == 5000
+    assert registry.resolve(js, f"slow@{first.judge.version[:6]}").seq == 1
+    assert registry.resolve(js, "slow").seq == 2
+    assert [v.ref for v in registry.get_judge(js, "slow").versions] == ["slow@2", "slow@1"]
     with pytest.raises(Exception, match=r"No judge named 'slwo'. Did you mean 'slow'\? Existing: slow."):
-        judges.resolve(js, "slwo")
+        registry.resolve(js, "slwo")
 
 
 @pytest.fixture(scope="module")
 def fixtures_store(tmp_path_factory: pytest.TempPathFactory) -> DuckDBJudgeStore:
-    from server.ingest import ingest
+    from server.ingestion.pipeline import ingest
     from server.ingestion import read_path
     from tests.conftest import FIXTURES
 
@@ -237,12 +237,12 @@ def test_on_the_shared_real_world_fixtures_the_store_and_python_agree_and_read_t
         in_store = _store_verdicts(js, "fixture-run", judge.version)
         parsed = S.parse_spec("rule", spec)
         for item in items.values():
-            v = rule_judges.evaluate(parsed, item)
+            v = rules.evaluate(parsed, item)
             label, score, reason = in_store[item.item_id]
             if (label, reason) != (v.label, v.reason):
                 mismatches.append((spec["type"], item.item_id, reason, v.reason))
     assert mismatches == []
     tokyo = next(i for i in items.values() if i.input == "What's the weather in Tokyo?")
     must = S.parse_spec("rule", {"type": "tool_call", "must_call": ["get_weather"]})
-    assert rule_judges.evaluate(must, tokyo).label == "pass"
-    assert rule_judges.evaluate(must, weather).reason == "get_weather not called"
+    assert rules.evaluate(must, tokyo).label == "pass"
+    assert rules.evaluate(must, weather).reason == "get_weather not called"

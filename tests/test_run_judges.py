@@ -14,15 +14,16 @@ import pytest
 
 from server.providers.openai_compat import OpenAICompatJudge
 from server.providers.retry import RetryPolicy
-from server.storage.datasets_sql import DuckDBDatasetStore
-from server.storage.duckdb_store import DuckDBTraceStore
-from server.storage.judges_sql import DuckDBJudgeStore
+from server.storage.duckdb.datasets_sql import DuckDBDatasetStore
+from server.storage.duckdb.store import DuckDBTraceStore
+from server.storage.duckdb.judges_sql import DuckDBJudgeStore
 from tests.factory import BASE_MS, small_set, trace
 from tests.scripted_llm import Answer, ScriptedLLM, scripted_llm
-from tools import datasets, judges, run_reports, runs
+from tools.datasets import builder
+from tools.judges import registry, run_reports, runs
 from tools.errors import ProviderError
-from tools.judge_specs import LlmSpec
-from tools.llm_judge import build_prompt
+from tools.judges.specs import LlmSpec
+from tools.judges.llm import build_prompt
 
 pytestmark = pytest.mark.anyio
 
@@ -43,7 +44,7 @@ def js(tmp_path: Path) -> DuckDBJudgeStore:
              for i in range(8)]
     store.write_traces(small_set() + extra)
     store_js = DuckDBJudgeStore(store)
-    judges.define_judge(store_js, judges.DefineJudgeInput(name="helpful", kind="llm", criterion="helpfulness",
+    registry.define_judge(store_js, registry.DefineJudgeInput(name="helpful", kind="llm", criterion="helpfulness",
                                                           spec=RUBRIC), now_ms=NOW)
     return store_js
 
@@ -158,10 +159,10 @@ async def test_judges_of_a_redacted_dataset_never_see_the_pii(tmp_path: Path, ll
     store.write_traces([trace("p1", 0, question="Mail jane.doe@example.com about order 991",
                               tags={"eval_candidate": "pii"}),
                         trace("p2", 1, question="Call me on +1 (206) 555-0142", tags={"eval_candidate": "pii"})])
-    await anyio.to_thread.run_sync(lambda: datasets.build_dataset_from_tags(
-        DuckDBDatasetStore(store), datasets.BuildDatasetInput(name="pii_cases", tags=["eval_candidate"]), now_ms=NOW))
+    await anyio.to_thread.run_sync(lambda: builder.build_dataset_from_tags(
+        DuckDBDatasetStore(store), builder.BuildDatasetInput(name="pii_cases", tags=["eval_candidate"]), now_ms=NOW))
     js = DuckDBJudgeStore(store)
-    judges.define_judge(js, judges.DefineJudgeInput(name="helpful", kind="llm", criterion="helpfulness",
+    registry.define_judge(js, registry.DefineJudgeInput(name="helpful", kind="llm", criterion="helpfulness",
                                                     spec={**RUBRIC, "fields": ["input", "output", "tool_calls"]}),
                         now_ms=NOW)
     report = await run(js, llm, window=None, dataset="pii_cases")
@@ -170,9 +171,9 @@ async def test_judges_of_a_redacted_dataset_never_see_the_pii(tmp_path: Path, ll
     assert "jane.doe@example.com" not in sent and "555-0142" not in sent
     assert "<EMAIL_1>" in sent and "<PHONE_1>" in sent
 
-    await anyio.to_thread.run_sync(lambda: datasets.build_dataset_from_tags(DuckDBDatasetStore(store), (
-        datasets.BuildDatasetInput(name="raw_cases", tags=["eval_candidate"], redact=False)), now_ms=NOW))
-    judges.define_judge(js, judges.DefineJudgeInput(name="no_emails", kind="rule", criterion="pii", spec={
+    await anyio.to_thread.run_sync(lambda: builder.build_dataset_from_tags(DuckDBDatasetStore(store), (
+        builder.BuildDatasetInput(name="raw_cases", tags=["eval_candidate"], redact=False)), now_ms=NOW))
+    registry.define_judge(js, registry.DefineJudgeInput(name="no_emails", kind="rule", criterion="pii", spec={
         "type": "phrases", "field": "input", "banned": ["jane.doe@example.com"]}), now_ms=NOW)
     raw = await runs.run_judges(js, js, runs.RunJudgesInput(judges=["no_emails"], dataset="raw_cases"), model=None,
                                 no_model_hint="", now_ms=NOW)
@@ -202,7 +203,7 @@ async def test_a_hard_killed_run_shows_as_interrupted_once_its_heartbeat_is_stal
 def test_the_cli_defines_runs_and_reads_a_rule_judge(tmp_path: Path) -> None:
     from click.testing import CliRunner
 
-    from server.cli import cli
+    from server.cli.main import cli
 
     db = tmp_path / "cli.duckdb"
     DuckDBTraceStore(db).write_traces(small_set())

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import duckdb
 
-from server.storage.duckdb_store import DuckDBTraceStore
+from server.storage.duckdb.store import DuckDBTraceStore
 from tests.factory import trace
 from tests.scripted_llm import scripted_llm
 

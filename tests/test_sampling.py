@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from tools.sampling import allocate, stratified_sample
+from tools.datasets.sampling import allocate, stratified_sample
 
 
 def population(sizes: dict[str, int]) -> list[tuple[str, str]]:

@@ -8,12 +8,12 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from server.storage import page_query
-from server.storage.duckdb_store import DuckDBTraceStore
+from server.storage.duckdb import page_query
+from server.storage.duckdb.store import DuckDBTraceStore
 from tests.factory import trace
-from tools import search as search_module
-from tools.filters import parse_order_by
-from tools.search import SearchTracesInput, search_traces
+from tools.traces import search as search_module
+from tools.filters.parser import parse_order_by
+from tools.traces.search import SearchTracesInput, search_traces
 
 N = 400
 

@@ -10,8 +10,8 @@ from scipy import stats as sps
 from sklearn.metrics import (accuracy_score, cohen_kappa_score, f1_score, matthews_corrcoef, precision_score,
                              recall_score)
 
-from tools import stats
-from tools import stats_paired as sp
+from tools.calibration import stats
+from tools.calibration import stats_paired as sp
 
 # tp=3 fn=1 fp=1 tn=5 (positive = 1 = fail)
 Y = np.array([1, 1, 0, 0, 1, 0, 0, 0, 1, 0])

@@ -10,9 +10,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from server.storage.connection import connect
-from server.storage.duckdb_store import DuckDBTraceStore
-from server.storage.schema import SCHEMA_VERSION
+from server.storage.duckdb.connection import connect
+from server.storage.duckdb.store import DuckDBTraceStore
+from server.storage.duckdb.schema import SCHEMA_VERSION
 from tests.factory import small_set, trace
 from tools.errors import StoreBusyError
 

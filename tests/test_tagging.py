@@ -8,9 +8,9 @@ import duckdb
 import pytest
 from pydantic import ValidationError
 
-from server.storage.duckdb_store import DuckDBTraceStore
+from server.storage.duckdb.store import DuckDBTraceStore
 from tools.errors import FilterError, InvalidInputError
-from tools.tagging import TagTraceInput, UntagTraceInput, tag_trace, untag_trace
+from tools.traces.tagging import TagTraceInput, UntagTraceInput, tag_trace, untag_trace
 
 
 def _tags(path: Path) -> list[tuple]:

@@ -11,13 +11,13 @@ import duckdb
 import pytest
 from click.testing import CliRunner
 
-from server.cli import cli
-from server.storage import time_order
-from server.storage.duckdb_store import DuckDBTraceStore
+from server.cli.main import cli
+from server.storage.duckdb import time_order
+from server.storage.duckdb.store import DuckDBTraceStore
 from tests.factory import small_set, stored_rows, trace
 from tests.test_denormalized_copies import assert_in_step
-from tools.filters import parse
-from tools.search import SearchTracesInput, search_traces
+from tools.filters.parser import parse
+from tools.traces.search import SearchTracesInput, search_traces
 
 #: Two export files that each cover the whole period, as a backfill reads them: every other
 #: minute in each, so the second file's rows interleave in time with the first's.

@@ -1,7 +1,7 @@
 """The canonical nouns every reader produces and every store accepts.
 
 Ingestion readers map OTLP, OpenInference, MLflow and Langfuse onto these models; the store
-persists them column for column (see ``server/storage/schema.py``). Inputs and outputs are kept
+persists them column for column (see ``server/storage/duckdb/schema.py``). Inputs and outputs are kept
 as JSON-encoded text so that any shape round-trips unchanged.
 """
 

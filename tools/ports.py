@@ -61,7 +61,7 @@ class SqlResult(BaseModel):
 
 
 class TraceStore(Protocol):
-    """The trace store as the tools see it. Filters arrive as parsed ASTs (``tools.filters``)."""
+    """The trace store as the tools see it. Filters arrive as parsed ASTs (``tools.filters.parser``)."""
 
     def write_traces(self, traces: Sequence[Trace]) -> int: ...
 

@@ -22,8 +22,8 @@ from mcp.client.stdio import get_default_environment
 from server.demo.generate import generate_demo_traces
 from server.demo.walkthrough_calibration import calibration_steps
 from server.demo.walkthrough_judges import judge_server_env, judge_steps
-from server.ingest import ingest
-from server.storage.duckdb_store import DuckDBTraceStore
+from server.ingestion.pipeline import ingest
+from server.storage.duckdb.store import DuckDBTraceStore
 
 Echo = Callable[[str], None]
 

@@ -19,8 +19,8 @@ from typing import Any
 import anyio
 
 from server.demo.generate import DEMO_CRITERIA, ground_truth
-from server.exchange import exchange_dir
-from server.storage.duckdb_store import DuckDBTraceStore
+from server.exchange.folder import exchange_dir
+from server.storage.duckdb.store import DuckDBTraceStore
 
 Echo = Callable[[str], None]
 REVIEWER = "demo-ground-truth"

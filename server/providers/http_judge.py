@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from server.providers.retry import RetryPolicy, post_with_retries
-from tools.judge_ports import JudgePrompt, ModelReply
+from tools.judges.ports import JudgePrompt, ModelReply
 
 
 class HttpJudgeModel:

@@ -19,8 +19,8 @@ from mcp import types
 from mcp.shared.exceptions import MCPDeprecationWarning, MCPError
 
 from tools.errors import ProviderError
-from tools.judge_ports import DeferredCall, JudgePrompt, ModelReply
-from tools.llm_judge import prompt_hash
+from tools.judges.ports import DeferredCall, JudgePrompt, ModelReply
+from tools.judges.llm import prompt_hash
 
 #: Sampling requests per round trip; the client answers a round's requests concurrently.
 ROUND_BATCH = 25

@@ -14,7 +14,7 @@ import httpx
 from server.providers.http_judge import HttpJudgeModel
 from server.providers.retry import RetryPolicy
 from tools.errors import ProviderError
-from tools.judge_ports import JudgePrompt, ModelReply
+from tools.judges.ports import JudgePrompt, ModelReply
 
 
 class OpenAICompatJudge(HttpJudgeModel):

@@ -1,0 +1,315 @@
+"""The ``tracesieve`` command: serve, ingest, the tools as commands, ``call`` and ``demo``.
+
+Commands parse arguments, call the same ``tools`` functions the MCP server calls (on the same
+input models, so validation matches), and print JSON (default) or a table. Errors go to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import anyio
+import click
+
+from server.cli import analysis, calibration, datasets, judges
+from server.cli.common import db_option, echo_result, table_option
+from server.errors import cli_errors
+from server.storage.duckdb.store import DuckDBTraceStore
+from server.storage.duckdb.schema import QUERYABLE
+from server.storage.duckdb.time_order import worth_rewriting
+from tools.traces import describe, search, tagging, view
+from tools.traces import sql as sql_tool
+from tools.clock import now_ms
+
+#: Each feature module contributes its commands; the group is assembled at the bottom.
+FEATURE_COMMANDS = (analysis.COMMANDS, datasets.COMMANDS, judges.COMMANDS, calibration.COMMANDS)
+
+
+@click.group()
+@click.version_option(package_name="tracesieve")
+def cli() -> None:
+    """tracesieve: turn production LLM/agent traces into evaluation assets, over MCP."""
+    logging.basicConfig(level=os.environ.get("TRACESIEVE_LOG", "WARNING"), stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+
+
+@cli.command()
+@db_option
+@click.option("--http", "use_http", is_flag=True, help="Serve streamable HTTP instead of stdio.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="HTTP bind address.")
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(1, 65535), help="HTTP port.")
+@click.option("--token", envvar="TRACESIEVE_TOKEN", default=None,
+              help="Bearer token clients must send (env TRACESIEVE_TOKEN); required off loopback.")
+def serve(db: Path, use_http: bool, host: str, port: int, token: str | None) -> None:
+    """Run the MCP server (stdio by default).
+
+    Example:
+
+        claude mcp add tracesieve -- tracesieve serve --db /path/to/view.duckdb
+    """
+    from server.http.transport import serve_http
+    from server.mcp.app import build_app
+
+    with cli_errors():
+        app = build_app(DuckDBTraceStore(db))
+        if use_http:
+            serve_http(app, host=host, port=port, token=token)
+        else:
+            app.run("stdio")
+
+
+@cli.command()
+@db_option
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["auto", "otlp", "mlflow", "langfuse"]), default="auto",
+              show_default=True, help="Input format; auto sniffs each file.")
+@click.option("--from-mlflow", "tracking_uri", default=None,
+              help="Read live traces from an MLflow tracking URI (e.g. sqlite:///mlflow.db or http://host:5000).")
+@click.option("--experiment", default=None, help="With --from-mlflow: experiment name or id (default: all).")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Processes reading files at once (default: TRACESIEVE_INGEST_WORKERS, else one per core; "
+                   "1 reads in this process). Only loads of several files and 16 MiB or more use them.")
+def ingest(db: Path, paths: tuple[Path, ...], fmt: str, tracking_uri: str | None, experiment: str | None,
+           workers: int | None) -> None:
+    """Load traces from files/folders (OTLP JSON or protobuf, MLflow JSON, Langfuse) or an MLflow server.
+
+    Re-ingesting a trace replaces it. Bad files or traces are reported and skipped; the rest load.
+
+    Example:
+
+        tracesieve ingest exports/ --format auto
+        tracesieve ingest --from-mlflow sqlite:///mlflow.db --experiment support-agent
+    """
+    from server.ingestion.pipeline import IngestReport
+    from server.ingestion.pipeline import ingest as run_ingest
+    from server.ingestion import list_files, read_mlflow_tracking
+    from server.ingestion.parallel import ingest_files
+
+    if not paths and not tracking_uri:
+        raise click.UsageError("Give PATHS to read, or --from-mlflow TRACKING_URI.")
+    with cli_errors():
+        store = DuckDBTraceStore(db)
+        files = [file for path in paths for file in list_files(path)]
+        report = IngestReport()
+        # Progress in bytes of input read; batches still span files, so many small files stay cheap.
+        with click.progressbar(length=sum(f.stat().st_size for f in files) or 1, label="ingesting",
+                               file=sys.stderr) as bar:
+            ingest_files(store, files, fmt, workers=workers, report=report,  # type: ignore[arg-type]
+                         on_file=lambda file: bar.update(file.stat().st_size))
+        if tracking_uri:
+            run_ingest(store, read_mlflow_tracking(tracking_uri, experiment), report=report)
+        hint = _optimize_hint(store, db) if report.traces else None
+    click.echo(json.dumps(report.model_dump(), indent=2))
+    if hint:
+        click.echo(hint, err=True)
+    if report.error_count and not report.traces:
+        sys.exit(1)
+
+
+def _optimize_hint(store: DuckDBTraceStore, db: Path) -> str | None:
+    """A note for stderr when the load left the store out of time order (a backfill, typically)."""
+    traces, out_of_place = store.traces_out_of_place()
+    if not worth_rewriting(traces, out_of_place):
+        return None
+    return (f"note: {out_of_place / traces:.0%} of the stored traces are out of time order (files that each cover "
+            f"the whole period, as a backfill's do), so searches cannot skip old data. Run "
+            f"`tracesieve optimize --db {db}` once to put them in order.")
+
+
+@cli.command("optimize")
+@db_option
+def optimize_cmd(db: Path) -> None:
+    """Put stored traces and spans back in time order after a backfill, so searches read less.
+
+    Searches read the newest traces first and skip the parts of the file outside their time
+    window, which works when rows were stored roughly in time order, as live traffic arrives.
+    Export files that each cover the whole period interleave all of it; run this once after
+    loading them. Everything stays as it was (one transaction), and a store already in order is
+    left alone. It needs the store to itself for the rewrite (about 20 s per 100k traces).
+
+    Example:
+
+        tracesieve ingest exports/ && tracesieve optimize
+    """
+    with cli_errors():
+        store = DuckDBTraceStore(db)
+        bytes_before = store.path.stat().st_size
+        started = time.perf_counter()
+        report = store.put_in_time_order()
+        seconds = time.perf_counter() - started
+        store.release()
+    click.echo(json.dumps({**report.model_dump(), "seconds": round(seconds, 1), "file_bytes_before": bytes_before,
+                           "file_bytes_after": store.path.stat().st_size}, indent=2))
+
+
+@cli.command("describe")
+@db_option
+def describe_cmd(db: Path) -> None:
+    """What is in the store and which fields can be filtered.
+
+    Example:
+
+        tracesieve describe
+    """
+    with cli_errors():
+        echo_result(describe.describe_store(DuckDBTraceStore(db), sql_tables=list(QUERYABLE)))
+
+
+@cli.command("search")
+@db_option
+@click.argument("filter", default="")
+@click.option("--order-by", multiple=True, help="e.g. 'attributes.execution_time_ms DESC' (repeatable).")
+@click.option("--limit", type=click.IntRange(1, 200), default=20, show_default=True)
+@click.option("--page-token", default=None, help="next_page_token of the previous page.")
+@table_option
+def search_cmd(db: Path, filter: str, order_by: tuple[str, ...], limit: int, page_token: str | None,
+               as_table: bool) -> None:
+    """Find traces matching FILTER, newest first.
+
+    Example:
+
+        tracesieve search "attributes.status = 'ERROR' AND tags.environment = 'production'" --table
+    """
+    with cli_errors():
+        inp = search.SearchTracesInput(filter=filter, order_by=list(order_by), limit=limit, page_token=page_token)
+        echo_result(search.search_traces(DuckDBTraceStore(db), inp, now_ms=now_ms()), as_table)
+
+
+@cli.command("show")
+@db_option
+@click.argument("trace_id")
+@click.option("--max-chars", type=int, default=16_000, show_default=True)
+@click.option("--span-id", default=None, help="Read one span's content page by page.")
+@click.option("--field", default="outputs", show_default=True)
+@click.option("--offset", type=int, default=0)
+def show_cmd(db: Path, trace_id: str, max_chars: int, span_id: str | None, field: str, offset: int) -> None:
+    """Print one trace's span tree (get_trace).
+
+    Example:
+
+        tracesieve show tr-4f2a... --max-chars 4000
+    """
+    with cli_errors():
+        inp = view.GetTraceInput(trace_id=trace_id, max_chars=max_chars, span_id=span_id, field=field,
+                                   offset=offset)
+        echo_result(view.get_trace(DuckDBTraceStore(db), inp))
+
+
+def _selection_options(fn):  # type: ignore[no-untyped-def]
+    fn = click.option("--id", "trace_ids", multiple=True, help="Trace id (repeatable).")(fn)
+    return click.option("--filter", "filter_", default=None, help="Select traces by search filter instead.")(fn)
+
+
+@cli.command("tag")
+@db_option
+@click.argument("key")
+@click.argument("value", default="true")
+@_selection_options
+def tag_cmd(db: Path, key: str, value: str, trace_ids: tuple[str, ...], filter_: str | None) -> None:
+    """Set tag KEY=VALUE on traces selected by --id or --filter.
+
+    Example:
+
+        tracesieve tag eval_candidate error_case --filter "attributes.status = 'ERROR'"
+    """
+    with cli_errors():
+        inp = tagging.TagTraceInput(trace_ids=list(trace_ids) or None, filter=filter_, key=key, value=value)
+        echo_result(tagging.tag_trace(DuckDBTraceStore(db), inp, by="cli", now_ms=now_ms()))
+
+
+@cli.command("untag")
+@db_option
+@click.argument("key")
+@_selection_options
+def untag_cmd(db: Path, key: str, trace_ids: tuple[str, ...], filter_: str | None) -> None:
+    """Remove tag KEY from traces selected by --id or --filter.
+
+    Example:
+
+        tracesieve untag eval_candidate --id tr-123
+    """
+    with cli_errors():
+        inp = tagging.UntagTraceInput(trace_ids=list(trace_ids) or None, filter=filter_, key=key)
+        echo_result(tagging.untag_trace(DuckDBTraceStore(db), inp, by="cli", now_ms=now_ms()))
+
+
+@cli.command("sql")
+@db_option
+@click.argument("query")
+@click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True)
+def sql_cmd(db: Path, query: str, limit: int) -> None:
+    """Run one read-only SELECT over the store (query_sql).
+
+    Example:
+
+        tracesieve sql "SELECT status, count(*) FROM trace_unified GROUP BY 1"
+    """
+    with cli_errors():
+        echo_result(sql_tool.query_sql(DuckDBTraceStore(db), sql_tool.QuerySqlInput(sql=query, limit=limit)))
+
+
+@cli.command("call")
+@db_option
+@click.argument("tool")
+@click.argument("arguments", default="{}")
+def call_cmd(db: Path, tool: str, arguments: str) -> None:
+    """Call a tool through a real in-process MCP client and print exactly what an agent receives.
+
+    Example:
+
+        tracesieve call search_traces '{"filter": "attributes.status = \\'ERROR\\'", "limit": 3}'
+    """
+    from mcp import Client
+
+    from server.mcp.app import build_app
+
+    try:
+        args = json.loads(arguments)
+    except ValueError as error:
+        raise click.UsageError(f"ARGUMENTS must be a JSON object: {error}") from error
+
+    async def run() -> int:
+        async with Client(build_app(DuckDBTraceStore(db))) as client:
+            result = await client.call_tool(tool, args)
+        payload = result.structured_content if result.structured_content is not None else [
+            getattr(c, "text", str(c)) for c in result.content]
+        click.echo(json.dumps(payload, indent=2, ensure_ascii=False))
+        return 1 if result.is_error else 0
+
+    with cli_errors():
+        sys.exit(anyio.run(run))
+
+
+@cli.command("demo")
+@db_option
+@click.option("--traces", "n_traces", type=click.IntRange(10, 1_000_000), default=3000, show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+def demo_cmd(db: Path, n_traces: int, seed: int) -> None:
+    """Create a realistic demo store (a support agent's traces) and walk an agent's session over MCP.
+
+    Example:
+
+        tracesieve demo --db /tmp/demo.duckdb
+    """
+    from server.demo.walkthrough import run_walkthrough
+
+    with cli_errors():
+        run_walkthrough(db, n_traces=n_traces, seed=seed, echo=click.echo)
+
+
+for _feature in FEATURE_COMMANDS:
+    for _command in _feature:
+        cli.add_command(_command)
+
+
+def main() -> None:
+    cli(prog_name="tracesieve")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""HTTP: the streamable MCP transport, loopback by default, a bearer token anywhere else."""

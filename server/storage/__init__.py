@@ -1,0 +1,1 @@
+"""Storage engines. One folder per engine; ``duckdb`` is the embedded default."""

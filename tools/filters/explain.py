@@ -1,0 +1,103 @@
+"""Render a parsed filter as plain English (``filter_explained`` in search results).
+
+The point is to let an agent or a person check that tracesieve understood the filter as they
+meant it, so the wording comes from the operator table in ``tools.filters.fields`` and spells out the
+two places where the language differs from SQL: span exists-semantics ("one span has …") and
+timestamps (shown as UTC dates, relative times as "7 days ago").
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+from tools.filters.fields import ENGLISH_BY_KIND, OPERATORS, Family, Kind
+from tools.filters.nodes import UNIT_WORDS, And, Comparison, Expr, Not, Or, RelativeTime, SpanExists
+
+__all__ = ["explain", "format_ms"]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def explain(expr: Expr | None) -> str:
+    """``status is 'OK' and tag 'environment' is 'production' and timestamp after 2026-11-16 10:00 UTC``."""
+    if expr is None:
+        return "all traces"
+    return _node(expr, in_span=False)
+
+
+def _node(e: Expr, in_span: bool) -> str:
+    if isinstance(e, Comparison):
+        return _comparison(e, in_span)
+    if isinstance(e, SpanExists):
+        return "one span has " + _node(e.item, in_span=True)
+    if isinstance(e, Not):
+        if isinstance(e.item, SpanExists):
+            return "no span has " + _node(e.item.item, in_span=True)
+        return f"not ({_node(e.item, in_span)})"
+    word = " and " if isinstance(e, And) else " or "
+    return word.join(_child(i, in_span) for i in e.items)
+
+
+def _child(e: Expr, in_span: bool) -> str:
+    """Parenthesise compound children so "a or (b and c)" cannot be misread."""
+    text = _node(e, in_span)
+    inner: Expr = e
+    if isinstance(e, SpanExists):
+        inner = e.item
+    elif isinstance(e, Not) and isinstance(e.item, SpanExists):
+        inner = e.item.item
+    return f"({text})" if isinstance(inner, (And, Or)) else text
+
+
+def _comparison(c: Comparison, in_span: bool) -> str:
+    kind = c.field.kind
+    template = ENGLISH_BY_KIND.get((kind, c.op), OPERATORS[c.op].english)
+    if in_span and c.op == "=":
+        template = "{s} {v}"     # "one span has type TOOL and status ERROR"
+    bare = in_span and kind is Kind.ENUM
+    return template.format(s=_subject(c), v=_value(c.value, kind, bare))
+
+
+def _subject(c: Comparison) -> str:
+    f = c.field
+    if f.family is Family.SCORE:
+        numeric = isinstance(c.value, (int, float)) or (
+            isinstance(c.value, tuple) and not isinstance(c.value[0], str))
+        return f"judge '{f.key}' {'verdict' if c.value is not None and not numeric else 'score'}"
+    if f.key is not None:
+        return f"{f.spec.label} '{f.key}'"
+    return f.spec.label
+
+
+def _value(v: object, kind: Kind, bare: bool) -> str:
+    if isinstance(v, tuple):
+        return ", ".join(_value(x, kind, bare) for x in v)
+    if isinstance(v, RelativeTime):
+        return _relative(v)
+    if kind is Kind.TIMESTAMP and isinstance(v, int):
+        return format_ms(v)
+    if isinstance(v, str):
+        return v if bare else f"'{v}'"
+    return _number(v)  # type: ignore[arg-type]
+
+
+def format_ms(ms: int) -> str:
+    """``2026-11-16 10:00 UTC``; seconds and milliseconds only when present."""
+    dt = _EPOCH + timedelta(milliseconds=ms)
+    text = dt.strftime("%Y-%m-%d %H:%M")
+    if dt.second or dt.microsecond:
+        text += dt.strftime(":%S")
+    if dt.microsecond:
+        text += f".{dt.microsecond // 1000:03d}"
+    return text + " UTC"
+
+
+def _relative(r: RelativeTime) -> str:
+    if not r.amount:
+        return "now"
+    word = UNIT_WORDS[r.unit] + ("" if r.amount == 1 else "s")
+    return f"{_number(r.amount)} {word} {'ago' if r.sign < 0 else 'from now'}"
+
+
+def _number(n: int | float) -> str:
+    return str(int(n)) if isinstance(n, float) and n.is_integer() else str(n)

@@ -1,0 +1,6 @@
+"""Annotate: human ground truth and the queue that says what to label next.
+
+``labelling`` (append-only labels, corrections that supersede, imports) and
+``annotation_queue`` (anomaly-ranked with a random share). Needs ``labelling.LabelStore`` and
+``annotation_queue.QueueStore``.
+"""

@@ -1,0 +1,166 @@
+"""PII redaction for dataset records and for anything sent to a judge.
+
+One ``Redactor`` serves one record: the same value maps to the same placeholder everywhere in it
+(``<EMAIL_1>`` in the request and in the expected response), numbered per type in order of first
+appearance (inputs, then outputs, then expectations; left to right). The original values are
+never stored or returned: reports carry counts by type only.
+
+Entry points: ``redact_text(text)`` for one string, ``redact_record(record)`` for a dataset record
+(``inputs`` / ``outputs`` / ``expectations``), ``Redactor`` to share numbering across calls.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from tools.privacy import names as pii_names, patterns
+from tools.privacy.patterns import PLACEHOLDER, TYPES, Hit
+
+_RANK = {t: i for i, t in enumerate(TYPES)}
+_INDEXED = re.compile(r"<(" + "|".join(TYPES) + r")_(\d+)>")
+#: Record fields that are redacted, in numbering order. trace_id / strata are ids, not content.
+RECORD_FIELDS = ("inputs", "outputs", "expectations")
+
+
+class RedactionReport(BaseModel):
+    """What redaction changed: counts by type, never the values."""
+
+    enabled: bool = Field(description="False when the caller turned redaction off (redact=false).")
+    counts: dict[str, int] = Field(default_factory=dict,
+                                   description="Values replaced, by type (EMAIL, PHONE, CARD, SSN, IP, SECRET, "
+                                               "PERSON). Repeats of one value in a record count once.")
+    records_changed: int = Field(0, description="Records in which at least one value was replaced.")
+    person_names: str = Field("", description="What detected person names, or why names were not redacted.")
+
+    def add(self, counts: dict[str, int]) -> None:
+        for key, n in counts.items():
+            self.counts[key] = self.counts.get(key, 0) + n
+        self.counts = dict(sorted(self.counts.items()))
+        if any(counts.values()):
+            self.records_changed += 1
+
+
+def detect(text: str, *, names: bool = True) -> list[Hit]:
+    """Non-overlapping detections in ``text``, left to right.
+
+    Overlaps are resolved by the longer span, then by type precedence (``TYPES``), so a card number
+    is not also a phone number and an email's local part is not also a person.
+    """
+    if not text or text.isspace():
+        return []
+    protected = [(m.start(), m.end()) for m in PLACEHOLDER.finditer(text)]
+    detectors: list[Callable[[str], Iterable[Hit]]] = list(patterns.PATTERN_DETECTORS)
+    if names:
+        detectors.append(pii_names.names)
+    hits = [h for d in detectors for h in d(text)
+            if h.end > h.start and not any(h.start < e and s < h.end for s, e in protected)]
+    hits.sort(key=lambda h: (-(h.end - h.start), _RANK[h.type], h.start))
+    chosen: list[Hit] = []
+    for hit in hits:
+        if all(hit.end <= c.start or c.end <= hit.start for c in chosen):
+            chosen.append(hit)
+    return sorted(chosen, key=lambda h: h.start)
+
+
+class Redactor:
+    """Replace PII with numbered placeholders, consistently across every string it is given.
+
+    ``existing`` is text already redacted earlier (for example a stored record that gains new
+    expectations): numbering continues after the placeholders it contains instead of reusing them.
+    """
+
+    def __init__(self, *, names: bool = True, existing: Iterable[str] = ()) -> None:
+        self.names = names
+        self._tokens: dict[tuple[str, str], str] = {}
+        self._next: Counter[str] = Counter()
+        for text in existing:
+            for m in _INDEXED.finditer(text):
+                self._next[m.group(1)] = max(self._next[m.group(1)], int(m.group(2)))
+        self.counts: Counter[str] = Counter()
+
+    def _token(self, hit: Hit) -> str:
+        key = (hit.type, hit.key)
+        if key not in self._tokens:
+            self._next[hit.type] += 1
+            self._tokens[key] = f"<{hit.type}_{self._next[hit.type]}>"
+            self.counts[hit.type] += 1
+        return self._tokens[key]
+
+    def text(self, text: str) -> str:
+        out, last = [], 0
+        for hit in detect(text, names=self.names):
+            out.append(text[last:hit.start])
+            out.append(self._token(hit))
+            last = hit.end
+        out.append(text[last:])
+        return "".join(out)
+
+    def value(self, value: Any) -> Any:
+        """Redact every string (and long integer) inside a JSON value; keys and structure stay."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, bool) or value is None or isinstance(value, float):
+            return value
+        if isinstance(value, int):
+            if abs(value) >= 10**8:  # card, SSN or phone numbers sometimes arrive as JSON numbers
+                redacted = self.text(str(value))
+                return value if redacted == str(value) else redacted
+            return value
+        if isinstance(value, dict):
+            return {k: self.value(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self.value(v) for v in value]
+        return value
+
+
+class RedactedText(BaseModel):
+    text: str
+    counts: dict[str, int] = Field(description="Distinct values replaced, by type.")
+
+
+def redact_text(text: str, *, names: bool = True) -> RedactedText:
+    """Redact one string with its own numbering (``<EMAIL_1>`` is the first email in it)."""
+    redactor = Redactor(names=names)
+    return RedactedText(text=redactor.text(text), counts=dict(sorted(redactor.counts.items())))
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _strings(v)
+
+
+def redact_record(record: dict[str, Any], *, names: bool = True,
+                  fields: tuple[str, ...] = RECORD_FIELDS,
+                  already_redacted: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, int]]:
+    """A copy of ``record`` with ``fields`` redacted under one numbering, and the counts by type.
+
+    ``already_redacted`` holds the stored (redacted) fields of the same record, so placeholders
+    for newly added values continue the numbering rather than colliding with existing ones.
+    """
+    existing = [s for f in RECORD_FIELDS for s in _strings((already_redacted or {}).get(f))]
+    redactor = Redactor(names=names, existing=existing)
+    out = dict(record)
+    for field in fields:
+        if field in out:
+            out[field] = redactor.value(out[field])
+    return out, dict(sorted(redactor.counts.items()))
+
+
+def prime(values: Iterable[Any]) -> None:
+    """Warm the name recogniser on every string in ``values`` in one batch (a speed-up only)."""
+    pii_names.prime(s for v in values for s in _strings(v))
+
+
+def names_description() -> str:
+    return pii_names.description()

@@ -1,0 +1,110 @@
+"""search_traces: find traces with the filter language and return compact, paged summaries."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tools import paging
+from tools.filters import fields, parser
+from tools.ports import TraceRow, TraceStore
+from tools.previews import preview
+
+FilterText = Annotated[str, Field(description=fields.describe_grammar())]
+OrderBy = Annotated[list[str] | None, Field(
+    description="Sort keys, MLflow style: e.g. ['attributes.timestamp_ms DESC'] (the default) or "
+                "['attributes.execution_time_ms DESC']. Ties are broken by trace id so pages are stable.")]
+Limit = Annotated[int, Field(ge=1, le=200, description="Max traces per page (1-200).")]
+#: Matches are counted exactly up to this many (on page 1 only): an agent needs the scale, and an
+#: exact count of a million matches would cost a full scan or join on every first page.
+COUNT_CAP = 10_000
+
+PageToken = Annotated[str | None, Field(
+    description="`next_page_token` from the previous result, with the same filter and order_by; omit for page 1.")]
+
+
+def iso_ms(timestamp_ms: int | None) -> str | None:
+    if timestamp_ms is None:
+        return None
+    return dt.datetime.fromtimestamp(timestamp_ms / 1000, dt.UTC).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z")
+
+
+class TraceSummary(BaseModel):
+    """One trace, small enough to list 20 at a time."""
+
+    trace_id: str
+    time: str = Field(description="Start time, ISO 8601 UTC.")
+    status: str
+    duration_ms: int | None
+    name: str | None = None
+    request_preview: str | None = Field(None, description="The user's words, cut at 160 chars ('…' if cut).")
+    response_preview: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    session_id: str | None = None
+    user_id: str | None = None
+    model: str | None = None
+    environment: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    span_count: int = 0
+    error_span_count: int = 0
+    tool_names: list[str] = Field(default_factory=list, description="Tools called, in first-call order.")
+
+
+def summarize(row: TraceRow) -> TraceSummary:
+    return TraceSummary(
+        trace_id=row.trace_id, time=iso_ms(row.timestamp_ms) or "", status=row.status,
+        duration_ms=row.execution_time_ms, name=row.name,
+        request_preview=preview(row.request_head, is_request=True),
+        response_preview=preview(row.response_head, is_request=False), tags=row.tags,
+        session_id=row.session_id, user_id=row.user_id, model=row.model, environment=row.environment,
+        input_tokens=row.input_tokens, output_tokens=row.output_tokens, span_count=row.span_count,
+        error_span_count=row.error_count, tool_names=row.tool_names)
+
+
+class SearchTracesInput(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    filter: FilterText = ""
+    order_by: OrderBy = None
+    limit: Limit = 20
+    page_token: PageToken = None
+
+
+class SearchTracesResult(BaseModel):
+    traces: list[TraceSummary]
+    total_matches: int = Field(description=f"How many traces match the filter in all, counted on page 1 (later "
+                                           f"pages repeat it) and only up to {COUNT_CAP:,}: see total_exact.")
+    total_exact: bool = Field(True, description=f"False when there are more than {COUNT_CAP:,} matches: counting "
+                                                "stopped there. For an exact count of a large set use query_sql, "
+                                                "e.g. SELECT count(*) FROM traces WHERE ...")
+    next_page_token: str | None = Field(description="Pass as `page_token` for the next page; null when done.")
+    filter_explained: str = Field(description="The filter as tracesieve understood it.")
+
+
+def search_traces(store: TraceStore, inp: SearchTracesInput, *, now_ms: int) -> SearchTracesResult:
+    """Run a validated search. Raises FilterError before any I/O."""
+    expr = parser.parse(inp.filter)
+    order = parser.parse_order_by(inp.order_by or [])
+    query_id = paging.fingerprint(inp.filter.strip(), inp.order_by or [])
+    after = paging.decode(inp.page_token, query=query_id) if inp.page_token else None
+    clock = after["now_ms"] if after else now_ms
+    known_total = after["total"] if after else None
+    page = store.search(expr, order, limit=inp.limit, after=after, now_ms=clock,
+                        count_cap=COUNT_CAP if known_total is None else None)
+    if known_total is not None:
+        total, exact = known_total, after["total_exact"]
+    else:
+        total, exact = page.total_matches or 0, page.total_exact
+    next_token = None
+    if page.has_more and page.rows:
+        last = page.rows[-1]
+        next_token = paging.encode(query=query_id, now_ms=clock, values=last.sort_values, trace_id=last.trace_id,
+                                   total=total, total_exact=exact)
+    return SearchTracesResult(
+        traces=[summarize(r) for r in page.rows], total_matches=total, total_exact=exact,
+        next_page_token=next_token,
+        filter_explained=parser.explain(expr) if expr is not None else "all traces")

@@ -1,0 +1,236 @@
+"""get_trace: one trace's span tree, bounded by a character budget.
+
+Traces can hold megabytes of prompts and tool payloads, far more than an agent's context.
+The tree (ids, types, timings, statuses, tokens) always comes back in full; the free text
+(inputs, outputs, attributes) shares what is left of ``max_chars`` fairly — short fields whole,
+long ones cut to a common cap — and every cut says exactly which call fetches the rest.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tools.errors import InvalidInputError, NotFoundError
+from tools.models import Span, Trace
+from tools.ports import TraceStore
+from tools.previews import cut
+from tools.traces.search import iso_ms
+
+ContentField = Literal["inputs", "outputs", "attributes", "events", "request", "response", "metadata"]
+TRACE_FIELDS = ("request", "response", "metadata")
+SAME_AS_REQUEST = "(same as the trace's request)"
+SAME_AS_RESPONSE = "(same as the trace's response)"
+_MARKER_RESERVE = 90  # the truncation marker's own length, roughly
+
+
+TraceId = Annotated[str, Field(min_length=1, description="Trace id, as search_traces returns it.")]
+MaxChars = Annotated[int, Field(ge=1000, le=500_000, description=(
+    "Budget for the answer's text (default 16000); long fields are cut with a marker."))]
+SpanId = Annotated[str | None, Field(description=(
+    "Read this one span's full content page by page (with field and offset) instead of the tree."))]
+FieldName = Annotated[ContentField, Field(description=(
+    "With span_id: which span content to read ('inputs', 'outputs', 'attributes', 'events'). 'request', "
+    "'response' or 'metadata' read the trace's own payloads page by page (no span_id needed)."))]
+Offset = Annotated[int, Field(ge=0, description="Character offset to start reading `field` at.")]
+SpanOffset = Annotated[int, Field(ge=0, description=(
+    "Index of the first span to list (depth-first order); pass `next_span_offset` of a previous call."))]
+IncludeAttributes = Annotated[bool, Field(description="Also return each span's raw attributes (JSON text).")]
+
+
+class GetTraceInput(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    trace_id: TraceId
+    max_chars: MaxChars = 16_000
+    span_id: SpanId = None
+    field: FieldName = "outputs"
+    offset: Offset = 0
+    span_offset: SpanOffset = 0
+    include_attributes: IncludeAttributes = False
+
+
+class SpanView(BaseModel):
+    span_id: str
+    parent_span_id: str | None
+    depth: int = Field(description="0 for the root; children are listed right after their parent.")
+    name: str
+    type: str
+    status: str
+    status_message: str | None = None
+    start_offset_ms: float = Field(description="Milliseconds after the trace's first span started.")
+    duration_ms: float
+    model: str | None = None
+    tool_name: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    inputs: str | None = None
+    outputs: str | None = None
+    attributes: str | None = None
+
+
+class TraceHeader(BaseModel):
+    trace_id: str
+    time: str
+    status: str
+    duration_ms: int | None
+    name: str | None
+    session_id: str | None
+    user_id: str | None
+    model: str | None
+    environment: str | None
+    prompt_version: str | None
+    input_tokens: int | None
+    output_tokens: int | None
+    source: str
+    tags: dict[str, str]
+    metadata: str
+    request: str | None
+    response: str | None
+
+
+class SpanContent(BaseModel):
+    span_id: str | None
+    field: str
+    offset: int
+    content: str
+    total_chars: int
+    next_offset: int | None = Field(description="Pass as `offset` to continue; null when this was the end.")
+
+
+class GetTraceResult(BaseModel):
+    trace: TraceHeader
+    spans: list[SpanView]
+    span_total: int
+    next_span_offset: int | None = Field(description="More spans follow: call again with this span_offset.")
+    truncated: bool = Field(description="True if any text was cut to fit max_chars (see the markers).")
+    content: SpanContent | None = Field(None, description="Set when span_id/field asked for one span's content.")
+
+
+def _depth_first(spans: list[Span]) -> list[tuple[Span, int]]:
+    ids = {s.span_id for s in spans}
+    children: dict[str | None, list[Span]] = {}
+    for s in spans:
+        parent = s.parent_span_id if s.parent_span_id in ids else None
+        children.setdefault(parent, []).append(s)
+    ordered: list[tuple[Span, int]] = []
+    stack = [(s, 0) for s in reversed(sorted(children.get(None, []), key=lambda s: s.start_time_ns))]
+    while stack:
+        span, depth = stack.pop()
+        ordered.append((span, depth))
+        kids = sorted(children.get(span.span_id, []), key=lambda s: s.start_time_ns)
+        stack.extend((k, depth + 1) for k in reversed(kids))
+    return ordered
+
+
+def _fair_cap(sizes: list[int], budget: int) -> int:
+    """Largest per-field cap c with sum(min(size, c) + marker) within budget (water-filling)."""
+    if sum(sizes) <= budget:
+        return max(sizes, default=0)
+    lo, hi = 0, max(sizes)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        cost = sum(s if s <= mid else mid + _MARKER_RESERVE for s in sizes)
+        lo, hi = (mid, hi) if cost <= budget else (lo, mid - 1)
+    return lo
+
+
+def _load(store: TraceStore, trace_id: str) -> Trace:
+    trace = store.load_trace(trace_id)
+    if trace is None:
+        close = store.similar_trace_ids(trace_id, 3)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else " The store is empty."
+        raise NotFoundError(f"No trace with id '{trace_id}'.{hint} Find ids with search_traces.")
+    return trace
+
+
+def _content_page(trace: Trace, inp: GetTraceInput) -> SpanContent:
+    if inp.field in TRACE_FIELDS:
+        value = getattr(trace, inp.field)
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    else:
+        span = next((s for s in trace.spans if s.span_id == inp.span_id), None)
+        if span is None:
+            known = ", ".join(s.span_id for s in trace.spans[:10])
+            raise NotFoundError(f"Trace '{trace.trace_id}' has no span '{inp.span_id}'. Its spans: {known}.")
+        value = getattr(span, inp.field)
+        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, indent=1)
+        text = text or ""
+    if inp.offset > len(text):
+        raise InvalidInputError(f"offset {inp.offset} is past the end of {inp.field} ({len(text)} chars).")
+    chunk = text[inp.offset: inp.offset + inp.max_chars]
+    end = inp.offset + len(chunk)
+    return SpanContent(span_id=inp.span_id, field=inp.field, offset=inp.offset, content=chunk,
+                       total_chars=len(text), next_offset=end if end < len(text) else None)
+
+
+def get_trace(store: TraceStore, inp: GetTraceInput) -> GetTraceResult:
+    trace = _load(store, inp.trace_id)
+    ordered = _depth_first(trace.spans)
+    t0 = min((s.start_time_ns for s in trace.spans), default=0)
+    header = TraceHeader(
+        trace_id=trace.trace_id, time=iso_ms(trace.timestamp_ms) or "", status=trace.status,
+        duration_ms=trace.execution_time_ms, name=trace.name, session_id=trace.session_id,
+        user_id=trace.user_id, model=trace.model, environment=trace.environment,
+        prompt_version=trace.prompt_version, input_tokens=trace.input_tokens, output_tokens=trace.output_tokens,
+        source=trace.source, tags=trace.tags, metadata=json.dumps(trace.metadata, ensure_ascii=False),
+        request=trace.request, response=trace.response)
+    if inp.span_id is not None or inp.field in TRACE_FIELDS:
+        content = _content_page(trace, inp)
+        chosen = [(s, d) for s, d in ordered if s.span_id == inp.span_id]
+        header.request = header.response = None
+        header.metadata = ""
+        return GetTraceResult(trace=header, spans=[_view(s, d, t0, False) for s, d in chosen],
+                              span_total=len(ordered), next_span_offset=None, truncated=False, content=content)
+
+    views = [_view(s, d, t0, inp.include_attributes) for s, d in ordered[inp.span_offset:]]
+    for view in views:  # the root span usually repeats the trace's payloads: say so instead of paying twice
+        if view.inputs is not None and view.inputs == trace.request:
+            view.inputs = SAME_AS_REQUEST
+        if view.outputs is not None and view.outputs == trace.response:
+            view.outputs = SAME_AS_RESPONSE
+    # The tree skeleton is never cut; if even that is over budget, list fewer spans and page.
+    skeleton_budget = inp.max_chars // 2
+    kept: list[SpanView] = []
+    used = len(header.model_dump_json(exclude={"request", "response", "metadata"}))
+    for view in views:
+        size = len(view.model_dump_json(exclude={"inputs", "outputs", "attributes"}))
+        if kept and used + size > skeleton_budget:
+            break
+        kept.append(view)
+        used += size
+    next_offset = inp.span_offset + len(kept) if inp.span_offset + len(kept) < len(ordered) else None
+
+    # The trace's own payloads are what an agent reads first: they get up to 40 % of the text budget,
+    # the spans' inputs/outputs/attributes share the rest (and whatever the trace did not use).
+    remaining = max(0, inp.max_chars - used)
+    top = [(header, name) for name in ("request", "response", "metadata") if getattr(header, name)]
+    below = [(view, name) for view in kept for name in ("inputs", "outputs", "attributes") if getattr(view, name)]
+    top_budget = int(remaining * 0.4) if below else remaining
+    truncated = False
+    for slots, budget in ((top, top_budget), (below, None)):
+        if budget is None:
+            budget = remaining
+        cap = _fair_cap([len(getattr(obj, name)) for obj, name in slots], budget)
+        for obj, name in slots:
+            span_id = getattr(obj, "span_id", None)
+            where = f"span_id='{span_id}', " if span_id else ""
+            text, was_cut = cut(getattr(obj, name), cap, hint=f"get_trace({where}field='{name}', offset={cap})")
+            setattr(obj, name, text)
+            truncated |= was_cut
+            remaining -= len(text)
+    return GetTraceResult(trace=header, spans=kept, span_total=len(ordered), next_span_offset=next_offset,
+                          truncated=truncated or next_offset is not None)
+
+
+def _view(span: Span, depth: int, t0: int, with_attributes: bool) -> SpanView:
+    return SpanView(
+        span_id=span.span_id, parent_span_id=span.parent_span_id, depth=depth, name=span.name,
+        type=span.span_type, status=span.status, status_message=span.status_message,
+        start_offset_ms=round((span.start_time_ns - t0) / 1e6, 3),
+        duration_ms=round((span.end_time_ns - span.start_time_ns) / 1e6, 3), model=span.model,
+        tool_name=span.tool_name, input_tokens=span.input_tokens, output_tokens=span.output_tokens,
+        inputs=span.inputs, outputs=span.outputs,
+        attributes=json.dumps(span.attributes, ensure_ascii=False) if with_attributes and span.attributes else None)
