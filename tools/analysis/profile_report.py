@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from tools.analysis.common import count_text, markdown_table, ms_text, pct_text, usd_text
-
-if TYPE_CHECKING:
-    from tools.analysis.profiling import ProfileTracesResult, SpanGroupProfile
+from tools.analysis.profile_models import ProfileTracesResult, SpanGroupProfile
 
 
 def findings(r: ProfileTracesResult) -> list[str]:

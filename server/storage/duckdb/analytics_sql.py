@@ -19,7 +19,7 @@ from server.storage.duckdb.connection import fetch_dicts
 from server.storage.duckdb.filter_sql import json_pointer
 from server.storage.duckdb.store import StoreFeature
 from tools.analysis.error_patterns import ErrorData, ErrorRequest, PatternRow, WindowCounts
-from tools.analysis.profiling import BREAKDOWNS, GroupRow, ProfileData, ProfileRequest, SpanStatsRow, TraceOverview
+from tools.analysis.profile_models import BREAKDOWNS, GroupRow, ProfileData, ProfileRequest, SpanStatsRow, TraceOverview
 
 #: group_by kind -> SQL over ``traces t`` (the tag key's JSON Pointer is the parameter $a_tag).
 GROUP_SQL: dict[str, str] = {
