@@ -70,11 +70,24 @@ class AlertRules(BaseModel):
                                                                "be 'regression' (others raise 'signal').")
 
 
+BUDGET_TEXT = ("Per-window cap on LLM judges: {'max_judge_calls': 500, 'max_tokens': 400000, 'max_usd': 2.0} "
+               "(any subset; default none).")
+ALERTS_TEXT = ("Alert rules, any subset of {'baseline_windows': 6, 'baseline_run': null, 'alpha': 0.05, "
+               "'min_drop': 0.05, 'min_items': 20, 'slice_by': ['model'], 'error_rate': true, 'latency_ratio': 1.25, "
+               "'emerging_min_traces': 5, 'emerging_min_share': 0.01, 'gate_threshold': 0.6}.")
+OptionalBudget = Annotated[Budget | None, Field(description=BUDGET_TEXT)]
+OptionalAlerts = Annotated[AlertRules | None, Field(description=ALERTS_TEXT)]
 MonitorName = Annotated[str, Field(min_length=1, max_length=64, description=(
     "Monitor name: letters, digits, '_', '-', '.', e.g. 'prod_quality'. Redefining it with changes makes a new "
     "version."))]
 JudgeList = Annotated[list[str], Field(min_length=1, max_length=20, description=(
     "Judges to run each window: names (pinned to their latest version now) or refs like 'grounded@2'."))]
+TrafficFilter = Annotated[str, Field(description=(
+    "search_traces filter for the live traffic, e.g. \"tags.environment = 'production'\". Traces still "
+    "IN_PROGRESS are always left for a later window."))]
+MonitorSampleRate = Annotated[float, Field(gt=0, le=1, description=(
+    "Share of matching traces judged (0-1), chosen by a hash of the trace id: a rerun picks the same traces, "
+    "and each judged trace's selection probability is recorded."))]
 Every = Annotated[str, Field(description="Window length and cadence, whole minutes or more: '15m', '1h', '1d'. "
                                          "Windows are (start, end], end = since + k x every.")]
 WindowLen = Annotated[str | None, Field(description="Only judge the last part of each window, e.g. every='1h', "
@@ -107,19 +120,14 @@ class DefineMonitorInput(BaseModel):
 
     name: MonitorName
     judges: JudgeList
-    filter: Annotated[str, Field(description="search_traces filter for the live traffic, e.g. "
-                                             "\"tags.environment = 'production'\". Traces still IN_PROGRESS are "
-                                             "always left for a later window.")] = ""
-    sample_rate: Annotated[float, Field(gt=0, le=1, description=(
-        "Share of matching traces judged (0-1), chosen by a hash of the trace id: a rerun picks the same traces, "
-        "and each judged trace's selection probability is recorded."))] = 1.0
+    filter: TrafficFilter = ""
+    sample_rate: MonitorSampleRate = 1.0
     every: Every = "1h"
     window: WindowLen = None
     settle: Settle = "5m"
     since: Since = None
-    budget: Annotated[Budget, Field(description="Per-window spending cap on LLM judges.")] = Budget()
-    alerts: Annotated[AlertRules, Field(description="Alert rules (baseline, alpha, slices, thresholds).")] = \
-        AlertRules()
+    budget: Annotated[Budget, Field(description=BUDGET_TEXT)] = Budget()
+    alerts: Annotated[AlertRules, Field(description=ALERTS_TEXT)] = AlertRules()
 
     @field_validator("name")
     @classmethod
