@@ -67,7 +67,7 @@ def test_a_sigkilled_monitor_run_resumes_its_window_without_paying_twice(tmp_pat
         con.execute("UPDATE judge_runs SET heartbeat_ms = 1")             # two minutes pass
         con.execute("UPDATE monitor_windows SET claimed_at_ms = 1")
         con.close()
-        assert kept >= 5
+        assert 0 < kept < ITEMS
 
         resumed = tracesieve(db, "monitor", "run", "--once", env=env)
         out, err = resumed.communicate(timeout=180)

@@ -44,7 +44,7 @@ def traffic(window: int, failing: int, *, in_progress: int = 0) -> list:
 
 def setup(db: Path, windows: list[int], **monitor: object) -> tuple[DuckDBTraceStore, DuckDBMonitorStore,
                                                                     DuckDBJudgeStore]:
-    store = DuckDBTraceStore(db)
+    store = DuckDBTraceStore(db, idle_release_s=5)   # kept across a pass's many small calls, as in production
     store.write_traces([t for k, failing in enumerate(windows) for t in traffic(k, failing, in_progress=2)])
     judges, monitors = DuckDBJudgeStore(store), DuckDBMonitorStore(store)
     registry.define_judge(judges, registry.DefineJudgeInput(name="no_sorry", kind="rule", criterion="helpful",
@@ -63,7 +63,7 @@ def run(monitors: DuckDBMonitorStore, judges: DuckDBJudgeStore, windows_done: in
 
 
 def test_windows_run_once_in_order_and_a_drop_raises_one_alert_that_persists(tmp_path: Path) -> None:
-    _, monitors, judges = setup(tmp_path / "m.duckdb", [6] * 5 + [16, 16])
+    store, monitors, judges = setup(tmp_path / "m.duckdb", [6] * 5 + [16, 16])
     first = run(monitors, judges, 5)
     assert [w.end for w in first.windows] == sorted(w.end for w in first.windows) and len(first.windows) == 5
     assert all(w.status == "completed" and w.traces == PER_WINDOW for w in first.windows)  # IN_PROGRESS left out
@@ -77,14 +77,16 @@ def test_windows_run_once_in_order_and_a_drop_raises_one_alert_that_persists(tmp
     assert second.windows[1].new_alerts == [] and second.new_regressions == 0
     stored, = monitors.list_alerts(monitor="prod", status="open", limit=10)
     assert stored.alert_id == alert.alert_id and stored.windows_seen == 2
+    store.release()
     assert stored_rows(tmp_path / "m.duckdb", "SELECT count(*), count(DISTINCT end_ms) FROM monitor_windows") == \
         [(7, 7)]
 
 
 def test_a_calibrated_judge_raises_regression_and_stable_windows_stay_quiet(tmp_path: Path) -> None:
     db = tmp_path / "m.duckdb"
-    _, monitors, judges = setup(db, [6, 5, 7, 6, 5, 16])
+    store, monitors, judges = setup(db, [6, 5, 7, 6, 5, 16])
     version = registry.resolve(judges, "no_sorry").version
+    store.release()
     con = duckdb.connect(str(db))
     con.execute("INSERT INTO calibrations VALUES ('c1', 'no_sorry', $v, 'helpful', NULL, 60, 0.8, 0.7, 0.9, 0.8, "
                 "'gate', 0.6, 0.4, 1, '{}')", {"v": version})
@@ -127,7 +129,7 @@ def test_an_unreachable_webhook_keeps_the_alert_for_the_next_run(tmp_path: Path)
 
 def test_a_token_budget_stops_the_window_cleanly_and_a_new_window_is_judged(tmp_path: Path) -> None:
     db = tmp_path / "m.duckdb"
-    store = DuckDBTraceStore(db)
+    store = DuckDBTraceStore(db, idle_release_s=5)
     store.write_traces(traffic(0, 0) + traffic(1, 0))
     judges, monitors = DuckDBJudgeStore(store), DuckDBMonitorStore(store)
     registry.define_judge(judges, registry.DefineJudgeInput(name="helpful", kind="llm", criterion="helpful", spec={
@@ -149,7 +151,7 @@ def test_a_token_budget_stops_the_window_cleanly_and_a_new_window_is_judged(tmp_
 
 
 def test_a_call_budget_cuts_the_sample_before_anything_runs(tmp_path: Path) -> None:
-    store = DuckDBTraceStore(tmp_path / "m.duckdb")
+    store = DuckDBTraceStore(tmp_path / "m.duckdb", idle_release_s=5)
     store.write_traces(traffic(0, 0))
     judges, monitors = DuckDBJudgeStore(store), DuckDBMonitorStore(store)
     registry.define_judge(judges, registry.DefineJudgeInput(name="helpful", kind="llm", criterion="helpful", spec={
@@ -163,6 +165,7 @@ def test_a_call_budget_cuts_the_sample_before_anything_runs(tmp_path: Path) -> N
         window, = run(monitors, judges, 1, model=model).windows
     assert window.status == "completed" and window.sampled == 7 and window.traces == PER_WINDOW
     assert "judged 7 of 40" in window.note and window.spend.calls <= 7
+    store.release()
     (stats,), = stored_rows(tmp_path / "m.duckdb", "SELECT stats FROM monitor_windows")
     assert json.loads(stats)["selection_probability"] == 7 / 40
 
@@ -182,9 +185,10 @@ def test_define_refuses_overlapping_windows_and_unknown_judges(tmp_path: Path) -
 @pytest.mark.anyio
 async def test_mcp_tools_show_status_with_a_chart_and_ack_alerts(tmp_path: Path) -> None:
     db = tmp_path / "m.duckdb"
-    _, monitors, judges = setup(db, [6] * 4 + [16])
+    store, monitors, judges = setup(db, [6] * 4 + [16])
     await scheduler.run_monitors(monitors, judges, judges, scheduler.RunMonitorsInput(), model=None,
                                  no_model_hint="", now_ms=BASE_MS + 5 * EVERY)
+    store.release()
     async with Client(build_app(DuckDBTraceStore(db))) as client:
         st = await client.call_tool("monitor_status", {"monitor": "prod", "windows": 5})
         assert not st.is_error and st.content[1].mime_type == "image/png"

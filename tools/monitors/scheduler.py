@@ -32,7 +32,7 @@ from tools.errors import ConflictError, TracesieveError
 from tools.filters import parser
 from tools.analysis.error_patterns import ErrorRequest
 from tools.judges import registry, runs
-from tools.judges.ports import ItemSource, JudgeStore, Target
+from tools.judges.ports import ItemSource, JudgeRecord, JudgeStore, Target
 from tools.judges.run_reports import STALE_MS
 from tools.monitors import alerts as A
 from tools.monitors.budget import BudgetedModel
@@ -140,9 +140,11 @@ def _plan(ctx: _Context, spec: MonitorSpec, llm_judges: int, end: int) -> tuple[
 
 
 async def _judge_window(ctx: _Context, spec: MonitorSpec, window: WindowRecord, target: Target,
-                        llm_judges: int) -> tuple[str | None, BudgetedModel | None, bool]:
+                        judges: list[JudgeRecord]) -> tuple[str | None, BudgetedModel | None, bool]:
     """Run (or resume) the window's judge run. Returns (run_id, budgeted model, budget stopped)."""
-    run_id = window.run_id or await _thread(ctx.store.find_run, target.model_dump(mode="json"), _versions(ctx, spec))
+    llm_judges = sum(j.kind == "llm" for j in judges)
+    run_id = window.run_id or await _thread(ctx.store.find_run, target.model_dump(mode="json"),
+                                            [f"{j.name}@{j.version}" for j in judges])
     budgeted = None
     if llm_judges and ctx.model is not None:
         spent = await _thread(ctx.store.run_spend, run_id) if run_id else Spend()
@@ -168,10 +170,6 @@ async def _judge_window(ctx: _Context, spec: MonitorSpec, window: WindowRecord, 
     return report.run_id, budgeted, stopped
 
 
-def _versions(ctx: _Context, spec: MonitorSpec) -> list[str]:
-    return [f"{j.name}@{j.version}" for j in (registry.resolve(ctx.judges, ref) for ref in spec.judges)]
-
-
 def _baseline(ctx: _Context, record: MonitorRecord, spec: MonitorSpec, window: WindowRecord,
               refs: dict[str, str]) -> tuple[list[JudgeCount], str]:
     rules = spec.alerts
@@ -186,9 +184,8 @@ def _baseline(ctx: _Context, record: MonitorRecord, spec: MonitorSpec, window: W
 
 
 def _evaluate(ctx: _Context, record: MonitorRecord, spec: MonitorSpec, window: WindowRecord, run_id: str | None,
-              traces: int, sampled: int) -> tuple[WindowStats, list[A.Candidate], int]:
+              judges: list[JudgeRecord], traces: int, sampled: int) -> tuple[WindowStats, list[A.Candidate], int]:
     rules = spec.alerts
-    judges = [registry.resolve(ctx.judges, ref) for ref in spec.judges]
     refs = {j.name: j.ref for j in judges}
     counts = [c.model_copy(update={"judge": refs.get(c.judge, c.judge)})
               for c in (ctx.store.window_counts(run_id, list(rules.slice_by)) if run_id else [])]
@@ -241,9 +238,8 @@ async def run_window(ctx: _Context, record: MonitorRecord, start: int, end: int)
         return outcome.model_copy(update={"note": "another process is judging this window; it is resumable "
                                                   f"{STALE_MS // 1000}s after that process stops"})
     window = await _thread(ctx.store.get_window, record.name, record.version, end)
-    kinds = [(await _thread(registry.resolve, ctx.judges, r)).kind for r in spec.judges]
-    llm_judges = kinds.count("llm")
-    target, traces, sampled, note = await _thread(_plan, ctx, spec, llm_judges, end)
+    judges = [await _thread(registry.resolve, ctx.judges, r) for r in spec.judges]
+    target, traces, sampled, note = await _thread(_plan, ctx, spec, sum(j.kind == "llm" for j in judges), end)
     if window.target:     # a resumed window judges exactly what it set out to judge
         target = Target.model_validate(window.target)
         sampled = min(sampled, target.max_items) if target.max_items else sampled
@@ -252,7 +248,7 @@ async def run_window(ctx: _Context, record: MonitorRecord, start: int, end: int)
         await _thread(ctx.store.set_window_run, record.name, record.version, end, run_id,
                       target.model_dump(mode="json"))
         try:
-            run_id, budgeted, stopped = await _judge_window(ctx, spec, window, target, llm_judges)
+            run_id, budgeted, stopped = await _judge_window(ctx, spec, window, target, judges)
         except (ConflictError, TracesieveError) as error:
             busy = isinstance(error, ConflictError)
             if not busy:
@@ -261,9 +257,7 @@ async def run_window(ctx: _Context, record: MonitorRecord, start: int, end: int)
         if stopped:
             note = "; ".join(x for x in (note, f"stopped by its budget: {budgeted.exhausted()}" if budgeted else "")
                              if x)
-        await _thread(ctx.store.set_window_run, record.name, record.version, end, run_id,
-                      target.model_dump(mode="json"))
-    stats, candidates, tests = await _thread(_evaluate, ctx, record, spec, window, run_id, traces, sampled)
+    stats, candidates, tests = await _thread(_evaluate, ctx, record, spec, window, run_id, judges, traces, sampled)
     finished = window.model_copy(update={"status": "budget_stopped" if stopped else "completed", "run_id": run_id,
                                          "finished_at_ms": clock.now_ms(), "stats": stats, "note": note})
     new, seen, resolved = await _thread(_settle_alerts, ctx, record, window, candidates, clock.now_ms())
