@@ -85,28 +85,45 @@ def run_monitor(db: Path, traces: list[Trace], n_windows: int) -> list[scheduler
     return result.windows
 
 
-def simulated_delays(per_window: int, runs: int, seed: int) -> list[int | None]:
-    """The same ``alerts.evaluate`` on counts only (no store): delay per replicate, None = missed in 12."""
+def _sim_window(rng: np.random.Generator, per_window: int, history: list[tuple[int, int]], rate: float,
+                rules: specs.AlertRules) -> tuple[bool, tuple[int, int]]:
+    """One window of counts (judge passes, errors) tested against the last K: any alert?"""
+    passed, errors = int(rng.binomial(per_window, rate)), int(rng.binomial(per_window, 0.03))
+    base = history[-rules.baseline_windows:]
+    n_base = per_window * len(base)
+    ev = A.WindowEvidence(
+        window=[JudgeCount(judge="j", passed=passed, failed=per_window - passed)],
+        baseline=[JudgeCount(judge="j", passed=sum(b[0] for b in base), failed=n_base - sum(b[0] for b in base))],
+        baseline_label="sim", errors=ErrorData(current=WindowCounts(traces=per_window, errors=errors),
+                                               previous=WindowCounts(traces=n_base, errors=sum(b[1] for b in base)),
+                                               patterns=[], pattern_count=0))
+    return bool(A.evaluate(ev, rules)[0]), (passed, errors)
+
+
+def simulated(per_window: int, runs: int, seed: int) -> tuple[float, list[int | None]]:
+    """The same ``alerts.evaluate`` (judge + error-rate tests, Holm) on counts only, no store:
+    the false-alarm rate over ``runs`` stable windows, and the delay per drop replicate."""
     rng = np.random.default_rng(seed)
     rules = specs.AlertRules()
-    quiet = ErrorData(current=WindowCounts(), previous=WindowCounts(), patterns=[], pattern_count=0)
-    out: list[int | None] = []
+    history = [(int(rng.binomial(per_window, 0.85)), int(rng.binomial(per_window, 0.03)))
+               for _ in range(rules.baseline_windows)]
+    alarms = 0
     for _ in range(runs):
-        history = [int(rng.binomial(per_window, 0.85)) for _ in range(rules.baseline_windows)]
+        alarmed, counts = _sim_window(rng, per_window, history, 0.85, rules)
+        alarms += alarmed
+        history.append(counts)
+    delays: list[int | None] = []
+    for _ in range(runs):
+        hist = history[-rules.baseline_windows:]
         delay = None
         for k in range(1, 13):
-            passed = int(rng.binomial(per_window, 0.75))
-            base = history[-rules.baseline_windows:]
-            ev = A.WindowEvidence(window=[JudgeCount(judge="j", passed=passed, failed=per_window - passed)],
-                                  baseline=[JudgeCount(judge="j", passed=sum(base),
-                                                       failed=per_window * len(base) - sum(base))],
-                                  baseline_label="sim", errors=quiet)
-            if A.evaluate(ev, rules)[0]:
+            alarmed, counts = _sim_window(rng, per_window, hist, 0.75, rules)
+            if alarmed:
                 delay = k
                 break
-            history.append(passed)
-        out.append(delay)
-    return out
+            hist = hist + [counts]
+        delays.append(delay)
+    return alarms / runs, delays
 
 
 def main() -> None:
@@ -128,18 +145,24 @@ def main() -> None:
         print(f"false alarms: {len(alarmed)}/{len(windows)} stable windows raised an alert "
               f"({len(alarmed) / len(windows):.1%}; kinds: {', '.join(kinds) or 'none'}); "
               f"{args.per_window} traces/window, {(time.perf_counter() - started) / len(windows):.2f} s/window")
-        delays = []
+        delays, pre_alarms, pre_kinds = [], 0, []
         for r in range(args.drops):
             rates = [0.85] * args.before + [0.75] * args.after
             ws = run_monitor(Path(tmp) / f"drop{r}.duckdb", traffic(rng, f"d{r}", rates, args.per_window), len(rates))
             early = sum(bool(w.new_alerts) for w in ws[:args.before])
+            pre_alarms += early
+            pre_kinds += [a.kind for w in ws[:args.before] for a in w.new_alerts]
             hit = next((k for k, w in enumerate(ws[args.before:], 1)
                         if any(a.kind in ("regression", "signal") for a in w.new_alerts)), None)
             delays.append(hit)
             print(f"drop replicate {r + 1}: detected in window {hit} after the drop "
                   f"({early} alert(s) in the {args.before} windows before it)")
         print(f"detection delay (store, {args.drops} replicates): {delays}")
-    sim = simulated_delays(args.per_window, 2000, args.seed)
+        total = len(windows) + args.drops * args.before
+        print(f"false alarms over all stable windows of this run: {len(alarmed) + pre_alarms}/{total} "
+              f"({(len(alarmed) + pre_alarms) / total:.1%}; before-drop kinds: {', '.join(pre_kinds) or 'none'})")
+    fa, sim = simulated(args.per_window, 2000, args.seed)
+    print(f"false alarms (simulated, 2000 stable windows, judge + error-rate tests): {fa:.1%} of windows")
     caught = [d for d in sim if d is not None]
     shares = {k: sum(d == k for d in caught) / len(sim) for k in (1, 2, 3)}
     print(f"detection delay (simulated, 2000 replicates, same test): window 1 {shares[1]:.1%}, by window 2 "

@@ -32,6 +32,8 @@ def test_demo_builds_a_store_and_walks_the_agent_workflow(tmp_path: Path) -> Non
     assert "no model endpoint configured, so none was run" in out
     assert "recorded as reviewer 'demo-ground-truth'" in out
     assert re.search(r"exit code [012] \(", out)
+    assert "live traces over the last 2 days streamed in" in out
+    assert re.search(r"Run it as cron would.*\n(  \d\d-\d\dT\d\d:00 +\d+ traces .*\n){7,8}  exit code [01] ", out)
     assert "Did you mean 'attributes.status'?" in out
     assert "query_sql is read-only: DELETE statements are refused" in out
     con = duckdb.connect(str(db), read_only=True)

@@ -96,15 +96,28 @@ def test_a_calibrated_judge_raises_regression_and_stable_windows_stay_quiet(tmp_
     assert result.new_regressions == 1 and result.windows[-1].new_alerts[0].kind == "regression"
 
 
-def test_an_acked_alert_is_not_raised_again_and_resolves_when_the_drop_ends(tmp_path: Path) -> None:
-    _, monitors, judges = setup(tmp_path / "m.duckdb", [6] * 4 + [16, 16, 6])
+def test_an_acked_alert_is_not_raised_again_and_resolves_after_two_clear_windows(tmp_path: Path) -> None:
+    _, monitors, judges = setup(tmp_path / "m.duckdb", [6] * 4 + [16, 16, 6, 6])
     run(monitors, judges, 5)
     alert, = monitors.list_alerts(monitor=None, status="open", limit=5)
     acked = status.ack_alert(monitors, status.AckAlertInput(alert_id=alert.alert_id, by="oncall"), now_ms=BASE_MS)
     assert acked.changed and acked.alert.status == "acked"
     assert run(monitors, judges, 6).new_alerts == 0                    # still dropped: no new alert
-    run(monitors, judges, 7)                                            # recovered
+    run(monitors, judges, 7)                                            # back to 85%: one clear window ...
+    assert monitors.get_alert(alert.alert_id).status == "acked"
+    run(monitors, judges, 8)                                            # ... two in a row resolve it
     assert monitors.get_alert(alert.alert_id).status == "resolved"
+
+
+def test_an_error_pattern_absent_from_the_baseline_is_an_emerging_pattern_with_examples(tmp_path: Path) -> None:
+    store, monitors, judges = setup(tmp_path / "m.duckdb", [6] * 4)
+    store.write_traces([trace(f"w04-{i:02d}", 41 + i % 8, question=f"Refund {i}?", tool_status="ERROR" if i < 6
+                              else "OK") for i in range(PER_WINDOW)])
+    window = run(monitors, judges, 5).windows[-1]
+    alert, = window.new_alerts
+    assert alert.kind == "emerging_pattern" and alert.subject == "TimeoutError at 'lookup_order'"
+    assert alert.evidence["traces"] == 6 and alert.evidence["baseline_traces"] == 0
+    assert sorted(alert.evidence["example_trace_ids"]) == [f"w04-0{i}" for i in range(3, 6)]
 
 
 def test_new_alerts_reach_a_webhook_on_loopback_once(tmp_path: Path) -> None:

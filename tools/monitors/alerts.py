@@ -16,9 +16,14 @@ needs the effect floor (``min_drop`` points). Only judges whose latest calibrati
 gate threshold (for the version the monitor runs) raise ``regression``; the rest raise
 ``signal``: the drop is real in the judge's eyes, but the judge is not trusted to gate.
 
+An open alert resolves after ``CLEAR_WINDOWS`` windows in a row show its condition gone
+(``recovered``: back near the alert's own pre-alert baseline), never merely because one small
+window was not significant.
+
 **Emerging failure patterns** are not a test: an error group (type x where x normalised
 message, from ``error_patterns``) with no trace in the baseline span that reaches a floor of
-traces and share of traffic in this window.
+traces and share of traffic in this window, once the baseline span has seen at least three
+times the window's traffic.
 """
 
 from __future__ import annotations
@@ -35,6 +40,10 @@ from tools.monitors.specs import AlertRules
 
 NULL_EXCEED = 0.05   # share of traces above the baseline p95 when nothing changed
 MIN_ERROR_RISE = 0.02
+#: Emerging patterns need a baseline span of at least this many times the window's traffic: a pattern
+#: on >= 5 of the window's n traces (rate ~5/n) is then absent from it by chance with p ~ e^-15.
+BASELINE_SPAN_FACTOR = 3
+CLEAR_WINDOWS = 2
 
 
 @dataclass
@@ -186,8 +195,8 @@ def _latency_test(ev: WindowEvidence, rules: AlertRules) -> list[_Test]:
 
 def _emerging(ev: WindowEvidence, rules: AlertRules) -> list[Candidate]:
     cur, prev = ev.errors.current, ev.errors.previous
-    if not prev.traces or not cur.traces:
-        return []      # no history: every pattern would look new
+    if not cur.traces or prev.traces < BASELINE_SPAN_FACTOR * cur.traces:
+        return []      # too little history: a pattern at the floor could be missing from it by chance
     out = []
     for row in ev.errors.patterns:
         share = row.traces / cur.traces
@@ -203,6 +212,30 @@ def _emerging(ev: WindowEvidence, rules: AlertRules) -> list[Candidate]:
                       "failed_traces": row.failed_traces, "baseline_traces": 0,
                       "example_trace_ids": row.example_trace_ids}))
     return out
+
+
+def recovered(key: str, evidence: dict[str, Any], ev: WindowEvidence, rules: AlertRules) -> bool | None:
+    """Is an open alert's condition clearly gone in this window? None = the window cannot tell (too few
+    items). Judged against the alert's own pre-alert baseline (a rolling baseline absorbs a lasting drop,
+    so "no longer significant" would resolve a regression that is still there)."""
+    cur = ev.errors.current
+    if key.startswith("pass_rate:"):
+        _, judge, slice_ = key.split(":", 2)
+        rows = [c for c in ev.window if c.judge.split("@")[0] == judge and (c.slice or "*") == slice_]
+        if not rows or rows[0].known < rules.min_items:
+            return None
+        return rows[0].passed / rows[0].known >= evidence["baseline_pass_rate"] - rules.min_drop / 2
+    if cur.traces < rules.min_items:
+        return None
+    if key == "error_rate":
+        base = evidence["baseline"]
+        return cur.errors / cur.traces <= base["errors"] / max(1, base["traces"]) + MIN_ERROR_RISE / 2
+    if key == "latency_p95":
+        ratio = rules.latency_ratio or 1.0
+        return cur.p95_ms is not None and cur.p95_ms < evidence["baseline_p95_ms"] * (1 + (ratio - 1) / 2)
+    if key.startswith("pattern:"):
+        return not any(f"pattern:{r.error_type}|{r.location}|{r.message or ''}" == key for r in ev.errors.patterns)
+    return None
 
 
 def evaluate(ev: WindowEvidence, rules: AlertRules) -> tuple[list[Candidate], int]:

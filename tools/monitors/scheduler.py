@@ -16,7 +16,7 @@ stops there, so later windows never build their baseline without it. Per window:
 4. measure (verdict counts per judge and slice, error rate, p95, error groups), test against
    the baseline (``alerts.evaluate``), and store stats, status and alert changes in one
    transaction. An alert whose condition persists is updated, not raised again; one whose
-   condition is gone is resolved.
+   condition is clearly gone for ``alerts.CLEAR_WINDOWS`` windows in a row is resolved.
 """
 
 from __future__ import annotations
@@ -184,7 +184,8 @@ def _baseline(ctx: _Context, record: MonitorRecord, spec: MonitorSpec, window: W
 
 
 def _evaluate(ctx: _Context, record: MonitorRecord, spec: MonitorSpec, window: WindowRecord, run_id: str | None,
-              judges: list[JudgeRecord], traces: int, sampled: int) -> tuple[WindowStats, list[A.Candidate], int]:
+              judges: list[JudgeRecord], traces: int,
+              sampled: int) -> tuple[WindowStats, list[A.Candidate], int, A.WindowEvidence]:
     rules = spec.alerts
     refs = {j.name: j.ref for j in judges}
     counts = [c.model_copy(update={"judge": refs.get(c.judge, c.judge)})
@@ -205,17 +206,22 @@ def _evaluate(ctx: _Context, record: MonitorRecord, spec: MonitorSpec, window: W
     stats = WindowStats(traces=traces, sampled=sampled, selection_probability=round(sampled / traces, 6) if traces
                         else 0.0, judges=counts, errors=errors.current.errors, p50_ms=errors.current.p50_ms,
                         p95_ms=errors.current.p95_ms, spend=ctx.store.run_spend(run_id) if run_id else Spend())
-    return stats, candidates, tests
+    return stats, candidates, tests, ev
 
 
-def _settle_alerts(ctx: _Context, record: MonitorRecord, window: WindowRecord,
-                   candidates: list[A.Candidate], now: int) -> tuple[list[AlertRecord], list[AlertRecord], list[str]]:
+def _settle_alerts(ctx: _Context, record: MonitorRecord, spec: MonitorSpec, window: WindowRecord,
+                   candidates: list[A.Candidate], ev: A.WindowEvidence,
+                   now: int) -> tuple[list[AlertRecord], list[AlertRecord], list[str]]:
+    """New alerts; open ones seen again (or counting clear windows); ones clear long enough to resolve."""
     live = {a.key: a for a in ctx.store.live_alerts(record.name, record.version)}
     new, seen = [], []
     for c in candidates:
         if (old := live.pop(c.key, None)) is not None:
             if old.last_window_end < window.end_ms:
-                seen.append(old.model_copy(update={"last_window_end": window.end_ms, "evidence": c.evidence,
+                kept = {k: old.evidence[k] for k in ("baseline_pass_rate", "baseline", "baseline_p95_ms")
+                        if k in old.evidence}     # resolution compares with the pre-alert baseline
+                seen.append(old.model_copy(update={"last_window_end": window.end_ms,
+                                                   "evidence": {**c.evidence, **kept, "clear_windows": 0},
                                                    "windows_seen": old.windows_seen + 1}))
             continue
         new.append(AlertRecord(alert_id=A.alert_id(record.name, record.version, c.key, window.end_ms),
@@ -223,7 +229,15 @@ def _settle_alerts(ctx: _Context, record: MonitorRecord, window: WindowRecord,
                                subject=c.subject, status="open", first_window_end=window.end_ms,
                                last_window_end=window.end_ms, windows_seen=1, evidence=c.evidence,
                                summary=c.summary, created_at_ms=now))
-    resolved = [a.alert_id for a in live.values() if a.last_window_end < window.end_ms]
+    resolved = []
+    for old in live.values():
+        clear = A.recovered(old.key, old.evidence, ev, spec.alerts)
+        streak = old.evidence.get("clear_windows", 0) + 1 if clear else 0 if clear is False else \
+            old.evidence.get("clear_windows", 0)
+        if streak >= A.CLEAR_WINDOWS:
+            resolved.append(old.alert_id)
+        elif streak != old.evidence.get("clear_windows", 0):
+            seen.append(old.model_copy(update={"evidence": {**old.evidence, "clear_windows": streak}}))
     return new, seen, resolved
 
 
@@ -257,10 +271,11 @@ async def run_window(ctx: _Context, record: MonitorRecord, start: int, end: int)
         if stopped:
             note = "; ".join(x for x in (note, f"stopped by its budget: {budgeted.exhausted()}" if budgeted else "")
                              if x)
-    stats, candidates, tests = await _thread(_evaluate, ctx, record, spec, window, run_id, judges, traces, sampled)
+    stats, candidates, tests, ev = await _thread(_evaluate, ctx, record, spec, window, run_id, judges, traces,
+                                                 sampled)
     finished = window.model_copy(update={"status": "budget_stopped" if stopped else "completed", "run_id": run_id,
                                          "finished_at_ms": clock.now_ms(), "stats": stats, "note": note})
-    new, seen, resolved = await _thread(_settle_alerts, ctx, record, window, candidates, clock.now_ms())
+    new, seen, resolved = await _thread(_settle_alerts, ctx, record, spec, window, candidates, ev, clock.now_ms())
     await _thread(ctx.store.finish_window, finished, new_alerts=new, seen_alerts=seen, resolved_ids=resolved,
                   now_ms=clock.now_ms())
     rates = {c.judge: round(c.passed / c.known, 4) if c.known else None for c in stats.judges if c.slice is None}
