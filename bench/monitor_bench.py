@@ -9,8 +9,8 @@ store, a rule judge, the same alert tests and Holm correction):
    alert (target <= 5 %).
 2. **Detection delay**: ``--drops`` independent replicates (default 5), each ``--before`` stable
    windows (default 8) then the pass rate drops 10 points (0.85 -> 0.75) for ``--after``
-   windows; delay = windows from the drop until the first pass-rate alert (1 = the first
-   dropped window). A third, store-free figure replays the same test on 2,000 simulated
+   windows; delay = windows from the drop until the pass-rate condition first fires (1 = the
+   first dropped window; a new alert, or one already open from a false alarm seen again). A third, store-free figure replays the same test on 2,000 simulated
    windows (counts only) to give the delay distribution more precisely.
 
 Volumes are "realistic": ``--per-window`` judged traces (default 300, e.g. 6,000 traces/hour
@@ -152,8 +152,8 @@ def main() -> None:
             early = sum(bool(w.new_alerts) for w in ws[:args.before])
             pre_alarms += early
             pre_kinds += [a.kind for w in ws[:args.before] for a in w.new_alerts]
-            hit = next((k for k, w in enumerate(ws[args.before:], 1)
-                        if any(a.kind in ("regression", "signal") for a in w.new_alerts)), None)
+            hit = next((k for k, w in enumerate(ws[args.before:], 1)    # new, or an open alert seen again
+                        if any(f.startswith(("regression:", "signal:")) for f in w.firing)), None)
             delays.append(hit)
             print(f"drop replicate {r + 1}: detected in window {hit} after the drop "
                   f"({early} alert(s) in the {args.before} windows before it)")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -243,3 +244,29 @@ def webhook_server() -> Iterator[tuple[str, list[dict]]]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_the_follow_loop_judges_due_windows_and_stops_when_asked(tmp_path: Path) -> None:
+    from server.monitoring.loop import follow
+
+    now = int(time.time() * 1000)
+    since = now // EVERY * EVERY - 2 * EVERY
+    minute = (since - BASE_MS) // MIN
+    store = DuckDBTraceStore(tmp_path / "f.duckdb", idle_release_s=5)
+    store.write_traces([trace(f"f{i:02d}", minute + 1 + i % 8, question=f"Q{i}") for i in range(30)])
+    judges, monitors = DuckDBJudgeStore(store), DuckDBMonitorStore(store)
+    registry.define_judge(judges, registry.DefineJudgeInput(name="no_sorry", kind="rule", criterion="helpful",
+                                                            spec=NO_SORRY), now_ms=now)
+    specs.define_monitor(monitors, judges, specs.DefineMonitorInput(name="live", judges=["no_sorry"], every="10m",
+                                                                    settle="0m", since=since), now_ms=now)
+    stop, passes = threading.Event(), []
+
+    def seen(result: scheduler.RunMonitorsResult) -> None:
+        passes.append(result)
+        stop.set()
+
+    loop = threading.Thread(target=follow, args=(store, stop), kwargs={"poll_s": 1.0, "on_result": seen})
+    loop.start()
+    loop.join(60)
+    assert not loop.is_alive()
+    assert [(w.status, w.traces) for w in passes[0].windows] == [("completed", 30), ("completed", 0)]

@@ -82,6 +82,8 @@ class WindowOutcome(BaseModel):
     spend: Spend = Spend()
     tests: int = Field(0, description="Hypothesis tests under the window's Holm correction.")
     new_alerts: list[AlertView] = Field(default_factory=list)
+    firing: list[str] = Field(default_factory=list, description="Every condition this window showed, 'kind: subject'"
+                                                                 " (new alerts and open ones seen again).")
     note: str | None = None
 
 
@@ -281,7 +283,8 @@ async def run_window(ctx: _Context, record: MonitorRecord, start: int, end: int)
     rates = {c.judge: round(c.passed / c.known, 4) if c.known else None for c in stats.judges if c.slice is None}
     return outcome.model_copy(update={"status": finished.status, "run_id": run_id, "traces": traces,
                                       "sampled": sampled, "pass_rates": rates, "spend": stats.spend, "tests": tests,
-                                      "new_alerts": [alert_view(a) for a in new], "note": note})
+                                      "new_alerts": [alert_view(a) for a in new], "note": note,
+                                      "firing": [f"{c.kind}: {c.subject}" for c in candidates]})
 
 
 async def run_monitors(store: MonitorStore, judges: JudgeStore, source: ItemSource, inp: RunMonitorsInput, *,
