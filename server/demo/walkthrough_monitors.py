@@ -97,7 +97,8 @@ async def monitor_steps(session: Any, echo: Echo, store_path: Path) -> None:
     if isinstance(status, dict):
         echo(f"  {status['windows_done']} windows done; trend {status['trend']}")
     if isinstance(listed, dict) and listed.get("alerts"):
-        first = listed["alerts"][0]["alert_id"]
+        alerts = listed["alerts"]
+        first = next((a for a in alerts if a["kind"] == "regression"), alerts[0])["alert_id"]
         acked = await session.call("ack_alert", {"alert_id": first, "by": "demo", "note": "rolling back v13"},
                                    "Acknowledge it: it stays known and is not raised again while the drop lasts.")
         if isinstance(acked, dict):
