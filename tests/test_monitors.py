@@ -270,3 +270,53 @@ def test_the_follow_loop_judges_due_windows_and_stops_when_asked(tmp_path: Path)
     loop.join(60)
     assert not loop.is_alive()
     assert [(w.status, w.traces) for w in passes[0].windows] == [("completed", 30), ("completed", 0)]
+
+
+def test_slices_are_tested_under_one_holm_family_and_a_pinned_run_can_be_the_baseline(tmp_path: Path) -> None:
+    _, monitors, judges = setup(tmp_path / "m.duckdb", [6, 6, 6, 16])
+    first = run(monitors, judges, 1).windows[0]
+    specs.define_monitor(monitors, judges, specs.DefineMonitorInput(
+        name="pinned", judges=["no_sorry"], every="10m", settle="0m", since=BASE_MS + 3 * EVERY,
+        alerts=specs.AlertRules(baseline_run=first.run_id, slice_by=["environment"])), now_ms=BASE_MS)
+    window, = anyio.run(lambda: scheduler.run_monitors(
+        monitors, judges, judges, scheduler.RunMonitorsInput(monitors=["pinned"]), model=None, no_model_hint="",
+        now_ms=BASE_MS + 4 * EVERY)).windows
+    # judge overall + judge x environment=production, then error rate and p95: four tests, one correction
+    assert window.tests == 4
+    subjects = sorted(a.subject for a in window.new_alerts)
+    assert subjects == ["no_sorry@1", "no_sorry@1 [environment=production]"]
+    assert all(a.evidence["baseline_from"] == f"run {first.run_id}" for a in window.new_alerts)
+
+
+def test_monitor_run_once_exits_1_on_a_new_regression_and_posts_it_to_the_configured_webhook(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from server.cli.main import cli
+
+    db = tmp_path / "c.duckdb"
+    since = int(time.time() * 1000) // EVERY * EVERY - 5 * EVERY
+    shift = (since - BASE_MS) // MIN
+    store = DuckDBTraceStore(db)
+    store.write_traces([t.model_copy(update={"timestamp_ms": t.timestamp_ms + shift * MIN})
+                        for k, failing in enumerate([6, 6, 6, 6, 16]) for t in traffic(k, failing)])
+    judges, monitors = DuckDBJudgeStore(store), DuckDBMonitorStore(store)
+    registry.define_judge(judges, registry.DefineJudgeInput(name="no_sorry", kind="rule", criterion="helpful",
+                                                            spec=NO_SORRY), now_ms=since)
+    version = registry.resolve(judges, "no_sorry").version
+    with store.writing() as con:
+        con.execute("INSERT INTO calibrations VALUES ('c1', 'no_sorry', $v, 'helpful', NULL, 60, 0.8, 0.7, 0.9, "
+                    "0.8, 'gate', 0.6, 0.4, 1, '{}')", {"v": version})
+    runner = CliRunner()
+    defined = runner.invoke(cli, ["monitor", "define", "live", "--judge", "no_sorry", "--every", "10m", "--settle",
+                                  "0m", "--since", str(since), "--db", str(db)])
+    assert defined.exit_code == 0, defined.output
+    with webhook_server() as (url, received):
+        monkeypatch.setenv("TRACESIEVE_ALERT_WEBHOOK", url)
+        ran = runner.invoke(cli, ["monitor", "run", "--once", "--db", str(db)])
+    assert ran.exit_code == 1, ran.output
+    assert "1 new regression alert(s)." in ran.output
+    body, = received
+    assert body["text"].startswith(":rotating_light: [live] regression: no_sorry@1 pass rate 60.0% (24/40)")
+    again = runner.invoke(cli, ["monitor", "run", "--once", "--db", str(db)])
+    assert again.exit_code == 0 and json.loads(again.output)["windows"] == []
