@@ -87,7 +87,7 @@ def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
         """Alerts the monitors raised, newest first: kind (regression | signal | error_rate | latency_p95 |
         emerging_pattern), what changed in one line, and the evidence (counts, p-value before and after
         Holm, effect size, example trace ids for get_trace). An alert stays one alert while its condition
-        lasts (windows_seen counts) and resolves itself when a window no longer shows it.
+        lasts (windows_seen counts) and resolves itself after two windows in a row show it gone.
         Example: list_alerts(status='open')  |  list_alerts(monitor='prod_quality', limit=5)
         """
         return st.list_alerts(ms, monitor=monitor, status=status, limit=limit)
@@ -99,7 +99,7 @@ def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
                   note: Annotated[str | None, Field(max_length=2000, description="What is being done.")] = None
                   ) -> st.AckAlertResult:
         """Acknowledge an open alert (someone is on it). It stays listed as 'acked', is not raised again while
-        its condition lasts, and resolves when a window no longer shows it. Example:
+        its condition lasts, and resolves after two windows in a row show it gone. Example:
         ack_alert(alert_id='al-3f9a0c12b4de', by='oncall', note='rolling back prompt v7').
         """
         return st.ack_alert(ms, st.AckAlertInput(alert_id=alert_id, by=by, note=note), now_ms=clock.now_ms())

@@ -127,8 +127,8 @@ def ack_alert(store: MonitorStore, inp: AckAlertInput, *, now_ms: int) -> AckAle
     if before is None:
         raise NotFoundError(f"No alert {inp.alert_id!r}. list_alerts(status='open') shows the open ones.")
     if before.status == "resolved":
-        raise InvalidInputError(f"Alert {inp.alert_id} is already resolved (its condition cleared in a later "
-                                "window); nothing to acknowledge.")
+        raise InvalidInputError(f"Alert {inp.alert_id} is already resolved (its condition cleared in later "
+                                "windows); nothing to acknowledge.")
     store.ack_alert(inp.alert_id, by=inp.by, note=inp.note, now_ms=now_ms)
     after = store.get_alert(inp.alert_id)
     assert after is not None
