@@ -27,7 +27,8 @@ def trend_png(r: MonitorStatusResult, *, dpi: int = 80) -> bytes:
             for i, w in enumerate(r.windows):
                 if w.end in alerted:
                     ax.axvline(i, color="red", alpha=0.5, lw=1)
-            ax.set_ylim(0, 1.02)
+            lows = [j.low for w in r.windows for j in w.judges if j.low is not None]
+            ax.set_ylim(max(0.0, min(lows, default=0.0) - 0.05), 1.01)   # zoom to where the rates are
             ax.set_ylabel("pass rate")
             ax.set_xticks(xs[:: max(1, len(xs) // 8)])
             ax.set_xticklabels([(r.windows[i].end or "")[5:16] for i in xs[:: max(1, len(xs) // 8)]], fontsize=7)
