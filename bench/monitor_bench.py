@@ -10,7 +10,8 @@ store, a rule judge, the same alert tests and Holm correction):
 2. **Detection delay**: ``--drops`` independent replicates (default 5), each ``--before`` stable
    windows (default 8) then the pass rate drops 10 points (0.85 -> 0.75) for ``--after``
    windows; delay = windows from the drop until the pass-rate condition first fires (1 = the
-   first dropped window; a new alert, or one already open from a false alarm seen again). A third, store-free figure replays the same test on 2,000 simulated
+   first dropped window; a new alert, or one already open from a false alarm seen again). A
+   third, store-free figure replays the same test on 2,000 simulated
    windows (counts only) to give the delay distribution more precisely.
 
 Volumes are "realistic": ``--per-window`` judged traces (default 300, e.g. 6,000 traces/hour

@@ -147,7 +147,8 @@ def test_a_token_budget_stops_the_window_cleanly_and_a_new_window_is_judged(tmp_
     store.write_traces(traffic(0, 0) + traffic(1, 0))
     judges, monitors = DuckDBJudgeStore(store), DuckDBMonitorStore(store)
     registry.define_judge(judges, registry.DefineJudgeInput(name="helpful", kind="llm", criterion="helpful", spec={
-        "type": "llm", "rubric": "Pass if the answer helps the customer.", "fields": ["input", "output"]}), now_ms=BASE_MS)
+        "type": "llm", "rubric": "Pass if the answer helps the customer.", "fields": ["input", "output"]}),
+        now_ms=BASE_MS)
     specs.define_monitor(monitors, judges, specs.DefineMonitorInput(
         name="llm", judges=["helpful"], every="10m", settle="0m", since=BASE_MS, sample_rate=0.5,
         budget=specs.Budget(max_tokens=600)), now_ms=BASE_MS)

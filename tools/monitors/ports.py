@@ -119,8 +119,12 @@ class MonitorStore(Protocol):
     def set_window_run(self, monitor: str, version: str, end_ms: int, run_id: str | None,
                        target: dict[str, Any] | None) -> None: ...
 
-    def finished_windows(self, monitor: str, version: str, *, before_end_ms: int | None, limit: int) -> list[WindowRecord]:
+    def finished_windows(self, monitor: str, version: str, *, before_end_ms: int | None,
+                         limit: int) -> list[WindowRecord]:
         """Completed or budget-stopped windows, newest first."""
+
+    def finished_ends(self, monitor: str, version: str) -> set[int]:
+        """End times of the finished windows (cheap: no stats)."""
 
     def finish_window(self, window: WindowRecord, *, new_alerts: list[AlertRecord], seen_alerts: list[AlertRecord],
                       resolved_ids: list[str], now_ms: int) -> None:

@@ -108,7 +108,8 @@ def selection(spec: MonitorSpec) -> str:
 def due_windows(record: MonitorRecord, spec: MonitorSpec, now_ms: int) -> list[tuple[int, int]]:
     """Every (start, end] from since whose end + settle has passed."""
     last = (now_ms - spec.settle_ms - record.since_ms) // spec.every_ms
-    return [(record.since_ms + k * spec.every_ms, record.since_ms + (k + 1) * spec.every_ms) for k in range(max(0, last))]
+    start = record.since_ms
+    return [(start + k * spec.every_ms, start + (k + 1) * spec.every_ms) for k in range(max(0, last))]
 
 
 class _Context:
@@ -300,8 +301,7 @@ async def run_monitors(store: MonitorStore, judges: JudgeStore, source: ItemSour
     next_due: dict[str, str | None] = {}
     for record in records:
         spec = MonitorSpec.model_validate(record.spec)
-        done = {w.end_ms for w in await _thread(store.finished_windows, record.name, record.version,
-                                                before_end_ms=None, limit=1_000_000)}
+        done = await _thread(store.finished_ends, record.name, record.version)
         todo = [(s, e) for s, e in due_windows(record, spec, now_ms) if e not in done][:inp.max_windows]
         for start, end in todo:
             outcome = await run_window(ctx, record, start, end)

@@ -88,9 +88,9 @@ def wilson(passed: int, n: int) -> tuple[float | None, float | None]:
 def monitor_status(store: MonitorStore, ref: str, *, windows: int, now_ms: int) -> MonitorStatusResult:
     record = resolve_monitor(store, ref)
     spec = MonitorSpec.model_validate(record.spec)
-    done = store.finished_windows(record.name, record.version, before_end_ms=None, limit=1_000_000)
+    latest = store.finished_windows(record.name, record.version, before_end_ms=None, limit=windows)
     rows = []
-    for w in reversed(done[:windows]):
+    for w in reversed(latest):
         s = w.stats
         if s is None:
             continue
@@ -109,7 +109,8 @@ def monitor_status(store: MonitorStore, ref: str, *, windows: int, now_ms: int) 
                                            for row in rows for r in row.judges if r.judge == j)
                       for j in spec.judges)
     return MonitorStatusResult(monitor=f"{record.name}@{record.seq}", explained=explain(spec),
-                               windows_done=len(done), windows_due=len(due_windows(record, spec, now_ms)),
+                               windows_done=len(store.finished_ends(record.name, record.version)),
+                               windows_due=len(due_windows(record, spec, now_ms)),
                                windows=rows, open_alerts=[alert_view(a) for a in
                                                           store.live_alerts(record.name, record.version)],
                                trend=trend)

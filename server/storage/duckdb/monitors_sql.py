@@ -108,6 +108,12 @@ class DuckDBMonitorStore:
                                            params))
         return [self._window(r) for r in rows]
 
+    def finished_ends(self, monitor: str, version: str) -> set[int]:
+        with self.store.reading() as con:
+            return {r[0] for r in con.execute("SELECT end_ms FROM monitor_windows WHERE monitor = $m AND version = $v "
+                                              "AND status IN ('completed', 'budget_stopped')",
+                                              {"m": monitor, "v": version}).fetchall()}
+
     def finish_window(self, window: WindowRecord, *, new_alerts: list[AlertRecord], seen_alerts: list[AlertRecord],
                       resolved_ids: list[str], now_ms: int) -> None:
         with self.store.transaction() as con:
