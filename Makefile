@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test serve bench bench-quick clean
+.PHONY: install demo test serve bench bench-quick bench-monitor clean
 
 install: $(STAMP)
 
@@ -33,6 +33,10 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(PY) -m bench.run --quick
+
+# Monitors: false-alarm rate on stable traffic and detection delay of a seeded 10-point drop.
+bench-monitor: $(STAMP)
+	$(PY) -m bench.monitor_bench
 
 clean:
 	rm -rf $(VENV) .tracesieve .pytest_cache

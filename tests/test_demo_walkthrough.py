@@ -32,11 +32,13 @@ def test_demo_builds_a_store_and_walks_the_agent_workflow(tmp_path: Path) -> Non
     assert "no model endpoint configured, so none was run" in out
     assert "recorded as reviewer 'demo-ground-truth'" in out
     assert re.search(r"exit code [012] \(", out)
+    assert "live traces over the last 2 days streamed in" in out
+    assert re.search(r"Run it as cron would.*\n(  \d\d-\d\dT\d\d:00 +\d+ traces .*\n){7,8}  exit code [01] ", out)
     assert "Did you mean 'attributes.status'?" in out
     assert "query_sql is read-only: DELETE statements are refused" in out
     con = duckdb.connect(str(db), read_only=True)
     stored = con.execute("SELECT count(*) FROM tags WHERE key = 'eval_candidate' AND value = 'error_case'").fetchone()[0]
     tool_errors = con.execute("SELECT count(DISTINCT trace_id) FROM spans WHERE span_type = 'TOOL' "
-                              "AND status = 'ERROR'").fetchone()[0]
+                              "AND status = 'ERROR' AND trace_id NOT LIKE 'live-%'").fetchone()[0]  # not the monitor's stream
     con.close()
     assert stored == tool_errors == tagged

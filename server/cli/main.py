@@ -16,7 +16,7 @@ from pathlib import Path
 import anyio
 import click
 
-from server.cli import analysis, calibration, datasets, judges
+from server.cli import analysis, calibration, datasets, judges, monitors
 from server.cli.common import db_option, echo_result, table_option
 from server.errors import cli_errors
 from server.storage.duckdb.store import DuckDBTraceStore
@@ -27,7 +27,7 @@ from tools.traces import sql as sql_tool
 from tools.clock import now_ms
 
 #: Each feature module contributes its commands; the group is assembled at the bottom.
-FEATURE_COMMANDS = (analysis.COMMANDS, datasets.COMMANDS, judges.COMMANDS, calibration.COMMANDS)
+FEATURE_COMMANDS = (analysis.COMMANDS, datasets.COMMANDS, judges.COMMANDS, calibration.COMMANDS, monitors.COMMANDS)
 
 
 @click.group()
@@ -45,7 +45,8 @@ def cli() -> None:
 @click.option("--port", default=8765, show_default=True, type=click.IntRange(1, 65535), help="HTTP port.")
 @click.option("--token", envvar="TRACESIEVE_TOKEN", default=None,
               help="Bearer token clients must send (env TRACESIEVE_TOKEN); required off loopback.")
-def serve(db: Path, use_http: bool, host: str, port: int, token: str | None) -> None:
+@click.option("--monitor", "with_monitor", is_flag=True, help="Also run due monitor windows in this process.")
+def serve(db: Path, use_http: bool, host: str, port: int, token: str | None, with_monitor: bool) -> None:
     """Run the MCP server (stdio by default).
 
     Example:
@@ -57,6 +58,10 @@ def serve(db: Path, use_http: bool, host: str, port: int, token: str | None) -> 
 
     with cli_errors():
         app = build_app(DuckDBTraceStore(db))
+        if with_monitor:
+            from server.monitoring.loop import start_background
+
+            start_background(DuckDBTraceStore(db))
         if use_http:
             serve_http(app, host=host, port=port, token=token)
         else:

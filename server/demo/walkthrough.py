@@ -22,6 +22,7 @@ from mcp.client.stdio import get_default_environment
 from server.demo.generate import generate_demo_traces
 from server.demo.walkthrough_calibration import calibration_steps
 from server.demo.walkthrough_judges import judge_server_env, judge_steps
+from server.demo.walkthrough_monitors import monitor_steps
 from server.ingestion.pipeline import ingest
 from server.storage.duckdb.store import DuckDBTraceStore
 
@@ -145,6 +146,7 @@ async def _walk(db: Path, echo: Echo) -> None:
         echo("── Judges: rules in the store, a classifier from labels, an LLM when configured ──")
         await judge_steps(s, echo)
         await calibration_steps(s, echo, db)
+        await monitor_steps(s, echo, db)
 
         echo("")
         echo("── Bad input gets an error that says how to fix it ──")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from mcp.server import MCPServer
 
-from server.mcp import analysis, calibration, datasets, judges, traces
+from server.mcp import analysis, calibration, datasets, judges, monitors, traces
 from server.mcp.strict_args import StrictArgumentsServer
 from server.storage.duckdb.store import DuckDBTraceStore
 
@@ -31,6 +31,6 @@ Results are compact and paged: pass next_page_token / offset / span_offset back 
 def build_app(store: DuckDBTraceStore) -> MCPServer:
     """An MCP server over ``store``; every call opens the store only for its own duration."""
     mcp = StrictArgumentsServer("tracesieve", instructions=INSTRUCTIONS)
-    for toolset in (traces, analysis, datasets, judges, calibration):
+    for toolset in (traces, analysis, datasets, judges, calibration, monitors):
         toolset.register(mcp, store)
     return mcp

@@ -1,0 +1,105 @@
+"""MCP tools for monitors: define_monitor, list_monitors, monitor_status (+ PNG trend), list_alerts,
+ack_alert. Windows are run by ``tracesieve monitor run`` (cron / systemd) or ``serve --monitor``,
+not by a tool call: a schedule belongs to the operator, and a window can take minutes."""
+
+from __future__ import annotations
+
+import base64
+from typing import Annotated
+
+from mcp.server import MCPServer
+from mcp.types import CallToolResult, ImageContent, TextContent
+from pydantic import BaseModel, Field
+
+from server.errors import surface_errors
+from server.mcp.annotations import IDEMPOTENT_WRITE, READ_ONLY, VERSIONED_WRITE
+from server.storage.duckdb.judges_sql import DuckDBJudgeStore
+from server.storage.duckdb.monitors_sql import DuckDBMonitorStore
+from server.storage.duckdb.store import DuckDBTraceStore
+from tools import clock
+from tools.monitors import specs
+from tools.monitors import status as st
+from tools.monitors.render import render_status
+
+IncludePlot = Annotated[bool, Field(description="Attach a PNG of the pass-rate trend (default true).")]
+
+
+class ListMonitorsResult(BaseModel):
+    monitors: list[specs.MonitorVersion]
+
+
+def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
+    """Add the monitor tools to ``mcp``."""
+    ms = DuckDBMonitorStore(store)
+
+    @mcp.tool(annotations=VERSIONED_WRITE)
+    @surface_errors
+    def define_monitor(name: specs.MonitorName, judges: specs.JudgeList,
+                       filter: specs.TrafficFilter = "", sample_rate: specs.MonitorSampleRate = 1.0,
+                       every: specs.Every = "1h", window: specs.WindowLen = None, settle: specs.Settle = "5m",
+                       since: specs.Since = None, budget: specs.OptionalBudget = None,
+                       alerts: specs.OptionalAlerts = None) -> specs.DefineMonitorResult:
+        """Define (or version) a monitor: the same judges run on live traffic, window by window, with tested
+        alerts. Judges are pinned to their current versions. Defining the same thing again changes nothing;
+        a changed definition becomes name@2 and starts its own windows.
+
+        Use after define_judge (and ideally calibration_report: only calibrated judges raise 'regression',
+        the others 'signal'). Example: define_monitor(name='prod_quality', judges=['grounded', 'helpful'],
+        filter="tags.environment = 'production'", sample_rate=0.1, every='1h', budget={'max_judge_calls':
+        500}, alerts={'slice_by': ['model']})  |  since=<epoch ms a week ago> to backfill a baseline.
+        Windows then run under `tracesieve monitor run --once` (cron) / `--follow` or `serve --monitor`.
+        """
+        return specs.define_monitor(ms, DuckDBJudgeStore(store), specs.DefineMonitorInput(
+            name=name, judges=judges, filter=filter, sample_rate=sample_rate, every=every, window=window,
+            settle=settle, since=since, budget=budget or specs.Budget(), alerts=alerts or specs.AlertRules()),
+            now_ms=clock.now_ms())
+
+    @mcp.tool(annotations=READ_ONLY)
+    @surface_errors
+    def list_monitors() -> ListMonitorsResult:
+        """Every monitor's latest version: judges, filter, sampling, cadence, budget and alert rules in words.
+        Next: monitor_status(monitor=...) for its windows and open alerts."""
+        return ListMonitorsResult(monitors=[specs.to_version(r) for r in ms.latest_monitors()])
+
+    @mcp.tool(annotations=READ_ONLY)
+    @surface_errors
+    def monitor_status(monitor: st.MonitorRef, windows: st.WindowCount = 24,
+                       include_plot: IncludePlot = True) -> Annotated[CallToolResult, st.MonitorStatusResult]:
+        """One monitor's latest windows, oldest first: traffic, sample size and selection probability, pass
+        rate per judge with a Wilson 95% interval, error rate, p95, calls and cost, plus its open alerts
+        and the backlog (windows due but not yet run). Example: monitor_status(monitor='prod_quality',
+        windows=12). Returns markdown, the structured status and (include_plot) a PNG trend chart.
+        """
+        result = st.monitor_status(ms, monitor, windows=windows, now_ms=clock.now_ms())
+        content: list[TextContent | ImageContent] = [TextContent(type="text", text=render_status(result))]
+        if include_plot and result.windows:
+            from server.monitoring.chart import trend_png  # matplotlib loads on the first chart
+
+            content.append(ImageContent(type="image", data=base64.b64encode(trend_png(result)).decode(),
+                                        mime_type="image/png"))
+        return CallToolResult(content=content, structured_content=result.model_dump(mode="json"))
+
+    @mcp.tool(annotations=READ_ONLY)
+    @surface_errors
+    def list_alerts(monitor: Annotated[str | None, Field(description="Only this monitor's alerts.")] = None,
+                    status: st.AlertStatusFilter = None,
+                    limit: st.AlertLimit = 20) -> st.ListAlertsResult:
+        """Alerts the monitors raised, newest first: kind (regression | signal | error_rate | latency_p95 |
+        emerging_pattern), what changed in one line, and the evidence (counts, p-value before and after
+        Holm, effect size, example trace ids for get_trace). An alert stays one alert while its condition
+        lasts (windows_seen counts) and resolves itself after two windows in a row show it gone.
+        Example: list_alerts(status='open')  |  list_alerts(monitor='prod_quality', limit=5)
+        """
+        return st.list_alerts(ms, monitor=monitor, status=status, limit=limit)
+
+    @mcp.tool(annotations=IDEMPOTENT_WRITE)
+    @surface_errors
+    def ack_alert(alert_id: Annotated[str, Field(min_length=1, description="e.g. 'al-3f9a0c12b4de'.")],
+                  by: Annotated[str, Field(min_length=1, max_length=100, description="Who acknowledges.")] = "agent",
+                  note: Annotated[str | None, Field(max_length=2000, description="What is being done.")] = None
+                  ) -> st.AckAlertResult:
+        """Acknowledge an open alert (someone is on it). It stays listed as 'acked', is not raised again while
+        its condition lasts, and resolves after two windows in a row show it gone. Example:
+        ack_alert(alert_id='al-3f9a0c12b4de', by='oncall', note='rolling back prompt v7').
+        """
+        return st.ack_alert(ms, st.AckAlertInput(alert_id=alert_id, by=by, note=note), now_ms=clock.now_ms())

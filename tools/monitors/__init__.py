@@ -1,0 +1,1 @@
+"""Monitors: the same judges on live traffic, window by window, with tested alerts."""
