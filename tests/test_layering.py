@@ -27,6 +27,8 @@ FAMILY_DEPENDENCIES: dict[str, set[str]] = {
     "labels": {"filters"},
     "calibration": {"labels"},
     "analysis": {"filters", "traces", "privacy"},
+    # monitors run the same judges on live windows and test them with the same statistics
+    "monitors": {"filters", "traces", "judges", "calibration", "analysis"},
 }
 #: Lines past which a module is to be split (tests and generated data excepted).
 MAX_MODULE_LINES = 420

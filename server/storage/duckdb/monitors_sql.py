@@ -14,7 +14,7 @@ from typing import Any
 
 from server.storage.duckdb.analytics_sql import DuckDBAnalytics
 from server.storage.duckdb.calibration_sql import DuckDBCalibrationStore
-from server.storage.duckdb.connection import fetch_dicts, transaction
+from server.storage.duckdb.connection import fetch_dicts
 from server.storage.duckdb.store import DuckDBTraceStore
 from tools.analysis.error_patterns import ErrorData, ErrorRequest
 from tools.calibration.regression import CalibrationStatus
