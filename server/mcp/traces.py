@@ -6,8 +6,7 @@ from mcp.server import MCPServer
 
 from server.errors import surface_errors
 from server.mcp.annotations import DESTRUCTIVE, IDEMPOTENT_WRITE, READ_ONLY
-from server.storage.duckdb.schema import QUERYABLE
-from server.storage.duckdb.store import DuckDBTraceStore
+from server.storage.backend import Backend
 from tools import clock
 from tools.traces import describe, search, tagging, view
 from tools.traces import sql as sql_tool
@@ -15,8 +14,9 @@ from tools.traces.search import FilterText, Limit, OrderBy, PageToken
 from tools.traces.tagging import SelectFilter, TagKey, TagValue, TraceIds
 
 
-def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
+def register(mcp: MCPServer, backend: Backend) -> None:
     """Add the trace-observing tools to ``mcp``."""
+    store = backend.traces
 
     @mcp.tool(annotations=READ_ONLY)
     @surface_errors
@@ -27,7 +27,7 @@ def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
 
         Call this first to learn what exists and how to ask for it; then use search_traces.
         """
-        return describe.describe_store(store, sql_tables=list(QUERYABLE))
+        return describe.describe_store(store, sql_tables=list(backend.sql_tables))
 
     @mcp.tool(annotations=READ_ONLY)
     @surface_errors
