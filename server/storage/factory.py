@@ -96,8 +96,15 @@ def build_backend(url: StoreUrl) -> Backend:
 
         assert url.path is not None
         return duckdb_backend(DuckDBTraceStore(url.path))
-    from server.storage.clickhouse.store import ClickHouseTraceStore
-
+    try:
+        from server.storage.clickhouse.store import ClickHouseTraceStore
+        if url.engine == "chdb":
+            import chdb  # noqa: F401  (clickhouse-connect imports it only on first use)
+    except ImportError as error:
+        extra = "chdb" if url.engine == "chdb" else "clickhouse"
+        raise InvalidInputError(
+            f"{url.display()} needs the '{error.name}' package, which is not installed. Install it with "
+            f"pip install 'tracesieve[{extra}]'.") from error
     store = ClickHouseTraceStore.open(url)
     return Backend(engine=url.engine, location=url.display(), traces=store, sql_tables=store.sql_tables,
                    path=url.path)

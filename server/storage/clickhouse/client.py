@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 #: Tables whose rows are versions of one another: every read must go through ``with_final``.
 REPLACING_TABLES = ("traces", "spans", "tags", "labels", "scores")
 
-_BARE = re.compile(r"\b(FROM|JOIN)\s+(" + "|".join(REPLACING_TABLES) + r")\b(\s+AS\s+[A-Za-z_]\w*)?(?!\s+FINAL\b)",
+_BARE = re.compile(r"\b(FROM|JOIN)\s+(" + "|".join(REPLACING_TABLES) + r")\b(\s+AS\s+[A-Za-z_]\w*)?+(?!\s+FINAL\b)",
                    re.IGNORECASE)
 _version_lock = threading.Lock()
 _last_version = 0

@@ -141,6 +141,8 @@ class ClickHouseTraceStore:
         """Record every change in ``tag_history`` with one ``INSERT … SELECT`` (the selection and the
         current values read server-side), then apply exactly those rows to ``tags``."""
         selected, params = self._selected(trace_ids, expr, now_ms)
+        # Counted first: the change may make the filter stop matching (untag by a tag filter).
+        matched = self.client.read(f"SELECT count() FROM ({selected})", params)[0][0]
         op_id = uuid.uuid4().hex
         args = {**params, "key": key, "value": value, "at": now_ms, "by": by, "op_id": op_id}
         current = "SELECT trace_id, value FROM tags WHERE key = {key:String}"
@@ -161,7 +163,6 @@ class ClickHouseTraceStore:
             "FROM tag_history WHERE op_id = {op_id:String}", {"op_id": op_id, "version": next_version()})
         changed = self.client.read("SELECT count() FROM tag_history WHERE op_id = {op_id:String}",
                                    {"op_id": op_id})[0][0]
-        matched = self.client.read(f"SELECT count() FROM ({selected})", params)[0][0]
         return TagChange(matched=matched, changed=changed, unchanged=max(0, matched - changed))
 
     def set_tag(self, *, trace_ids: Sequence[str] | None, expr: Any, key: str, value: str, by: str,

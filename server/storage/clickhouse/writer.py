@@ -52,7 +52,9 @@ def write_traces(client: ClickHouseClient, traces: Sequence[Trace], *, now_ms: i
         "FROM traces WHERE trace_id IN {ids:Array(String)}", {"ids": ids})}
     derived = {r[0]: r[1:] for r in client.read(
         "SELECT trace_id, toInt32(count()), toInt32(countIf(status = 'ERROR')), "
-        "arraySort(groupUniqArrayIf(assumeNotNull(tool_name), tool_name IS NOT NULL)) "
+        # Distinct tool names in call order (ties by span id), as the DuckDB writer lists them.
+        "arrayDistinct(arrayMap(x -> x.3, arraySort(groupArrayIf((start_time_ns, span_id, assumeNotNull(tool_name)), "
+        "coalesce(tool_name, '') != '')))) "
         "FROM spans WHERE trace_id IN {ids:Array(String)} GROUP BY trace_id", {"ids": ids})}
     rows: list[tuple] = []
     for t in batch:
