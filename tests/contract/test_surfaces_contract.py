@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from server.mcp.app import build_app
 from server.storage.backend import Backend
 from server.storage.factory import StoreUrl, build_backend
 from tests.conftest import FIXTURES
+from tools.errors import InvalidInputError
 from tools.traces.search import SearchTracesInput, search_traces
 
 pytestmark = pytest.mark.anyio
@@ -82,3 +85,15 @@ def test_a_cli_command_of_a_feature_clickhouse_lacks_says_so(chdb_folder: Path) 
     result = CliRunner().invoke(cli, ["dataset", "list", "--store", f"chdb://{chdb_folder}"])
     assert result.exit_code == 2
     assert "works on DuckDB stores only so far" in result.output and "Pass --db PATH" in result.output
+
+
+def test_one_chdb_folder_per_process_and_one_process_per_folder(chdb_folder: Path, tmp_path: Path) -> None:
+    held = build_backend(StoreUrl("chdb", path=chdb_folder, database="t_folder_rules"))  # as a server holds it
+    with pytest.raises(InvalidInputError, match="already runs the chdb engine on .* one folder per process"):
+        build_backend(StoreUrl("chdb", path=tmp_path / "elsewhere"))
+    second = subprocess.run(
+        [sys.executable, "-c", "from server.cli.main import main; main()", "describe", "--store", f"chdb://{chdb_folder}"],
+        capture_output=True, text=True, timeout=120)
+    assert second.returncode == 1
+    assert f"The chdb folder {chdb_folder.resolve()} is in use by another process" in second.stderr
+    assert held.traces.stats()["trace_count"] == 0

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import clickhouse_connect
@@ -34,6 +35,8 @@ REPLACING_TABLES = ("traces", "spans", "tags", "labels", "scores")
 _BARE = re.compile(r"\b(FROM|JOIN)\s+(" + "|".join(REPLACING_TABLES) + r")\b(\s+AS\s+[A-Za-z_]\w*)?+(?!\s+FINAL\b)",
                    re.IGNORECASE)
 _version_lock = threading.Lock()
+#: The folder this process's chdb engine runs on (chdb allows one per process).
+_chdb_folder: Path | None = None
 _last_version = 0
 
 
@@ -66,15 +69,24 @@ class ClickHouseClient:
         if url.engine == "chdb":
             assert url.path is not None
             url.path.mkdir(parents=True, exist_ok=True)
-            try:
-                boot = clickhouse_connect.get_client(interface="chdb", path=str(url.path))
-            except ProgrammingError as error:
+            global _chdb_folder
+            folder = url.path.resolve()
+            if _chdb_folder is not None and _chdb_folder != folder:
                 raise InvalidInputError(
-                    f"This process already runs the chdb engine on another folder, and chdb allows one per "
+                    f"This process already runs the chdb engine on {_chdb_folder}, and chdb allows one folder per "
                     f"process, so {url.display()} cannot be opened here. Use that folder (other stores in it: "
-                    "chdb:///FOLDER?database=NAME) or run a separate process.") from error
+                    "chdb:///FOLDER?database=NAME) or run a separate process.")
+            try:
+                boot = clickhouse_connect.get_client(interface="chdb", path=str(folder))
+            except ProgrammingError as error:
+                raise StoreBusyError(
+                    f"The chdb folder {folder} is in use by another process: chdb lets one process at a time "
+                    "use a folder. Stop that process (often another 'tracesieve serve'), or run a ClickHouse "
+                    "server and pass --store clickhouse://… so several processes can share the store. "
+                    f"(chdb: {_first_line(error)})") from error
+            _chdb_folder = folder
             boot.command(f"CREATE DATABASE IF NOT EXISTS {url.database}")
-            client = clickhouse_connect.get_client(interface="chdb", path=str(url.path), database=url.database)
+            client = clickhouse_connect.get_client(interface="chdb", path=str(folder), database=url.database)
             return cls(client, url.database, serialize=True)
         try:
             boot = clickhouse_connect.get_client(
