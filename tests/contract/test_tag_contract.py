@@ -56,3 +56,19 @@ def test_untagging_by_filter_removes_only_the_selected_traces_tag(backend: Backe
     assert (again.matched, again.changed, again.unchanged) == (2, 0, 2)
     tag(backend, trace_ids=["t05"], key="environment", value="staging")
     assert tagged(backend, "tags.environment = 'staging'") == {"t04", "t05", "t10"}
+
+
+def test_concurrent_tag_writes_lose_nothing(backend: Backend) -> None:
+    """Eight callers (an HTTP server's worker threads) tag at once: every write lands, once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def work(i: int) -> int:
+        return tag(backend, trace_ids=[f"t{i % 12 + 1:02d}", f"t{(i + 5) % 12 + 1:02d}"], key=f"k{i}",
+                   value="v").changed
+
+    with ThreadPoolExecutor(8) as pool:
+        assert sum(pool.map(work, range(24))) == 48
+    for i in range(24):
+        assert tagged(backend, f"tags.k{i} = 'v'") == {f"t{i % 12 + 1:02d}", f"t{(i + 5) % 12 + 1:02d}"}
+    history = [h for n in range(1, 13) for h in backend.traces.tag_history(f"t{n:02d}") if h["key"].startswith("k")]
+    assert len(history) == 48
