@@ -56,7 +56,7 @@ def _duckdb_path_callback(ctx: click.Context, param: click.Parameter, db: Path) 
     if url.engine != "duckdb" or url.path is None:
         raise click.UsageError(
             f"'{ctx.command_path}' works on DuckDB stores only so far; {url.display()} is a {url.engine} store, "
-            "which serves the trace commands (describe, search, show, tag, untag, ingest, serve, call). "
+            "which serves the trace commands (describe, search, show, tag, untag, sql, ingest, serve, call). "
             "Pass --db PATH for this one.")
     return url.path
 

@@ -52,6 +52,6 @@ class Backend:
         if self.features is None:
             raise InvalidInputError(
                 f"{what} is not available on a {self.engine} store yet ({self.location}): over ClickHouse "
-                "tracesieve serves traces (describe, search, show, tag, untag) so far. Use a DuckDB store "
+                "tracesieve serves traces (describe, search, show, tag, untag, SQL) so far. Use a DuckDB store "
                 "(--db PATH or --store duckdb:///PATH) for it.")
         return self.features

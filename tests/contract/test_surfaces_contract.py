@@ -40,14 +40,29 @@ async def test_the_mcp_server_serves_the_trace_tools_over_every_engine(engine: s
     assert trace.structured_content["trace"]["tags"] == {"environment": "staging", "eval_candidate": "error_case"}
 
 
+async def test_query_sql_reads_the_same_views_and_refuses_writes_on_every_engine(backend: Backend) -> None:
+    async with Client(build_app(backend)) as client:
+        counts = await client.call_tool("query_sql", {
+            "sql": "SELECT state, count(*) AS n FROM trace_unified GROUP BY state ORDER BY state"})
+        spans = await client.call_tool("query_sql", {"sql": "SELECT count(*) FROM otel_spans WHERE status_code = 'ERROR'"})
+        write = await client.call_tool("query_sql", {"sql": "DROP TABLE traces"})
+        many = await client.call_tool("query_sql", {"sql": "SELECT trace_id FROM spans", "limit": 5})
+        tagged = await client.call_tool("tag_trace", {"key": "k", "value": "v", "trace_ids": ["t01"]})
+    assert counts.structured_content["rows"] == [["ERROR", 3], ["OK", 9]]
+    assert spans.structured_content["rows"] == [[5]]
+    assert write.is_error and "query_sql is read-only" in write.content[0].text
+    assert (many.structured_content["row_count"], many.structured_content["truncated"]) == (5, True)
+    assert tagged.structured_content["changed"] == 1  # the store itself still writes
+
+
 async def test_clickhouse_says_what_it_cannot_do_yet(engine: str, backend: Backend) -> None:
     if engine == "duckdb":
         pytest.skip("the DuckDB store does all of this")
     async with Client(build_app(backend)) as client:
-        sql = await client.call_tool("query_sql", {"sql": "SELECT 1"})
         label = await client.call_tool("search_traces", {"filter": "labels.correct = 'fail'"})
-    assert sql.is_error and "query_sql is not available on ClickHouse stores yet" in sql.content[0].text
+        files = await client.call_tool("query_sql", {"sql": "SELECT * FROM file('/etc/hostname', 'LineAsString')"})
     assert label.is_error and "which a ClickHouse store does not hold yet" in label.content[0].text
+    assert files.is_error and "query_sql is read-only" in files.content[0].text
 
 
 def _cli(*args: str) -> dict:

@@ -57,9 +57,12 @@ def next_version() -> int:
 class ClickHouseClient:
     """A clickhouse-connect client on one database (of a server or of this process's chdb engine)."""
 
-    def __init__(self, client: Any, database: str, *, serialize: bool) -> None:
+    def __init__(self, client: Any, database: str, *, serialize: bool,
+                 per_query_settings: dict[str, Any] | None = None) -> None:
         self.raw = client
         self.database = database
+        #: Settings sent with every query (a server's sandbox; chdb's is set once on its session).
+        self.per_query_settings = per_query_settings
         # chdb's engine runs queries in this process: one at a time keeps its handle consistent.
         self._lock: threading.Lock | None = threading.Lock() if serialize else None
 
@@ -100,6 +103,22 @@ class ClickHouseClient:
             host=url.host, port=url.port, username=url.username or "default", password=url.password or "",
             secure=url.secure, database=url.database, autogenerate_session_id=False)
         return cls(client, url.database, serialize=False)
+
+    @classmethod
+    def sandbox(cls, url: StoreUrl, settings: dict[str, Any]) -> ClickHouseClient:
+        """A separate handle for caller-written SQL, under ``settings`` (``readonly`` last). chdb keeps
+        settings per handle, so they are set once and ``readonly`` then locks them; a server gets them
+        with every request (clickhouse-connect sends no session)."""
+        if url.engine == "chdb":
+            assert _chdb_folder is not None, "open the store before its sandbox"
+            client = clickhouse_connect.get_client(interface="chdb", path=str(_chdb_folder), database=url.database)
+            for name, value in settings.items():
+                client.command(f"SET {name} = {value!r}" if isinstance(value, str) else f"SET {name} = {int(value)}")
+            return cls(client, url.database, serialize=True)
+        client = clickhouse_connect.get_client(
+            host=url.host, port=url.port, username=url.username or "default", password=url.password or "",
+            secure=url.secure, database=url.database, autogenerate_session_id=False)
+        return cls(client, url.database, serialize=False, per_query_settings=dict(settings))
 
     @contextmanager
     def _turn(self) -> Iterator[None]:

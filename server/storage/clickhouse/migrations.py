@@ -140,11 +140,30 @@ BOOKKEEPING = """CREATE TABLE IF NOT EXISTS schema_migrations{on_cluster} (
     ) ENGINE = {plain_engine}
     ORDER BY version"""
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (M001_CORE,)
-SCHEMA_VERSION = len(MIGRATIONS)
+#: The views ``query_sql`` offers under the DuckDB store's names, de-duplicated inside.
+M002_VIEWS: tuple[str, ...] = (
+    """CREATE VIEW IF NOT EXISTS trace_unified{on_cluster} AS
+    SELECT t.trace_id, fromUnixTimestamp64Milli(t.timestamp_ms) AS request_time, t.timestamp_ms,
+        t.status AS state, t.status, t.execution_time_ms AS execution_duration_ms, t.execution_time_ms, t.name,
+        t.request, t.response, leftUTF8(t.request, 1000) AS request_preview,
+        leftUTF8(t.response, 1000) AS response_preview, t.session_id, t.user_id, t.model, t.prompt_version,
+        t.environment, t.input_tokens, t.output_tokens,
+        coalesce(t.input_tokens, 0) + coalesce(t.output_tokens, 0) AS total_tokens, t.metadata AS trace_metadata,
+        g.tags AS tags, t.span_count, t.error_count, t.tool_names, t.source
+    FROM traces AS t FINAL
+    LEFT JOIN (SELECT trace_id, mapFromArrays(groupArray(key), groupArray(value)) AS tags
+               FROM tags FINAL GROUP BY trace_id) AS g ON g.trace_id = t.trace_id""",
+    """CREATE VIEW IF NOT EXISTS otel_spans{on_cluster} AS
+    SELECT s.trace_id, s.span_id, s.parent_span_id, s.name, s.span_type,
+        fromUnixTimestamp64Nano(s.start_time_ns) AS start_time, fromUnixTimestamp64Nano(s.end_time_ns) AS end_time,
+        s.start_time_ns AS start_time_unix_nano, s.end_time_ns AS end_time_unix_nano,
+        (s.end_time_ns - s.start_time_ns) / 1e6 AS duration_ms, s.status AS status_code, s.status_message,
+        s.inputs, s.outputs, s.model, s.input_tokens, s.output_tokens, s.tool_name, s.attributes, s.events
+    FROM spans AS s FINAL""",
+)
 
-#: What ``describe_store`` lists as readable (query_sql over ClickHouse is a later step).
-TABLES = ("traces", "spans", "tags", "tag_history", "labels", "scores")
+MIGRATIONS: tuple[tuple[str, ...], ...] = (M001_CORE, M002_VIEWS)
+SCHEMA_VERSION = len(MIGRATIONS)
 
 
 def statements(version: int, *, cluster: str | None = None) -> list[str]:

@@ -6,7 +6,7 @@ by ids or by filter, the selection evaluated server-side in one ``INSERT … SEL
 are then the history and the new tag values alike; a ``describe_store`` summary.
 
 All SQL goes through ``ClickHouseClient``: reads of replacing tables get ``FINAL`` there, values
-are typed server-side parameters. ``query_sql`` is not offered over ClickHouse yet.
+are typed server-side parameters. ``query_sql`` runs on a separate read-only handle (``sql_sandbox``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from server.storage.clickhouse import filter_sql, migrations
+from server.storage.clickhouse import filter_sql, migrations, sql_sandbox
 from server.storage.clickhouse.client import ClickHouseClient, next_version
 from server.storage.clickhouse.writer import write_traces
 from server.storage.factory import StoreUrl
@@ -37,16 +37,19 @@ _SPAN_FIELDS = ("span_id", "parent_span_id", "name", "span_type", "start_time_ns
 class ClickHouseTraceStore:
     """Traces, spans and tags in one ClickHouse database (created and migrated on first use)."""
 
-    sql_tables = migrations.TABLES
+    #: What ``query_sql`` may read (ClickHouse SQL).
+    sql_tables = sql_sandbox.QUERYABLE
 
-    def __init__(self, client: ClickHouseClient, location: str) -> None:
+    def __init__(self, client: ClickHouseClient, url: StoreUrl) -> None:
         self.client = client
-        self.location = location
+        self.url = url
+        self.location = url.display()
+        self._sandbox: ClickHouseClient | None = None
         self._migrate()
 
     @classmethod
     def open(cls, url: StoreUrl) -> ClickHouseTraceStore:
-        return cls(ClickHouseClient.connect(url), url.display())
+        return cls(ClickHouseClient.connect(url), url)
 
     def _migrate(self) -> None:
         for statement in migrations.statements(0):
@@ -209,9 +212,10 @@ class ClickHouseTraceStore:
         }
 
     def query_sql(self, sql: str, *, limit: int) -> SqlResult:
-        raise InvalidInputError(
-            f"query_sql is not available on ClickHouse stores yet ({self.location}): its read-only profile is a "
-            "later step. Use search_traces, get_trace and describe_store, or a DuckDB store for SQL.")
+        """One caller-written statement on a read-only handle with limits (see ``sql_sandbox``)."""
+        if self._sandbox is None:
+            self._sandbox = ClickHouseClient.sandbox(self.url, sql_sandbox.sandbox_settings())
+        return sql_sandbox.run_query(self._sandbox, sql, limit=limit)
 
     def release(self) -> None:
         """Nothing to let go of: ClickHouse is shared by design (kept for the DuckDB store's callers)."""
