@@ -65,6 +65,13 @@ async def test_clickhouse_says_what_it_cannot_do_yet(engine: str, backend: Backe
     assert files.is_error and "query_sql is read-only" in files.content[0].text
 
 
+async def test_query_sql_names_the_dialect_of_its_store(engine: str, backend: Backend) -> None:
+    async with Client(build_app(backend)) as client:
+        (tool,) = [t for t in (await client.list_tools()).tools if t.name == "query_sql"]
+    assert ("ClickHouse SQL" in (tool.description or "")) == (engine != "duckdb")
+    assert ("DuckDB dialect" in (tool.description or "")) == (engine == "duckdb")
+
+
 def _cli(*args: str) -> dict:
     result = CliRunner().invoke(cli, list(args))
     assert result.exit_code == 0, result.output
