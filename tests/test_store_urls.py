@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from server.cli.main import cli
+from server.storage.clickhouse import migrations
 from server.storage.clickhouse.client import with_final
 from server.storage.factory import StoreUrl, parse_store_url, resolve_store
 from tools.errors import InvalidInputError
@@ -20,6 +21,8 @@ from tools.errors import InvalidInputError
     ("chdb:///data/ch?database=team_a", StoreUrl("chdb", path=Path("/data/ch"), database="team_a")),
     ("clickhouse://ana:s%40cret@ch.internal:8123/traces",
      StoreUrl("clickhouse", database="traces", host="ch.internal", port=8123, username="ana", password="s@cret")),
+    ("clickhouse://ana:pw@ch:8123/traces?cluster=main",
+     StoreUrl("clickhouse", database="traces", host="ch", port=8123, username="ana", password="pw", cluster="main")),
     ("clickhouse+https://ana:pw@abc.clickhouse.cloud/prod",
      StoreUrl("clickhouse", database="prod", host="abc.clickhouse.cloud", port=8443, username="ana", password="pw",
               secure=True)),
@@ -73,3 +76,15 @@ def test_every_read_of_a_replacing_table_is_final_and_nothing_else_is_touched() 
         "AND t.trace_id IN (SELECT trace_id FROM tags FINAL WHERE key = {k:String}) "
         "AND t.trace_id NOT IN (SELECT trace_id FROM tag_history) LEFT JOIN labels AS l FINAL ON 1 "
         "JOIN scores FINAL ON 1 FROM traces FINAL JOIN spans AS s FINAL")
+
+
+def test_the_clustered_migrations_replicate_every_table_on_the_cluster() -> None:
+    single = [s for v in range(migrations.SCHEMA_VERSION + 1) for s in migrations.statements(v)]
+    clustered = [s for v in range(migrations.SCHEMA_VERSION + 1) for s in migrations.statements(v, cluster="main")]
+    assert len(single) == len(clustered)
+    for plain, replicated in zip(single, clustered):
+        assert " ON CLUSTER main" in replicated and " ON CLUSTER" not in plain
+        if "ENGINE" in plain:
+            assert "ENGINE = Replicated" in replicated and "Replicated" not in plain
+    assert sum("ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}', "
+               "version, is_deleted)" in s for s in clustered) == 5

@@ -8,6 +8,7 @@ the shorthand for ``duckdb:///PATH``. Accepted forms::
     chdb:///abs/path/folder?database=team one folder, several databases
     clickhouse://user:pass@host:8123/db   a ClickHouse server over HTTP
     clickhouse+https://user:pass@host:8443/db
+    clickhouse://user:pass@host:8123/db?cluster=main   replicated tables, DDL ON CLUSTER main
 
 This module is the only one that names the engines' classes; everything above it (the MCP app,
 the CLI) sees a ``Backend`` and the Protocols in ``tools``.
@@ -44,13 +45,15 @@ class StoreUrl:
     username: str | None = None
     password: str | None = None
     secure: bool = False
+    cluster: str | None = None
 
     def display(self) -> str:
         """The URL without its password, for messages and logs."""
         if self.engine == "clickhouse":
             scheme = "clickhouse+https" if self.secure else "clickhouse"
             user = f"{self.username}@" if self.username else ""
-            return f"{scheme}://{user}{self.host}:{self.port}/{self.database}"
+            cluster = f"?cluster={self.cluster}" if self.cluster else ""
+            return f"{scheme}://{user}{self.host}:{self.port}/{self.database}{cluster}"
         suffix = f"?database={self.database}" if self.engine == "chdb" and self.database != DEFAULT_DATABASE else ""
         return f"{self.engine}://{self.path}{suffix}"
 
@@ -73,7 +76,9 @@ def parse_store_url(text: str) -> StoreUrl:
             raise _bad(text, "it names no host")
         secure = scheme == "clickhouse+https"
         database = parts.path.strip("/") or DEFAULT_DATABASE
+        cluster = parse_qs(parts.query).get("cluster", [None])[0]
         return StoreUrl("clickhouse", database=_database(text, database), host=parts.hostname,
+                        cluster=_database(text, cluster) if cluster else None,
                         port=parts.port or (8443 if secure else 8123),
                         username=unquote(parts.username) if parts.username else None,
                         password=unquote(parts.password) if parts.password else None, secure=secure)

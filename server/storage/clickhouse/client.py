@@ -95,7 +95,8 @@ class ClickHouseClient:
             boot = clickhouse_connect.get_client(
                 host=url.host, port=url.port, username=url.username or "default", password=url.password or "",
                 secure=url.secure, autogenerate_session_id=False)
-            boot.command(f"CREATE DATABASE IF NOT EXISTS {url.database}")
+            on_cluster = f" ON CLUSTER {url.cluster}" if url.cluster else ""
+            boot.command(f"CREATE DATABASE IF NOT EXISTS {url.database}{on_cluster}")
         except ClickHouseError as error:
             raise StoreBusyError(f"Cannot reach ClickHouse at {url.display()}: {_first_line(error)}. Check the host, "
                                  "port, user and password in --store, and that the server is running.") from error

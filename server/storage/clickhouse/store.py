@@ -52,7 +52,7 @@ class ClickHouseTraceStore:
         return cls(ClickHouseClient.connect(url), url)
 
     def _migrate(self) -> None:
-        for statement in migrations.statements(0):
+        for statement in migrations.statements(0, cluster=self.url.cluster):
             self.client.command(statement)
         current = self.schema_version()
         if current > migrations.SCHEMA_VERSION:
@@ -60,7 +60,7 @@ class ClickHouseTraceStore:
                 f"Store {self.location} has schema version {current}, newer than this tracesieve understands "
                 f"({migrations.SCHEMA_VERSION}). Upgrade tracesieve or use another --store.")
         for version in range(current + 1, migrations.SCHEMA_VERSION + 1):
-            for statement in migrations.statements(version):
+            for statement in migrations.statements(version, cluster=self.url.cluster):
                 self.client.command(statement)
             self.client.insert("schema_migrations", [(version, clock.now_ms())], ("version", "applied_at_ms"))
 
