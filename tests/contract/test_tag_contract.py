@@ -72,3 +72,12 @@ def test_concurrent_tag_writes_lose_nothing(backend: Backend) -> None:
         assert tagged(backend, f"tags.k{i} = 'v'") == {f"t{i % 12 + 1:02d}", f"t{(i + 5) % 12 + 1:02d}"}
     history = [h for n in range(1, 13) for h in backend.traces.tag_history(f"t{n:02d}") if h["key"].startswith("k")]
     assert len(history) == 48
+
+
+def test_odd_tag_keys_and_values_travel_as_parameters(backend: Backend) -> None:
+    value = "it's \"quoted\" \\ and ünïcode ✓"
+    tag(backend, trace_ids=["t04"], key="team.owner's", value=value)
+    assert backend.traces.load_trace("t04").tags["team.owner's"] == value
+    assert tagged(backend, "tags.`team.owner's` = 'it''s \"quoted\" \\ and ünïcode ✓'") == {"t04"}
+    assert tagged(backend, "tags.`team.owner's` LIKE '%ünïcode%'") == {"t04"}
+    assert tagged(backend, "tags.`team.owner` IS NOT NULL") == set()
