@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip uv
 	# uv is a registry wheel (no download at run time); fall back to pip if it is unavailable.
-	$(VENV)/bin/uv pip install --quiet --python $(PY) -e '.[dev,names]' || $(PY) -m pip install --quiet -e '.[dev,names]'
+	$(VENV)/bin/uv pip install --quiet --python $(PY) -e '.[dev,names,chdb]' || $(PY) -m pip install --quiet -e '.[dev,names,chdb]'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -8,11 +8,76 @@ from pathlib import Path
 import click
 from pydantic import BaseModel
 
+from server.storage.backend import Backend
+from server.storage.factory import StoreUrl, build_backend, resolve_store
+from tools.errors import InvalidInputError
+
 DEFAULT_DB = Path(".tracesieve") / "tracesieve.duckdb"
 
-db_option = click.option(
-    "--db", type=click.Path(dir_okay=False, path_type=Path), envvar="TRACESIEVE_DB", default=DEFAULT_DB,
-    show_default=True, help="Store file (env TRACESIEVE_DB); created on first use.")
+_STORE_URL = "tracesieve.store_url"
+_DB_HELP = "Store file (env TRACESIEVE_DB); created on first use. Shorthand for --store duckdb:///PATH."
+
+
+def _remember_store_url(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    ctx.meta[_STORE_URL] = value
+
+
+_store_url_option = click.option(
+    "--store", "store_url", envvar="TRACESIEVE_STORE", default=None, expose_value=False, is_eager=True,
+    callback=_remember_store_url, metavar="URL",
+    help="Store URL (env TRACESIEVE_STORE): duckdb:///PATH, chdb:///FOLDER, clickhouse://USER:PASS@HOST:8123/DB, "
+         "clickhouse+https://…. Wins over --db.")
+
+
+def _chosen_store(ctx: click.Context, db: Path) -> StoreUrl:
+    """``--store`` and ``--db`` as one URL: one given on the command line beats the environment; both
+    given the same way is refused rather than guessed."""
+    url = ctx.meta.get(_STORE_URL)
+    if not url:
+        return resolve_store(None, db)
+    sources = (ctx.get_parameter_source("store_url"), ctx.get_parameter_source("db"))
+    explicit = click.core.ParameterSource.COMMANDLINE
+    if sources[1] == explicit and sources[0] != explicit:
+        return resolve_store(None, db)
+    if sources[0] == sources[1]:
+        raise click.UsageError("Give --store or --db, not both (--db PATH is short for --store duckdb:///PATH).")
+    return resolve_store(url, None)
+
+
+def _store_url_callback(ctx: click.Context, _param: click.Parameter, db: Path) -> StoreUrl:
+    try:
+        return _chosen_store(ctx, db)
+    except InvalidInputError as error:
+        raise click.BadParameter(str(error), param_hint="--store") from error
+
+
+def _duckdb_path_callback(ctx: click.Context, param: click.Parameter, db: Path) -> Path:
+    url = _store_url_callback(ctx, param, db)
+    if url.engine != "duckdb" or url.path is None:
+        raise click.UsageError(
+            f"'{ctx.command_path}' works on DuckDB stores only so far; {url.display()} is a {url.engine} store, "
+            "which serves the trace commands (describe, search, show, tag, untag, sql, ingest, serve, call). "
+            "Pass --db PATH for this one.")
+    return url.path
+
+
+def db_option(fn):  # type: ignore[no-untyped-def]
+    """``--db PATH`` (and ``--store URL``, which must name a DuckDB store): passes ``db: Path``."""
+    fn = click.option("--db", type=click.Path(dir_okay=False, path_type=Path), envvar="TRACESIEVE_DB",
+                      default=DEFAULT_DB, show_default=True, callback=_duckdb_path_callback, help=_DB_HELP)(fn)
+    return _store_url_option(fn)
+
+
+def store_option(fn):  # type: ignore[no-untyped-def]
+    """``--store URL`` or ``--db PATH``: passes ``db: StoreUrl`` (open it with ``open_backend``)."""
+    fn = click.option("--db", type=click.Path(dir_okay=False, path_type=Path), envvar="TRACESIEVE_DB",
+                      default=DEFAULT_DB, show_default=True, callback=_store_url_callback, help=_DB_HELP)(fn)
+    return _store_url_option(fn)
+
+
+def open_backend(url: StoreUrl) -> Backend:
+    """The backend of a command's store (call inside ``cli_errors()``)."""
+    return build_backend(url)
 table_option = click.option("--table", "as_table", is_flag=True, help="Print a table for people instead of JSON.")
 
 

@@ -17,10 +17,10 @@ import anyio
 import click
 
 from server.cli import analysis, calibration, datasets, judges, monitors
-from server.cli.common import db_option, echo_result, table_option
+from server.cli.common import db_option, echo_result, open_backend, store_option, table_option
 from server.errors import cli_errors
 from server.storage.duckdb.store import DuckDBTraceStore
-from server.storage.duckdb.schema import QUERYABLE
+from server.storage.factory import StoreUrl
 from server.storage.duckdb.time_order import worth_rewriting
 from tools.traces import describe, search, tagging, view
 from tools.traces import sql as sql_tool
@@ -39,14 +39,14 @@ def cli() -> None:
 
 
 @cli.command()
-@db_option
+@store_option
 @click.option("--http", "use_http", is_flag=True, help="Serve streamable HTTP instead of stdio.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="HTTP bind address.")
 @click.option("--port", default=8765, show_default=True, type=click.IntRange(1, 65535), help="HTTP port.")
 @click.option("--token", envvar="TRACESIEVE_TOKEN", default=None,
               help="Bearer token clients must send (env TRACESIEVE_TOKEN); required off loopback.")
 @click.option("--monitor", "with_monitor", is_flag=True, help="Also run due monitor windows in this process.")
-def serve(db: Path, use_http: bool, host: str, port: int, token: str | None, with_monitor: bool) -> None:
+def serve(db: StoreUrl, use_http: bool, host: str, port: int, token: str | None, with_monitor: bool) -> None:
     """Run the MCP server (stdio by default).
 
     Example:
@@ -57,11 +57,13 @@ def serve(db: Path, use_http: bool, host: str, port: int, token: str | None, wit
     from server.mcp.app import build_app
 
     with cli_errors():
-        app = build_app(DuckDBTraceStore(db))
+        backend = open_backend(db)
+        app = build_app(backend)
         if with_monitor:
             from server.monitoring.loop import start_background
 
-            start_background(DuckDBTraceStore(db))
+            backend.require_features("Monitors")
+            start_background(backend.traces)
         if use_http:
             serve_http(app, host=host, port=port, token=token)
         else:
@@ -69,7 +71,7 @@ def serve(db: Path, use_http: bool, host: str, port: int, token: str | None, wit
 
 
 @cli.command()
-@db_option
+@store_option
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["auto", "otlp", "mlflow", "langfuse"]), default="auto",
               show_default=True, help="Input format; auto sniffs each file.")
@@ -79,7 +81,7 @@ def serve(db: Path, use_http: bool, host: str, port: int, token: str | None, wit
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Processes reading files at once (default: TRACESIEVE_INGEST_WORKERS, else one per core; "
                    "1 reads in this process). Only loads of several files and 16 MiB or more use them.")
-def ingest(db: Path, paths: tuple[Path, ...], fmt: str, tracking_uri: str | None, experiment: str | None,
+def ingest(db: StoreUrl, paths: tuple[Path, ...], fmt: str, tracking_uri: str | None, experiment: str | None,
            workers: int | None) -> None:
     """Load traces from files/folders (OTLP JSON or protobuf, MLflow JSON, Langfuse) or an MLflow server.
 
@@ -98,7 +100,10 @@ def ingest(db: Path, paths: tuple[Path, ...], fmt: str, tracking_uri: str | None
     if not paths and not tracking_uri:
         raise click.UsageError("Give PATHS to read, or --from-mlflow TRACKING_URI.")
     with cli_errors():
-        store = DuckDBTraceStore(db)
+        backend = open_backend(db)
+        store = backend.traces
+        if backend.engine != "duckdb":
+            workers = 1  # the worker processes hand the DuckDB writer Arrow tables; other engines take traces
         files = [file for path in paths for file in list_files(path)]
         report = IngestReport()
         # Progress in bytes of input read; batches still span files, so many small files stay cheap.
@@ -108,7 +113,7 @@ def ingest(db: Path, paths: tuple[Path, ...], fmt: str, tracking_uri: str | None
                          on_file=lambda file: bar.update(file.stat().st_size))
         if tracking_uri:
             run_ingest(store, read_mlflow_tracking(tracking_uri, experiment), report=report)
-        hint = _optimize_hint(store, db) if report.traces else None
+        hint = _optimize_hint(store, db.path) if report.traces and isinstance(store, DuckDBTraceStore) else None
     click.echo(json.dumps(report.model_dump(), indent=2))
     if hint:
         click.echo(hint, err=True)
@@ -153,8 +158,8 @@ def optimize_cmd(db: Path) -> None:
 
 
 @cli.command("describe")
-@db_option
-def describe_cmd(db: Path) -> None:
+@store_option
+def describe_cmd(db: StoreUrl) -> None:
     """What is in the store and which fields can be filtered.
 
     Example:
@@ -162,17 +167,18 @@ def describe_cmd(db: Path) -> None:
         tracesieve describe
     """
     with cli_errors():
-        echo_result(describe.describe_store(DuckDBTraceStore(db), sql_tables=list(QUERYABLE)))
+        backend = open_backend(db)
+        echo_result(describe.describe_store(backend.traces, sql_tables=list(backend.sql_tables)))
 
 
 @cli.command("search")
-@db_option
+@store_option
 @click.argument("filter", default="")
 @click.option("--order-by", multiple=True, help="e.g. 'attributes.execution_time_ms DESC' (repeatable).")
 @click.option("--limit", type=click.IntRange(1, 200), default=20, show_default=True)
 @click.option("--page-token", default=None, help="next_page_token of the previous page.")
 @table_option
-def search_cmd(db: Path, filter: str, order_by: tuple[str, ...], limit: int, page_token: str | None,
+def search_cmd(db: StoreUrl, filter: str, order_by: tuple[str, ...], limit: int, page_token: str | None,
                as_table: bool) -> None:
     """Find traces matching FILTER, newest first.
 
@@ -182,17 +188,17 @@ def search_cmd(db: Path, filter: str, order_by: tuple[str, ...], limit: int, pag
     """
     with cli_errors():
         inp = search.SearchTracesInput(filter=filter, order_by=list(order_by), limit=limit, page_token=page_token)
-        echo_result(search.search_traces(DuckDBTraceStore(db), inp, now_ms=now_ms()), as_table)
+        echo_result(search.search_traces(open_backend(db).traces, inp, now_ms=now_ms()), as_table)
 
 
 @cli.command("show")
-@db_option
+@store_option
 @click.argument("trace_id")
 @click.option("--max-chars", type=int, default=16_000, show_default=True)
 @click.option("--span-id", default=None, help="Read one span's content page by page.")
 @click.option("--field", default="outputs", show_default=True)
 @click.option("--offset", type=int, default=0)
-def show_cmd(db: Path, trace_id: str, max_chars: int, span_id: str | None, field: str, offset: int) -> None:
+def show_cmd(db: StoreUrl, trace_id: str, max_chars: int, span_id: str | None, field: str, offset: int) -> None:
     """Print one trace's span tree (get_trace).
 
     Example:
@@ -202,7 +208,7 @@ def show_cmd(db: Path, trace_id: str, max_chars: int, span_id: str | None, field
     with cli_errors():
         inp = view.GetTraceInput(trace_id=trace_id, max_chars=max_chars, span_id=span_id, field=field,
                                    offset=offset)
-        echo_result(view.get_trace(DuckDBTraceStore(db), inp))
+        echo_result(view.get_trace(open_backend(db).traces, inp))
 
 
 def _selection_options(fn):  # type: ignore[no-untyped-def]
@@ -211,11 +217,11 @@ def _selection_options(fn):  # type: ignore[no-untyped-def]
 
 
 @cli.command("tag")
-@db_option
+@store_option
 @click.argument("key")
 @click.argument("value", default="true")
 @_selection_options
-def tag_cmd(db: Path, key: str, value: str, trace_ids: tuple[str, ...], filter_: str | None) -> None:
+def tag_cmd(db: StoreUrl, key: str, value: str, trace_ids: tuple[str, ...], filter_: str | None) -> None:
     """Set tag KEY=VALUE on traces selected by --id or --filter.
 
     Example:
@@ -224,14 +230,14 @@ def tag_cmd(db: Path, key: str, value: str, trace_ids: tuple[str, ...], filter_:
     """
     with cli_errors():
         inp = tagging.TagTraceInput(trace_ids=list(trace_ids) or None, filter=filter_, key=key, value=value)
-        echo_result(tagging.tag_trace(DuckDBTraceStore(db), inp, by="cli", now_ms=now_ms()))
+        echo_result(tagging.tag_trace(open_backend(db).traces, inp, by="cli", now_ms=now_ms()))
 
 
 @cli.command("untag")
-@db_option
+@store_option
 @click.argument("key")
 @_selection_options
-def untag_cmd(db: Path, key: str, trace_ids: tuple[str, ...], filter_: str | None) -> None:
+def untag_cmd(db: StoreUrl, key: str, trace_ids: tuple[str, ...], filter_: str | None) -> None:
     """Remove tag KEY from traces selected by --id or --filter.
 
     Example:
@@ -240,14 +246,14 @@ def untag_cmd(db: Path, key: str, trace_ids: tuple[str, ...], filter_: str | Non
     """
     with cli_errors():
         inp = tagging.UntagTraceInput(trace_ids=list(trace_ids) or None, filter=filter_, key=key)
-        echo_result(tagging.untag_trace(DuckDBTraceStore(db), inp, by="cli", now_ms=now_ms()))
+        echo_result(tagging.untag_trace(open_backend(db).traces, inp, by="cli", now_ms=now_ms()))
 
 
 @cli.command("sql")
-@db_option
+@store_option
 @click.argument("query")
 @click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True)
-def sql_cmd(db: Path, query: str, limit: int) -> None:
+def sql_cmd(db: StoreUrl, query: str, limit: int) -> None:
     """Run one read-only SELECT over the store (query_sql).
 
     Example:
@@ -255,14 +261,14 @@ def sql_cmd(db: Path, query: str, limit: int) -> None:
         tracesieve sql "SELECT status, count(*) FROM trace_unified GROUP BY 1"
     """
     with cli_errors():
-        echo_result(sql_tool.query_sql(DuckDBTraceStore(db), sql_tool.QuerySqlInput(sql=query, limit=limit)))
+        echo_result(sql_tool.query_sql(open_backend(db).traces, sql_tool.QuerySqlInput(sql=query, limit=limit)))
 
 
 @cli.command("call")
-@db_option
+@store_option
 @click.argument("tool")
 @click.argument("arguments", default="{}")
-def call_cmd(db: Path, tool: str, arguments: str) -> None:
+def call_cmd(db: StoreUrl, tool: str, arguments: str) -> None:
     """Call a tool through a real in-process MCP client and print exactly what an agent receives.
 
     Example:
@@ -279,7 +285,7 @@ def call_cmd(db: Path, tool: str, arguments: str) -> None:
         raise click.UsageError(f"ARGUMENTS must be a JSON object: {error}") from error
 
     async def run() -> int:
-        async with Client(build_app(DuckDBTraceStore(db))) as client:
+        async with Client(build_app(open_backend(db))) as client:
             result = await client.call_tool(tool, args)
         payload = result.structured_content if result.structured_content is not None else [
             getattr(c, "text", str(c)) for c in result.content]

@@ -10,8 +10,7 @@ from mcp.server import MCPServer
 
 from server.errors import surface_errors
 from server.mcp.annotations import READ_ONLY
-from server.storage.duckdb.analytics_sql import DuckDBAnalytics
-from server.storage.duckdb.store import DuckDBTraceStore
+from server.storage.backend import Backend
 from tools import clock
 from tools.analysis import error_patterns as errors_tool
 from tools.analysis import profiling
@@ -19,9 +18,9 @@ from tools.traces.search import FilterText
 
 
 
-def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
+def register(mcp: MCPServer, backend: Backend) -> None:
     """Add profile_traces and error_patterns to ``mcp``."""
-    analytics = DuckDBAnalytics(store)
+    analytics = backend.require_features("profile_traces").analytics
 
     @mcp.tool(annotations=READ_ONLY)
     @surface_errors

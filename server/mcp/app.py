@@ -11,7 +11,9 @@ from mcp.server import MCPServer
 
 from server.mcp import analysis, calibration, datasets, judges, monitors, traces
 from server.mcp.strict_args import StrictArgumentsServer
-from server.storage.duckdb.store import DuckDBTraceStore
+from server.storage.backend import Backend
+from server.storage.factory import as_backend
+from tools.ports import TraceStore
 
 INSTRUCTIONS = """\
 tracesieve turns production LLM/agent traces into evaluation assets. The loop, tool by tool:
@@ -28,9 +30,13 @@ tracesieve turns production LLM/agent traces into evaluation assets. The loop, t
 Results are compact and paged: pass next_page_token / offset / span_offset back to continue."""
 
 
-def build_app(store: DuckDBTraceStore) -> MCPServer:
-    """An MCP server over ``store``; every call opens the store only for its own duration."""
+def build_app(store: Backend | TraceStore) -> MCPServer:
+    """An MCP server over ``store`` (a backend, or an open DuckDB store); every call opens the store only
+    for its own duration. A backend without the feature stores gets the trace tools only."""
+    backend = as_backend(store)
     mcp = StrictArgumentsServer("tracesieve", instructions=INSTRUCTIONS)
-    for toolset in (traces, analysis, datasets, judges, calibration, monitors):
-        toolset.register(mcp, store)
+    traces.register(mcp, backend)
+    if backend.features is not None:
+        for toolset in (analysis, datasets, judges, calibration, monitors):
+            toolset.register(mcp, backend)
     return mcp

@@ -20,10 +20,7 @@ from server.errors import surface_errors
 from server.mcp.annotations import APPEND, APPEND_IDEMPOTENT, READ_ONLY
 from server.exchange.folder import confined_file
 from server.exchange.labels import LabelFormat, read_label_file
-from server.storage.duckdb.calibration_sql import DuckDBCalibrationStore
-from server.storage.duckdb.store import DuckDBTraceStore
-from server.storage.duckdb.labels_sql import DuckDBLabelStore
-from server.storage.duckdb.queue_sql import DuckDBQueueStore
+from server.storage.backend import Backend
 from tools import clock
 from tools.labels import annotation_queue as aq
 from tools.calibration import agreement as cal
@@ -41,9 +38,12 @@ IncludePlot = Annotated[bool, Field(description="Attach a PNG (confusion matrix,
                                                 "image content (default true).")]
 
 
-def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
+def register(mcp: MCPServer, backend: Backend) -> None:
     """Add label_trace, list_labels, import_labels, annotation_queue, calibration_report, compare_runs."""
-    label_store = DuckDBLabelStore(store)
+    features = backend.require_features("labels and calibration")
+    label_store = features.labels
+    assert backend.path is not None  # a store with features is a local file; its folder holds exports/
+    store_path = backend.path
 
     @mcp.tool(annotations=APPEND)
     @surface_errors
@@ -91,7 +91,7 @@ def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
         Example: import_labels(file='week46-labels.csv')  (the file sits in <store folder>/exports/)
         """
         rows, source, strict = read_label_file(
-            confined_file(store.path, file, example="week46-labels.csv",
+            confined_file(store_path, file, example="week46-labels.csv",
                           cli_alternative="tracesieve labels import PATH"), format)
         return labels.import_labels(label_store, rows, source=source, default_reviewer=reviewer,
                                     strict_values=strict, now_ms=clock.now_ms())
@@ -111,7 +111,7 @@ def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
         estimates. Example: annotation_queue(criterion='citation_grounded', limit=20,
         filter="tags.environment = 'production'"). Then get_trace each item and label_trace it.
         """
-        return aq.annotation_queue(DuckDBQueueStore(store), aq.AnnotationQueueInput(
+        return aq.annotation_queue(features.queue, aq.AnnotationQueueInput(
             criterion=criterion, filter=filter, limit=limit, random_share=random_share, signals=signals, seed=seed),
             now_ms=clock.now_ms())
 
@@ -137,7 +137,7 @@ def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
         calibration_report(judge='tool_use', criterion='correct_tool', run_id='run-3f2a…')
         Returns markdown, the structured report and (include_plot) a PNG.
         """
-        calib = DuckDBCalibrationStore(store)
+        calib = features.calibration
         with calib.session():
             result = cal.calibration_report(calib, cal.CalibrationReportInput(
                 judge=judge, criterion=criterion, run_id=run_id, judge_version=judge_version,
@@ -170,7 +170,7 @@ def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
         Judges whose latest calibration_report is below the gate threshold are reported but do not gate.
         Example: compare_runs(baseline_run='run-a1…', candidate_run='run-b2…', min_delta=0.02)
         """
-        result = regression.compare_runs(DuckDBCalibrationStore(store), regression.CompareRunsInput(
+        result = regression.compare_runs(features.calibration, regression.CompareRunsInput(
             baseline_run=baseline_run, candidate_run=candidate_run, alpha=alpha, min_delta=min_delta, judges=judges,
             slice_by=slice_by, allow_uncalibrated=allow_uncalibrated, gate_threshold=gate_threshold,
             min_items=min_items, max_flips=max_flips))

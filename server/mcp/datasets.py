@@ -15,8 +15,7 @@ from pydantic import Field
 from server.exchange import datasets as datasets_export
 from server.errors import surface_errors
 from server.mcp.annotations import READ_ONLY, VERSIONED_WRITE
-from server.storage.duckdb.datasets_sql import DuckDBDatasetStore
-from server.storage.duckdb.store import DuckDBTraceStore
+from server.storage.backend import Backend
 from tools import clock
 from tools.datasets import merge as dataset_merge, builder
 from tools.datasets import versions as dv
@@ -33,9 +32,9 @@ ImportNewVersion = Annotated[bool, Field(
     description="Allow importing into a name that was built another way (e.g. from tags); makes a new version.")]
 
 
-def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
+def register(mcp: MCPServer, backend: Backend) -> None:
     """Add this feature's tools to ``mcp``."""
-    ds = DuckDBDatasetStore(store)
+    ds = backend.require_features("datasets").datasets
 
     @mcp.tool(annotations=VERSIONED_WRITE)
     @surface_errors

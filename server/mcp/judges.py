@@ -19,8 +19,7 @@ from server.errors import surface_errors, surface_errors_async
 from server.mcp.annotations import READ_ONLY, RUN, VERSIONED_WRITE
 from server.providers import NO_MODEL_HINT, EndpointConfig
 from server.providers.mcp_sampling import RoundTripSamplingJudge, SessionSamplingJudge
-from server.storage.duckdb.store import DuckDBTraceStore
-from server.storage.duckdb.judges_sql import DuckDBJudgeStore
+from server.storage.backend import Backend
 from tools import clock
 from tools.judges import classifier as classifier_judge, registry, run_reports, runs
 
@@ -54,9 +53,9 @@ def choose_model(ctx: Context, choice: str) -> Any:
     return SessionSamplingJudge(ctx.session, _client_name(ctx))
 
 
-def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
+def register(mcp: MCPServer, backend: Backend) -> None:
     """Add this feature's tools to ``mcp``."""
-    js = DuckDBJudgeStore(store)
+    js = backend.require_features("judges").judges
 
     @mcp.tool(annotations=VERSIONED_WRITE)
     @surface_errors

@@ -13,9 +13,7 @@ from pydantic import BaseModel, Field
 
 from server.errors import surface_errors
 from server.mcp.annotations import IDEMPOTENT_WRITE, READ_ONLY, VERSIONED_WRITE
-from server.storage.duckdb.judges_sql import DuckDBJudgeStore
-from server.storage.duckdb.monitors_sql import DuckDBMonitorStore
-from server.storage.duckdb.store import DuckDBTraceStore
+from server.storage.backend import Backend
 from tools import clock
 from tools.monitors import specs
 from tools.monitors import status as st
@@ -28,9 +26,10 @@ class ListMonitorsResult(BaseModel):
     monitors: list[specs.MonitorVersion]
 
 
-def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
+def register(mcp: MCPServer, backend: Backend) -> None:
     """Add the monitor tools to ``mcp``."""
-    ms = DuckDBMonitorStore(store)
+    features = backend.require_features("Monitors")
+    ms = features.monitors
 
     @mcp.tool(annotations=VERSIONED_WRITE)
     @surface_errors
@@ -49,7 +48,7 @@ def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
         500}, alerts={'slice_by': ['model']})  |  since=<epoch ms a week ago> to backfill a baseline.
         Windows then run under `tracesieve monitor run --once` (cron) / `--follow` or `serve --monitor`.
         """
-        return specs.define_monitor(ms, DuckDBJudgeStore(store), specs.DefineMonitorInput(
+        return specs.define_monitor(ms, features.judges, specs.DefineMonitorInput(
             name=name, judges=judges, filter=filter, sample_rate=sample_rate, every=every, window=window,
             settle=settle, since=since, budget=budget or specs.Budget(), alerts=alerts or specs.AlertRules()),
             now_ms=clock.now_ms())

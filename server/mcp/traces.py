@@ -6,8 +6,7 @@ from mcp.server import MCPServer
 
 from server.errors import surface_errors
 from server.mcp.annotations import DESTRUCTIVE, IDEMPOTENT_WRITE, READ_ONLY
-from server.storage.duckdb.schema import QUERYABLE
-from server.storage.duckdb.store import DuckDBTraceStore
+from server.storage.backend import Backend
 from tools import clock
 from tools.traces import describe, search, tagging, view
 from tools.traces import sql as sql_tool
@@ -15,8 +14,21 @@ from tools.traces.search import FilterText, Limit, OrderBy, PageToken
 from tools.traces.tagging import SelectFilter, TagKey, TagValue, TraceIds
 
 
-def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
+#: query_sql's description on a ClickHouse store: the dialect differs, the views keep their names.
+CLICKHOUSE_SQL = """Run one read-only SQL SELECT in ClickHouse SQL over the trace store for aggregate questions the
+other tools do not answer: error rate by day, latency percentiles by span type, token totals by model.
+
+Views trace_unified (one row per trace; tags is a Map: tags['environment']) and otel_spans (one row per span);
+tables traces, spans, tags, tag_history. ClickHouse functions: count(), quantile(0.95)(duration_ms),
+toStartOfDay(request_time). Writes, settings, files and the network are refused, and the query runs under time
+and size limits. Returns columns and at most `limit` rows (`truncated` says if more existed).
+Example: SELECT span_type, count(), quantile(0.95)(duration_ms) FROM otel_spans GROUP BY 1 ORDER BY 3 DESC
+"""
+
+
+def register(mcp: MCPServer, backend: Backend) -> None:
     """Add the trace-observing tools to ``mcp``."""
+    store = backend.traces
 
     @mcp.tool(annotations=READ_ONLY)
     @surface_errors
@@ -27,7 +39,7 @@ def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
 
         Call this first to learn what exists and how to ask for it; then use search_traces.
         """
-        return describe.describe_store(store, sql_tables=list(QUERYABLE))
+        return describe.describe_store(store, sql_tables=list(backend.sql_tables))
 
     @mcp.tool(annotations=READ_ONLY)
     @surface_errors
@@ -97,7 +109,7 @@ def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
         return tagging.untag_trace(store, tagging.UntagTraceInput(trace_ids=trace_ids, filter=filter, key=key),
                                    by="mcp", now_ms=clock.now_ms())
 
-    @mcp.tool(annotations=READ_ONLY)
+    @mcp.tool(annotations=READ_ONLY, description=None if backend.engine == "duckdb" else CLICKHOUSE_SQL)
     @surface_errors
     def query_sql(sql: sql_tool.SqlText, limit: sql_tool.RowLimit = 100) -> sql_tool.QuerySqlResult:
         """Run one read-only SQL SELECT (DuckDB dialect) over the trace store for aggregate questions the

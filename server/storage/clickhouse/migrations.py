@@ -1,0 +1,182 @@
+"""The ClickHouse schema, as versioned migrations (this engine's own series, not DuckDB's).
+
+Layout after Langfuse's ``packages/shared/clickhouse/migrations`` (unclustered and clustered
+variants of the same statements): a day before the id in the sort key, so time-bounded
+searches read a few granules per day; bloom filters for id lookups; ZSTD on large text. Days
+and 30-day partitions are ``intDiv`` of the epoch-ms column itself (not ``toDate(...)`` of a
+conversion): ClickHouse knows ``intDiv`` is monotonic, so ``timestamp_ms > X`` prunes both
+(checked with ``EXPLAIN indexes = 1``; ``toDate(fromUnixTimestamp64Milli(..))`` pruned nothing).
+Tracesieve has no tenant key: a team is a database (``chdb:///FOLDER?database=team``,
+``clickhouse://…/team``).
+
+* ``spans`` is keyed ``(trace_id, span_id)``: OTLP delivers at least once and in pieces, so a
+  re-sent span is a new version of the same row (``ReplacingMergeTree(version, is_deleted)``).
+  Partitions are 30-day spans of the span's own start, which a re-sent span keeps.
+* ``traces`` is keyed ``(day, trace_id)`` and re-derived after each write from the de-duplicated
+  spans. A late root can move a trace to an earlier day; the writer then also writes a tombstone
+  (``is_deleted = 1``) under the old key, since ReplacingMergeTree only folds equal keys.
+* ``tags`` is keyed ``(key, trace_id)``: a tag filter reads one key's range (1.7x faster than
+  ``(trace_id, key)`` at 100k traces); a page's tags are found by the bloom filter on ``trace_id``.
+  Removing a tag writes a tombstone. ``tag_history`` is append-only.
+
+Every migration is a list of statements with ``{table_engine}`` placeholders: ``ReplacingMergeTree``
+for one node, ``ReplicatedReplacingMergeTree`` for a cluster (``ON CLUSTER`` added). Never edit a
+released migration; append one.
+"""
+
+from __future__ import annotations
+
+M001_CORE: tuple[str, ...] = (
+    """CREATE TABLE IF NOT EXISTS spans{on_cluster} (
+        trace_id        String,
+        span_id         String,
+        parent_span_id  Nullable(String),
+        name            Nullable(String),
+        span_type       LowCardinality(String),
+        start_time_ns   Int64,
+        end_time_ns     Int64,
+        status          LowCardinality(String),
+        status_message  Nullable(String),
+        inputs          Nullable(String) CODEC(ZSTD(3)),
+        outputs         Nullable(String) CODEC(ZSTD(3)),
+        model           Nullable(String),
+        input_tokens    Nullable(Int64),
+        output_tokens   Nullable(Int64),
+        tool_name       Nullable(String),
+        attributes      String CODEC(ZSTD(3)),
+        events          String CODEC(ZSTD(3)),
+        version         UInt64,
+        is_deleted      UInt8 DEFAULT 0,
+        INDEX idx_span_type span_type TYPE set(64) GRANULARITY 4,
+        INDEX idx_tool_name tool_name TYPE bloom_filter(0.01) GRANULARITY 4
+    ) ENGINE = {engine}
+    PARTITION BY intDiv(start_time_ns, 2592000000000000)
+    ORDER BY (trace_id, span_id)""",
+    """CREATE TABLE IF NOT EXISTS traces{on_cluster} (
+        trace_id          String,
+        timestamp_ms      Int64,
+        execution_time_ms Nullable(Int64),
+        status            LowCardinality(String),
+        name              Nullable(String),
+        request           Nullable(String) CODEC(ZSTD(3)),
+        response          Nullable(String) CODEC(ZSTD(3)),
+        session_id        Nullable(String),
+        user_id           Nullable(String),
+        model             Nullable(String),
+        prompt_version    Nullable(String),
+        environment       Nullable(String),
+        input_tokens      Nullable(Int64),
+        output_tokens     Nullable(Int64),
+        metadata          String CODEC(ZSTD(3)),
+        source            Nullable(String),
+        source_id         Nullable(String),
+        has_root          UInt8,
+        span_count        Int32,
+        error_count       Int32,
+        tool_names        Array(String),
+        ingested_at_ms    Int64,
+        version           UInt64,
+        is_deleted        UInt8 DEFAULT 0,
+        INDEX idx_trace_id trace_id TYPE bloom_filter(0.001) GRANULARITY 1,
+        INDEX idx_session session_id TYPE bloom_filter(0.01) GRANULARITY 4
+    ) ENGINE = {engine}
+    PARTITION BY intDiv(timestamp_ms, 2592000000)
+    ORDER BY (intDiv(timestamp_ms, 86400000), trace_id)""",
+    """CREATE TABLE IF NOT EXISTS tags{on_cluster} (
+        trace_id   String,
+        key        String,
+        value      String,
+        set_at_ms  Int64,
+        set_by     Nullable(String),
+        version    UInt64,
+        is_deleted UInt8 DEFAULT 0,
+        INDEX idx_trace_id trace_id TYPE bloom_filter(0.001) GRANULARITY 1
+    ) ENGINE = {engine}
+    ORDER BY (key, trace_id)""",
+    """CREATE TABLE IF NOT EXISTS tag_history{on_cluster} (
+        trace_id String,
+        key      String,
+        value    Nullable(String),
+        op       LowCardinality(String),
+        at_ms    Int64,
+        set_by   Nullable(String),
+        op_id    String,
+        INDEX idx_op_id op_id TYPE bloom_filter(0.001) GRANULARITY 1
+    ) ENGINE = {plain_engine}
+    ORDER BY (trace_id, at_ms)""",
+    # Feedback that arrives with traces (MLflow assessments, Langfuse scores) is kept, not dropped,
+    # though only the DuckDB store reads it back so far.
+    """CREATE TABLE IF NOT EXISTS labels{on_cluster} (
+        label_id      String,
+        trace_id      String,
+        criterion     String,
+        value         String,
+        numeric_value Nullable(Float64),
+        reviewer      Nullable(String),
+        rationale     Nullable(String) CODEC(ZSTD(3)),
+        created_at_ms Int64,
+        source        Nullable(String),
+        version       UInt64,
+        is_deleted    UInt8 DEFAULT 0
+    ) ENGINE = {engine}
+    ORDER BY (trace_id, label_id)""",
+    """CREATE TABLE IF NOT EXISTS scores{on_cluster} (
+        run_id        String,
+        judge         String,
+        trace_id      String,
+        verdict       LowCardinality(String),
+        score         Nullable(Float64),
+        value         Nullable(String),
+        rationale     Nullable(String) CODEC(ZSTD(3)),
+        created_at_ms Nullable(Int64),
+        version       UInt64,
+        is_deleted    UInt8 DEFAULT 0
+    ) ENGINE = {engine}
+    ORDER BY (trace_id, run_id, judge)""",
+)
+
+#: Which migrations a database has had; created before any migration runs.
+BOOKKEEPING = """CREATE TABLE IF NOT EXISTS schema_migrations{on_cluster} (
+        version       UInt32,
+        applied_at_ms Int64
+    ) ENGINE = {plain_engine}
+    ORDER BY version"""
+
+#: The views ``query_sql`` offers under the DuckDB store's names, de-duplicated inside.
+M002_VIEWS: tuple[str, ...] = (
+    """CREATE VIEW IF NOT EXISTS trace_unified{on_cluster} AS
+    SELECT t.trace_id, fromUnixTimestamp64Milli(t.timestamp_ms) AS request_time, t.timestamp_ms,
+        t.status AS state, t.status, t.execution_time_ms AS execution_duration_ms, t.execution_time_ms, t.name,
+        t.request, t.response, leftUTF8(t.request, 1000) AS request_preview,
+        leftUTF8(t.response, 1000) AS response_preview, t.session_id, t.user_id, t.model, t.prompt_version,
+        t.environment, t.input_tokens, t.output_tokens,
+        coalesce(t.input_tokens, 0) + coalesce(t.output_tokens, 0) AS total_tokens, t.metadata AS trace_metadata,
+        g.tags AS tags, t.span_count, t.error_count, t.tool_names, t.source
+    FROM traces AS t FINAL
+    LEFT JOIN (SELECT trace_id, mapFromArrays(groupArray(key), groupArray(value)) AS tags
+               FROM tags FINAL GROUP BY trace_id) AS g ON g.trace_id = t.trace_id""",
+    """CREATE VIEW IF NOT EXISTS otel_spans{on_cluster} AS
+    SELECT s.trace_id, s.span_id, s.parent_span_id, s.name, s.span_type,
+        fromUnixTimestamp64Nano(s.start_time_ns) AS start_time, fromUnixTimestamp64Nano(s.end_time_ns) AS end_time,
+        s.start_time_ns AS start_time_unix_nano, s.end_time_ns AS end_time_unix_nano,
+        (s.end_time_ns - s.start_time_ns) / 1e6 AS duration_ms, s.status AS status_code, s.status_message,
+        s.inputs, s.outputs, s.model, s.input_tokens, s.output_tokens, s.tool_name, s.attributes, s.events
+    FROM spans AS s FINAL""",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (M001_CORE, M002_VIEWS)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def statements(version: int, *, cluster: str | None = None) -> list[str]:
+    """Migration ``version``'s statements (0: the bookkeeping table), for one node or for ``cluster``
+    (replicated tables)."""
+    if cluster is None:
+        fill = {"on_cluster": "", "engine": "ReplacingMergeTree(version, is_deleted)", "plain_engine": "MergeTree"}
+    else:
+        path = "'/clickhouse/tables/{shard}/{database}/{table}', '{replica}'"
+        fill = {"on_cluster": f" ON CLUSTER {cluster}",
+                "engine": f"ReplicatedReplacingMergeTree({path}, version, is_deleted)",
+                "plain_engine": f"ReplicatedMergeTree({path})"}
+    return [s.replace("{on_cluster}", fill["on_cluster"]).replace("{engine}", fill["engine"])
+            .replace("{plain_engine}", fill["plain_engine"]) for s in (MIGRATIONS[version - 1] if version else (BOOKKEEPING,))]

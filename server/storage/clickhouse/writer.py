@@ -1,0 +1,110 @@
+"""Writing traces to ClickHouse: spans upserted by ``(trace_id, span_id)``, trace rows re-derived.
+
+Exporters send a long trace in several batches, children before the root, sometimes twice
+(DESIGN.md, "Spans arrive in pieces"). So a batch only ever *adds versions* of spans: a span it
+does not mention stays, a repeated one replaces its copy (``ReplacingMergeTree``, read ``FINAL``).
+After the spans land, each touched trace's row is written again from the de-duplicated spans
+(span and error counts, tool names) and the best header seen: the one from a batch that held the
+root span, else the newest. When that moves the trace to another day (a late root started
+earlier than the first pieces), a tombstone under the old ``(day, trace_id)`` key retires the old
+row, because ``ReplacingMergeTree`` only folds rows with equal keys.
+
+Order of writes: spans, then feedback and tags, then traces. A crash in between leaves spans
+whose trace row is stale or missing until the trace's next batch; no span is ever lost.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from server.storage.clickhouse.client import ClickHouseClient, next_version
+from tools.models import Trace
+
+SPAN_COLUMNS = ("trace_id", "span_id", "parent_span_id", "name", "span_type", "start_time_ns", "end_time_ns",
+                "status", "status_message", "inputs", "outputs", "model", "input_tokens", "output_tokens",
+                "tool_name", "attributes", "events", "version")
+#: The trace row's header: what the reader assembled, as opposed to what is derived from spans.
+HEADER_COLUMNS = ("timestamp_ms", "execution_time_ms", "status", "name", "request", "response", "session_id",
+                  "user_id", "model", "prompt_version", "environment", "input_tokens", "output_tokens",
+                  "metadata", "source", "source_id")
+TRACE_COLUMNS = ("trace_id", *HEADER_COLUMNS, "has_root", "span_count", "error_count", "tool_names",
+                 "ingested_at_ms", "version", "is_deleted")
+TAG_COLUMNS = ("trace_id", "key", "value", "set_at_ms", "set_by", "version")
+LABEL_COLUMNS = ("label_id", "trace_id", "criterion", "value", "numeric_value", "reviewer", "rationale",
+                 "created_at_ms", "source", "version")
+SCORE_COLUMNS = ("run_id", "judge", "trace_id", "verdict", "score", "value", "rationale", "created_at_ms",
+                 "version")
+
+
+def write_traces(client: ClickHouseClient, traces: Sequence[Trace], *, now_ms: int) -> int:
+    """Store ``traces`` (a repeated id in the batch keeps its last copy); returns how many."""
+    batch = list({t.trace_id: t for t in traces}.values())
+    if not batch:
+        return 0
+    version = next_version()
+    client.insert("spans", [_span_row(t.trace_id, s, version) for t in batch for s in t.spans], SPAN_COLUMNS)
+    _write_feedback(client, batch, version, now_ms)
+    ids = [t.trace_id for t in batch]
+    stored = {r["trace_id"]: r for r in client.read_dicts(
+        f"SELECT trace_id, {', '.join(HEADER_COLUMNS)}, has_root, intDiv(timestamp_ms, 86400000) AS day_number "
+        "FROM traces WHERE trace_id IN {ids:Array(String)}", {"ids": ids})}
+    derived = {r[0]: r[1:] for r in client.read(
+        "SELECT trace_id, toInt32(count()), toInt32(countIf(status = 'ERROR')), "
+        # Distinct tool names in call order (ties by span id), as the DuckDB writer lists them.
+        "arrayDistinct(arrayMap(x -> x.3, arraySort(groupArrayIf((start_time_ns, span_id, assumeNotNull(tool_name)), "
+        "coalesce(tool_name, '') != '')))) "
+        "FROM spans WHERE trace_id IN {ids:Array(String)} GROUP BY trace_id", {"ids": ids})}
+    rows: list[tuple] = []
+    for t in batch:
+        old = stored.get(t.trace_id)
+        header = _header(t) if _has_root(t) or old is None or not old["has_root"] else \
+            tuple(old[c] for c in HEADER_COLUMNS)
+        has_root = int(_has_root(t) or bool(old and old["has_root"]))
+        span_count, error_count, tools = derived.get(t.trace_id, (0, 0, []))
+        rows.append((t.trace_id, *header, has_root, span_count, error_count, list(tools), now_ms, version, 0))
+        if old is not None and old["day_number"] != _day_number(header[0]):
+            # The trace moved to another day: retire the row under the old key.
+            rows.append((t.trace_id, *(old[c] for c in HEADER_COLUMNS), old["has_root"], 0, 0, [], now_ms,
+                         version, 1))
+    client.insert("traces", rows, TRACE_COLUMNS)
+    return len(batch)
+
+
+def _has_root(t: Trace) -> bool:
+    """Whether this batch of the trace holds its root span (a trace read without spans counts as whole)."""
+    return not t.spans or any(s.parent_span_id is None for s in t.spans)
+
+
+def _day_number(timestamp_ms: int) -> int:
+    return timestamp_ms // 86_400_000
+
+
+def _header(t: Trace) -> tuple:
+    return (t.timestamp_ms, t.execution_time_ms, t.status, t.name, t.request, t.response, t.session_id, t.user_id,
+            t.model, t.prompt_version, t.environment, t.input_tokens, t.output_tokens, _json(t.metadata), t.source,
+            t.source_id)
+
+
+def _span_row(trace_id: str, s: Any, version: int) -> tuple:
+    return (trace_id, s.span_id, s.parent_span_id, s.name, s.span_type, s.start_time_ns, s.end_time_ns, s.status,
+            s.status_message, s.inputs, s.outputs, s.model, s.input_tokens, s.output_tokens, s.tool_name,
+            _json(s.attributes), _json(s.events), version)
+
+
+def _write_feedback(client: ClickHouseClient, batch: Sequence[Trace], version: int, now_ms: int) -> None:
+    """Tags, labels and scores that arrived with the traces (tags people set later are kept)."""
+    tags = [(t.trace_id, k, v, now_ms, f"ingest:{t.source}", version) for t in batch for k, v in t.tags.items()]
+    labels = [(f"{t.trace_id}:{label.source}:{i}", t.trace_id, label.criterion, label.value, label.numeric_value,
+               label.reviewer, label.rationale, label.created_at_ms, label.source, version)
+              for t in batch for i, label in enumerate(t.labels)]
+    scores = [(s.run_id, s.judge, t.trace_id, s.verdict, s.score, s.value, s.rationale, s.created_at_ms, version)
+              for t in batch for s in t.scores]
+    client.insert("tags", tags, TAG_COLUMNS)
+    client.insert("labels", labels, LABEL_COLUMNS)
+    client.insert("scores", scores, SCORE_COLUMNS)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)

@@ -1,0 +1,66 @@
+"""The one factory that turns a store URL (``server.storage.urls``) into a backend.
+
+This module is the only one that names the engines' classes; everything above it (the MCP app,
+the CLI) sees a ``Backend`` and the Protocols in ``tools``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from server.storage.backend import Backend, FeatureStores
+from server.storage.urls import StoreUrl, parse_store_url, resolve_store
+from tools.errors import InvalidInputError
+
+__all__ = ["StoreUrl", "as_backend", "build_backend", "duckdb_backend", "parse_store_url", "resolve_store"]
+
+
+def build_backend(url: StoreUrl) -> Backend:
+    """Open (creating and migrating on first use) the store ``url`` names."""
+    if url.engine == "duckdb":
+        from server.storage.duckdb.store import DuckDBTraceStore
+
+        assert url.path is not None
+        return duckdb_backend(DuckDBTraceStore(url.path))
+    try:
+        from server.storage.clickhouse.store import ClickHouseTraceStore
+        if url.engine == "chdb":
+            import chdb  # noqa: F401  (clickhouse-connect imports it only on first use)
+    except ImportError as error:
+        extra = "chdb" if url.engine == "chdb" else "clickhouse"
+        raise InvalidInputError(
+            f"{url.display()} needs the '{error.name}' package, which is not installed. Install it with "
+            f"pip install 'tracesieve[{extra}]'.") from error
+    store = ClickHouseTraceStore.open(url)
+    return Backend(engine=url.engine, location=url.display(), traces=store, sql_tables=store.sql_tables,
+                   path=url.path)
+
+
+def duckdb_backend(store: Any) -> Backend:
+    """The backend of an open ``DuckDBTraceStore``: every feature, over one file."""
+    from server.storage.duckdb.analytics_sql import DuckDBAnalytics
+    from server.storage.duckdb.calibration_sql import DuckDBCalibrationStore
+    from server.storage.duckdb.datasets_sql import DuckDBDatasetStore
+    from server.storage.duckdb.judges_sql import DuckDBJudgeStore
+    from server.storage.duckdb.labels_sql import DuckDBLabelStore
+    from server.storage.duckdb.monitors_sql import DuckDBMonitorStore
+    from server.storage.duckdb.queue_sql import DuckDBQueueStore
+    from server.storage.duckdb.schema import QUERYABLE
+
+    features = FeatureStores(analytics=DuckDBAnalytics(store), datasets=DuckDBDatasetStore(store),
+                             judges=DuckDBJudgeStore(store), labels=DuckDBLabelStore(store),
+                             queue=DuckDBQueueStore(store), calibration=DuckDBCalibrationStore(store),
+                             monitors=DuckDBMonitorStore(store))
+    return Backend(engine="duckdb", location=str(store.path), traces=store, sql_tables=tuple(QUERYABLE),
+                   path=store.path, features=features)
+
+
+def as_backend(store: Backend | Any) -> Backend:
+    """``store`` itself if it is a backend; an open DuckDB store wrapped as one (tests, benches)."""
+    if isinstance(store, Backend):
+        return store
+    from server.storage.duckdb.store import DuckDBTraceStore
+
+    if isinstance(store, DuckDBTraceStore):
+        return duckdb_backend(store)
+    raise TypeError(f"not a store or backend: {type(store).__name__}")

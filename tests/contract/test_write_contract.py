@@ -1,0 +1,98 @@
+"""Writes on every engine: nothing duplicated, nothing lost, a trace read back as written."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from server.storage.backend import Backend
+from tests.factory import BASE_MS, small_set, trace
+from tools.models import Trace
+from tools.traces.describe import describe_store
+
+
+def counts(backend: Backend) -> tuple[int, int]:
+    stats = backend.traces.stats()
+    return stats["trace_count"], stats["span_count"]
+
+
+def test_a_trace_reads_back_as_it_was_written(backend: Backend) -> None:
+    written = {t.trace_id: t for t in small_set()}["t09"]
+    loaded = backend.traces.load_trace("t09")
+    assert loaded is not None
+    keep = {"labels", "scores"}
+    assert loaded.model_dump(exclude=keep) == written.model_dump(exclude=keep)
+
+
+def test_writing_the_same_traces_again_duplicates_nothing(backend: Backend, reopen: Callable[[], Backend]) -> None:
+    assert counts(backend) == (12, 36)
+    backend.traces.write_traces(small_set())
+    assert counts(reopen()) == (12, 36)
+    assert len(backend.traces.known_trace_ids([f"t{i:02d}" for i in range(1, 13)])) == 12
+
+
+def test_a_rewritten_trace_takes_the_new_content(backend: Backend) -> None:
+    backend.traces.write_traces([trace("t01", 0, status="ERROR", answer="changed")])
+    loaded = backend.traces.load_trace("t01")
+    assert loaded is not None and loaded.status == "ERROR" and "changed" in (loaded.response or "")
+
+
+def test_duplicate_ids_in_one_batch_keep_the_last_copy(empty_backend: Backend) -> None:
+    assert empty_backend.traces.write_traces([trace("x", 0, answer="first"), trace("x", 0, answer="second")]) == 1
+    loaded = empty_backend.traces.load_trace("x")
+    assert loaded is not None and "second" in (loaded.response or "")
+    assert counts(empty_backend) == (1, 3)
+
+
+def test_tags_set_by_people_survive_a_reingest(backend: Backend) -> None:
+    backend.traces.set_tag(trace_ids=["t01"], expr=None, key="reviewed", value="yes", by="test", now_ms=1)
+    backend.traces.write_traces([trace("t01", 0)])
+    loaded = backend.traces.load_trace("t01")
+    assert loaded is not None and loaded.tags == {"environment": "production", "reviewed": "yes"}
+
+
+def test_an_unknown_id_is_none_and_close_ids_are_suggested(backend: Backend) -> None:
+    assert backend.traces.load_trace("t1") is None
+    assert backend.traces.similar_trace_ids("t1", 2)[0] in {"t01", "t10", "t11", "t12"}
+
+
+def test_describe_store_counts_what_is_stored(backend: Backend) -> None:
+    d = describe_store(backend.traces, sql_tables=list(backend.sql_tables))
+    assert (d.trace_count, d.span_count) == (12, 36)
+    assert {(c.value, c.traces) for c in d.statuses} == {("OK", 9), ("ERROR", 3)}
+    assert {(c.value, c.traces) for c in d.environments} == {("production", 8), ("staging", 4)}
+    assert [(t.key, t.traces, t.top_values) for t in d.tag_keys] == [
+        ("environment", 12, ["production", "staging"]), ("eval_candidate", 1, ["slow"])]
+    assert {(c.value, c.traces) for c in d.span_types} == {("AGENT", 12), ("CHAT_MODEL", 12), ("TOOL", 12)}
+    assert d.first_trace_time == "2025-11-13T02:13:20.000Z"
+
+
+def _pieces() -> tuple[Trace, Trace]:
+    """One trace sent in two batches: the children first, the root (which started a day earlier) later."""
+    whole = trace("late", 0, tool_status="ERROR")
+    root, llm, tool = whole.spans
+    early_root = root.model_copy(update={"start_time_ns": root.start_time_ns - 86_400_000_000_000})
+    children = whole.model_copy(update={"spans": [llm, tool], "status": "OK", "timestamp_ms": BASE_MS + 10,
+                                        "request": None, "response": None})
+    with_root = whole.model_copy(update={"spans": [early_root], "timestamp_ms": BASE_MS - 86_400_000})
+    return children, with_root
+
+
+def test_spans_sent_in_pieces_add_up_and_a_late_root_moves_the_trace(
+        engine: str, empty_backend: Backend, reopen: Callable[[], Backend]) -> None:
+    if engine == "duckdb":
+        pytest.skip("span-level upsert in the DuckDB store is issue 14's work; today a batch replaces the trace")
+    children, with_root = _pieces()
+    store = empty_backend.traces
+    store.write_traces([children])
+    store.write_traces([with_root])
+    store.write_traces([children])  # at-least-once delivery: the children again
+    loaded = reopen().traces.load_trace("late")
+    assert loaded is not None
+    assert sorted(s.span_id for s in loaded.spans) == ["late-llm", "late-root", "late-tool"]
+    assert loaded.timestamp_ms == BASE_MS - 86_400_000  # the root's header, kept when later pieces lack a root
+    page = store.search(None, [], limit=10, after=None, now_ms=BASE_MS, count_cap=100)
+    assert [(r.trace_id, r.span_count, r.error_count, r.timestamp_ms) for r in page.rows] == [
+        ("late", 3, 1, BASE_MS - 86_400_000)]
+    assert page.total_matches == 1
