@@ -16,7 +16,7 @@ from pathlib import Path
 import anyio
 import click
 
-from server.cli import analysis, calibration, datasets, judges
+from server.cli import analysis, calibration, datasets, judges, reviewers
 from server.cli.common import db_option, echo_result, table_option
 from server.errors import cli_errors
 from server.storage.duckdb.store import DuckDBTraceStore
@@ -27,7 +27,7 @@ from tools.traces import sql as sql_tool
 from tools.clock import now_ms
 
 #: Each feature module contributes its commands; the group is assembled at the bottom.
-FEATURE_COMMANDS = (analysis.COMMANDS, datasets.COMMANDS, judges.COMMANDS, calibration.COMMANDS)
+FEATURE_COMMANDS = (analysis.COMMANDS, datasets.COMMANDS, judges.COMMANDS, calibration.COMMANDS, reviewers.COMMANDS)
 
 
 @click.group()
@@ -56,9 +56,10 @@ def serve(db: Path, use_http: bool, host: str, port: int, token: str | None) -> 
     from server.mcp.app import build_app
 
     with cli_errors():
-        app = build_app(DuckDBTraceStore(db))
+        store = DuckDBTraceStore(db)
+        app = build_app(store)
         if use_http:
-            serve_http(app, host=host, port=port, token=token)
+            serve_http(app, host=host, port=port, token=token, store=store)
         else:
             app.run("stdio")
 

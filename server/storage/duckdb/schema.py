@@ -16,6 +16,7 @@ from __future__ import annotations
 from server.storage.duckdb.migrations import m001_core, m002_datasets, m003_judges
 from server.storage.duckdb.migrations import m004_calibration, m005_trace_id_indexes, m006_denormalized_filters
 from server.storage.duckdb.migrations import m007_unified_tags_from_copy
+from server.storage.duckdb.migrations import m010_reviewers
 
 MIGRATIONS: tuple[str, ...] = (
     m001_core.SQL,
@@ -25,6 +26,7 @@ MIGRATIONS: tuple[str, ...] = (
     m005_trace_id_indexes.SQL,
     m006_denormalized_filters.SQL,
     m007_unified_tags_from_copy.SQL,
+    m010_reviewers.SQL,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -32,4 +34,4 @@ SCHEMA_VERSION = len(MIGRATIONS)
 #: Tables and views that ``query_sql`` may read (everything user-visible).
 QUERYABLE = ("traces", "spans", "tags", "tag_history", "labels", "scores", "trace_unified", "otel_spans",
              "queue_items", "calibrations", "current_labels", "datasets", "dataset_records",
-             "judges", "judge_runs")
+             "judges", "judge_runs", "criteria", "review_skips", "reveal_log")
