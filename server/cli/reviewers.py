@@ -20,7 +20,12 @@ from tools.labels.review import ROLES
 
 @click.group("reviewer")
 def reviewer_group() -> None:
-    """Reviewers of the /label page (tracesieve serve --http): one token each."""
+    """Reviewers of the /label page (tracesieve serve --http): one token each.
+
+    Example:
+
+        tracesieve reviewer add ana@example.com --role lead
+    """
 
 
 @reviewer_group.command("add")
