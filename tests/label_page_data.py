@@ -35,7 +35,9 @@ def build(path: Path) -> DuckDBTraceStore:
               status="ERROR" if i % 4 == 0 else "OK", tool_status="ERROR" if i % 5 == 0 else "OK")
         for i in range(N)])
     add_scores(store, "run-1", JUDGE, {f"c{i:02d}": judge_verdict(i) for i in range(N)})
-    with store.writing() as con:
+    with store.writing() as con:  # an LLM judge's rationale may quote the trace's personal data
+        con.execute("UPDATE scores SET rationale = 'grounded says ' || verdict || ': the reply to maria.lopez' || "
+                    "CAST(substr(trace_id, 2) AS INTEGER) || '@example.com cites nothing it retrieved'")
         con.execute("INSERT INTO judges VALUES ($j, 'v1', 1, 'rule', $c, '{}', NULL, 0)", {"j": JUDGE, "c": CRITERION})
     add_labels(store, CRITERION, {t: judge_verdict(int(t[1:])) for t in PRELABELLED}, reviewer="bob")
     return store

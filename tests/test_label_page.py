@@ -6,14 +6,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import duckdb
 import pytest
 from starlette.testclient import TestClient
 
 from server.http.label.app import label_app
 from server.storage.duckdb.reviewers_sql import DuckDBReviewers
 from server.storage.duckdb.store import DuckDBTraceStore
-from tests.label_page_data import CRITERION, JUDGE, add_reviewer, build, email
+from tests.label_page_data import CRITERION, JUDGE, add_reviewer, build, email, judge_verdict
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +97,7 @@ def test_the_page_redacts_pii_and_shows_the_judge_only_after_the_reviewer_answer
     assert done.status_code == 303 and f"after={trace_id}" in done.headers["location"]
     after = client.get(done.headers["location"], headers=as_(tokens, "ana"), follow_redirects=True)
     assert f"{JUDGE}</strong> said" in after.text and "cites nothing it retrieved" in after.text
+    assert email(i) not in after.text  # the judge's rationale quotes it: redacted too
     assert rows(store, "SELECT reviewer, value, source FROM current_labels WHERE trace_id = $t",
                 {"t": trace_id}) == [("ana", "fail", "page")]
     again = client.get(f"/label/item?criterion={CRITERION}&trace={trace_id}", headers=as_(tokens, "ana"))
@@ -171,15 +171,32 @@ def test_a_proposed_failure_mode_becomes_a_criterion_with_its_own_queue(site) ->
 
 def test_progress_shows_the_seed_target_and_the_judges_agreement_with_the_labels(site) -> None:
     client, _, tokens = site
+    trace_id, item = first_item(client, tokens, "lea")
+    opposite = "pass" if judge_verdict(int(trace_id[1:])) == "fail" else "fail"
+    assert answer(client, tokens, "lea", trace_id, opposite, item).status_code == 303
     html = client.get(f"/label/progress?criterion={CRITERION}", headers=as_(tokens, "ana")).text
     assert "seed&#39;s 10-20 per failure mode" in html
     assert f"Judge <code>{JUDGE}</code>" in html and "MCC" in html and "pairs" in html
-    assert "By reviewer: bob 5" in html or "bob 5" in html
+    assert "By reviewer: " in html and "bob 5" in html
+    assert f">{trace_id}</a>" in html  # a disagreement to look at, linked to its page
+    assert "&lt;EMAIL_1&gt; cites nothing it retrieved" in html and "@example.com" not in html
 
 
 def test_tokens_are_stored_only_as_hashes(site) -> None:
     _, store, tokens = site
-    stored = store.path.read_bytes()
-    assert all(token.encode() not in stored for token in tokens.values())
-    with duckdb.connect(":memory:") as con:
-        assert con.execute("SELECT 1").fetchone() == (1,)
+    store.release()
+    stored = b"".join(p.read_bytes() for p in store.path.parent.glob(store.path.name + "*"))
+    assert b"tsr_" not in stored and len(rows(store, "SELECT token_sha256 FROM reviewers")) == len(tokens)
+
+
+def test_behind_an_mcp_token_the_page_still_takes_reviewer_tokens_and_mcp_still_needs_its_own(site) -> None:
+    from server.http.transport import http_app
+    from server.mcp.app import build_app
+
+    _, store, tokens = site
+    served = TestClient(http_app(build_app(store), host="0.0.0.0", token="mcp-secret", store=store),
+                        follow_redirects=False)
+    assert served.get("/label").headers["location"] == "/label/login"
+    assert served.get("/label", headers=as_(tokens, "ana")).status_code == 200
+    assert served.post("/mcp", json={}).status_code == 401
+    assert served.post("/mcp", json={}, headers=as_(tokens, "ana")).status_code == 401  # a reviewer token is not it

@@ -21,6 +21,7 @@ from tools.labels import annotation_queue as aq
 from tools.labels import review
 from tools.labels.review import CriterionInfo, Reviewer
 from tools.labels.review_view import review_trace, revealable
+from tools.privacy.redaction import Redactor
 
 #: A fresh queue is drawn this big (plus the reviewer's skips, which stay in later draws).
 QUEUE_SIZE = 50
@@ -63,9 +64,11 @@ class LabelPages:
 
     def _verdicts(self, info: CriterionInfo, trace_id: str, label_value: str | None) -> list[dict[str, Any]]:
         rows = self.reviews.judge_verdicts(trace_id, info.judges)
+        redactor = Redactor()  # an LLM judge's rationale may quote the trace's personal data
         for row in rows:
             known = row["verdict"] in ("pass", "fail") and label_value in ("pass", "fail")
             row["agrees"] = (row["verdict"] == label_value) if known else None
+            row["rationale"] = redactor.text(row["rationale"]) if row["rationale"] else None
         return rows
 
     def feedback(self, info: CriterionInfo, trace_id: str | None, reviewer: Reviewer) -> dict[str, Any] | None:
@@ -75,6 +78,8 @@ class LabelPages:
         label = self.reviews.current_label(trace_id, info.name)
         if label is None or label.reviewer != reviewer.name:
             return None
+        if label.rationale:
+            label = label.model_copy(update={"rationale": Redactor().text(label.rationale)})
         return {"trace_id": trace_id, "label": label, "href": item_href(info.name, trace_id),
                 "verdicts": self._verdicts(info, trace_id, label.value)}
 
@@ -92,9 +97,17 @@ class LabelPages:
             "criterion": info, "trace": review_trace(self.store, trace_id, reveal=reveal), "current": current,
             "answered": answered, "digits": digits,
             "judges_here": self._verdicts(info, trace_id, current.value if current else None) if answered else [],
-            "queue": self.reviews.queue_entry(trace_id, criterion),
+            "queue": self._queue_entry(trace_id, criterion),
             "feedback": self.feedback(info, after, reviewer),
         }
+
+    def _queue_entry(self, trace_id: str, criterion: str) -> dict[str, Any] | None:
+        """Why the queue picked the trace; reasons quote error messages and the user's next request."""
+        entry = self.reviews.queue_entry(trace_id, criterion)
+        if entry is not None:
+            redactor = Redactor()
+            entry["reasons"] = [{**r, "text": redactor.text(r.get("text") or "")} for r in entry["reasons"]]
+        return entry
 
     def check_reveal(self, trace_id: str, field: str) -> None:
         fields = revealable(review_trace(self.store, trace_id))
@@ -125,6 +138,13 @@ class LabelPages:
             "verdict_reason": report.verdict_reason,
             "mcc": "—" if mcc.value is None else f"{mcc.value:.2f}",
             "mcc_ci": None if mcc.low is None or mcc.high is None else f"{mcc.low:.2f} to {mcc.high:.2f}",
-            "needed": report.labels_for_mcc_pm_0_1, "disagreements": report.disagreements,
+            "needed": report.labels_for_mcc_pm_0_1, "disagreements": [_redacted(d) for d in report.disagreements],
             "disagreements_total": report.disagreements_total,
         }
+
+
+def _redacted(d: cal.Disagreement) -> cal.Disagreement:
+    """Both rationales of a disagreement, redacted like the trace they talk about."""
+    redactor = Redactor()
+    return d.model_copy(update={"judge_rationale": redactor.text(d.judge_rationale or "") or None,
+                                "human_rationale": redactor.text(d.human_rationale or "") or None})
