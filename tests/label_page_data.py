@@ -6,6 +6,7 @@ judge registered for its criterion so the page pairs them.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from server.storage.duckdb.reviewers_sql import DuckDBReviewers
@@ -45,3 +46,8 @@ def build(path: Path) -> DuckDBTraceStore:
 
 def add_reviewer(store: DuckDBTraceStore, name: str, role: str = "reviewer") -> str:
     return DuckDBReviewers(store).add(name, role, now_ms=1)
+
+
+def csrf(html: str) -> str:
+    """The CSRF token of the first form on a page."""
+    return re.search(r'name="csrf" value="([^"]+)"', html).group(1)

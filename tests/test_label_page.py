@@ -4,7 +4,6 @@ sign-in, CSRF, attribution, who may correct what, judges hidden until answered, 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 from starlette.testclient import TestClient
@@ -12,7 +11,7 @@ from starlette.testclient import TestClient
 from server.http.label.app import label_app
 from server.storage.duckdb.reviewers_sql import DuckDBReviewers
 from server.storage.duckdb.store import DuckDBTraceStore
-from tests.label_page_data import CRITERION, JUDGE, add_reviewer, build, email, judge_verdict
+from tests.label_page_data import CRITERION, JUDGE, add_reviewer, build, csrf, email, judge_verdict
 
 
 @pytest.fixture(scope="module")
@@ -26,10 +25,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> tuple[TestClient, DuckDBTr
 
 def as_(tokens: dict[str, str], name: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {tokens[name]}"}
-
-
-def csrf(html: str) -> str:
-    return re.search(r'name="csrf" value="([^"]+)"', html).group(1)
 
 
 def rows(store: DuckDBTraceStore, sql: str, params: dict | None = None) -> list[tuple]:

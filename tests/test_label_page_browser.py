@@ -19,9 +19,7 @@ import httpx
 import pytest
 from mcp import Client
 
-from server.storage.duckdb.store import DuckDBTraceStore
-from tests.label_page_data import CRITERION, JUDGE, PRELABELLED, add_reviewer, build, email, judge_verdict
-from tests.test_label_page import csrf
+from tests.label_page_data import CRITERION, JUDGE, PRELABELLED, add_reviewer, build, csrf, email, judge_verdict
 from tests.test_transports import REPO, start_http
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
