@@ -107,6 +107,7 @@ def test_another_reviewer_cannot_change_a_label_but_its_author_and_a_lead_can_co
     assert "Only ana or a lead can correct it" in bob_page and 'action="/label/answer"' not in bob_page
     refused = answer(client, tokens, "bob", trace_id, "fail", bob_page)
     assert refused.status_code == 409 and "only ana (or a lead) can correct" in refused.text
+    assert f'href="/label/next?criterion={CRITERION}"' in refused.text  # and the way on with the queue
     assert answer(client, tokens, "ana", trace_id, "fail", html).status_code == 303
     lea_page = client.get(f"/label/item?criterion={CRITERION}&trace={trace_id}", headers=as_(tokens, "lea")).text
     assert answer(client, tokens, "lea", trace_id, "pass", lea_page).status_code == 303
@@ -195,3 +196,19 @@ def test_behind_an_mcp_token_the_page_still_takes_reviewer_tokens_and_mcp_still_
     assert served.get("/label", headers=as_(tokens, "ana")).status_code == 200
     assert served.post("/mcp", json={}).status_code == 401
     assert served.post("/mcp", json={}, headers=as_(tokens, "ana")).status_code == 401  # a reviewer token is not it
+
+
+def test_a_graded_criterion_on_a_wide_scale_takes_a_typed_score(site) -> None:
+    client, store, tokens = site
+    form = client.get("/label/new", headers=as_(tokens, "lea")).text
+    client.post("/label/new", headers=as_(tokens, "lea"), data={
+        "csrf": csrf(form), "name": "answer_quality", "description": "How useful the reply is, 0 (useless) to 100.",
+        "kind": "graded", "scale_min": "0", "scale_max": "100"})
+    item = client.get("/label/next?criterion=answer_quality", headers=as_(tokens, "lea"), follow_redirects=True).text
+    assert 'name="grade"' in item and 'data-key="g"' in item
+    trace_id = re.search(r'data-trace-id="([^"]+)"', item).group(1)
+    saved = client.post("/label/answer", headers=as_(tokens, "lea"), data={  # Enter in the field: no button value
+        "csrf": csrf(item), "criterion": "answer_quality", "trace_id": trace_id, "grade": "72.5"})
+    assert saved.status_code == 303
+    assert rows(store, "SELECT value, numeric_value, reviewer FROM current_labels WHERE criterion = 'answer_quality'"
+                ) == [("72.5", 72.5, "lea")]

@@ -62,8 +62,10 @@ class LabelRoutes:
                 return await handler(request, reviewer)
             except TracesieveError as error:
                 status = next((s for kind, s in _STATUS.items() if isinstance(error, kind)), 400)
+                criterion = form.get("criterion") or request.query_params.get("criterion")
                 return page("error.html", status, title="Not done", reviewer=reviewer,
-                            csrf=self.auth.csrf_for(request), message=str(error), back=None)
+                            csrf=self.auth.csrf_for(request), message=str(error),
+                            back=f"/label/next?criterion={_q(str(criterion))}" if criterion else None)
         return endpoint
 
     def _context(self, request: Request, reviewer: Reviewer) -> dict[str, Any]:
@@ -128,7 +130,8 @@ class LabelRoutes:
     async def answer(self, request: Request, reviewer: Reviewer) -> Response:
         form = request.state.form
         criterion, trace_id = str(form.get("criterion", "")), str(form.get("trace_id", ""))
-        value, rationale = str(form.get("value", "")), str(form.get("rationale") or "")
+        # a pressed button names its value; Enter in a graded criterion's number field sends only ``grade``
+        value, rationale = str(form.get("value") or form.get("grade") or ""), str(form.get("rationale") or "")
 
         def record() -> None:
             info = self.pages.criterion(criterion)
