@@ -114,7 +114,6 @@ async def test_a_reviewer_labels_fifteen_traces_with_the_keyboard_only(server, b
     assert before["n"] == len(PRELABELLED)
 
     browser.get(f"{base}/label/login")
-    snap(browser, "login")
     browser.switch_to.active_element.send_keys(tokens["ana"], Keys.ENTER)  # the token field has the focus
     wait_for(browser, lambda d: d.current_url.endswith("/label"))
     snap(browser, "criteria")
@@ -174,3 +173,25 @@ async def test_a_reviewer_labels_fifteen_traces_with_the_keyboard_only(server, b
     wait_for(browser, lambda d: "/label/progress" in d.current_url)
     assert "Disagreements to look at next" in browser.page_source
     snap(browser, "progress")
+
+
+async def test_a_failure_mode_is_proposed_and_a_trace_skipped_with_the_keyboard_only(server, browser) -> None:
+    from selenium.webdriver.common.keys import Keys
+
+    base, _ = server  # still signed in as ana from the test above
+    browser.get(f"{base}/label")
+    press(browser, "n")
+    wait_for(browser, lambda d: d.current_url.endswith("/label/new"))
+    name = browser.switch_to.active_element  # the name field has the focus
+    name.send_keys("wrong_refund_amount", Keys.TAB,
+                   "Quotes a refund the policy does not allow, or the wrong amount.", Keys.TAB, Keys.TAB)
+    snap(browser, "propose")
+    browser.switch_to.active_element.send_keys(Keys.ENTER)  # Enter in the scale field submits the form
+    first = wait_for(browser, lambda d: "criterion=wrong_refund_amount" in d.current_url and trace_on_page(d))
+    press(browser, "s")
+    second = wait_for(browser, lambda d: (t := trace_on_page(d)) and t != first and t)
+    assert second != first
+    criteria = await mcp_call(base, "query_sql", {"sql": "SELECT name, kind, proposed_by FROM criteria"})
+    assert criteria["rows"] == [["wrong_refund_amount", "binary", "ana"]]
+    labels = await mcp_call(base, "list_labels", {"trace_ids": [first]})
+    assert all(lab["criterion"] != "wrong_refund_amount" for lab in labels["labels"])  # a skip is not a label
