@@ -11,6 +11,7 @@ from starlette.testclient import TestClient
 from server.http.label.app import label_app
 from server.storage.duckdb.reviewers_sql import DuckDBReviewers
 from server.storage.duckdb.store import DuckDBTraceStore
+from tests.calibration_data import add_labels
 from tests.label_page_data import CRITERION, JUDGE, add_reviewer, build, csrf, email, judge_verdict
 
 
@@ -212,3 +213,10 @@ def test_a_graded_criterion_on_a_wide_scale_takes_a_typed_score(site) -> None:
     assert saved.status_code == 303
     assert rows(store, "SELECT value, numeric_value, reviewer FROM current_labels WHERE criterion = 'answer_quality'"
                 ) == [("72.5", 72.5, "lea")]
+
+
+def test_a_criterion_known_only_from_numeric_labels_is_answered_with_a_number(site) -> None:
+    client, store, tokens = site
+    add_labels(store, "helpfulness", {"c01": 4.0, "c02": 2.0}, reviewer="bob")
+    item = client.get("/label/next?criterion=helpfulness", headers=as_(tokens, "ana"), follow_redirects=True).text
+    assert 'value="pass"' not in item and all(f'data-key="{d}"' in item for d in "01234")

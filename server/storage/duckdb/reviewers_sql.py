@@ -76,12 +76,18 @@ _CRITERIA = """
                    UNION SELECT criterion FROM judges UNION SELECT judge FROM scores
                    WHERE judge NOT IN (SELECT name FROM judges)),
     counts AS (SELECT criterion, count(*) n, count(*) FILTER (value = 'fail') f,
-                      count(*) FILTER (value = 'pass') p FROM current_labels GROUP BY 1),
+                      count(*) FILTER (value = 'pass') p, min(numeric_value) lo, max(numeric_value) hi,
+                      count(*) FILTER (value NOT IN ('pass', 'fail') AND numeric_value IS NOT NULL) g
+               FROM current_labels GROUP BY 1),
     scored AS (SELECT DISTINCT judge FROM scores),
     judged AS (SELECT criterion, list(DISTINCT name ORDER BY name) js FROM judges
                WHERE name IN (SELECT judge FROM scored) GROUP BY 1),
     defined AS (SELECT * FROM criteria QUALIFY row_number() OVER (PARTITION BY name ORDER BY created_at_ms) = 1)
-    SELECT n.name, d.description, coalesce(d.kind, 'binary') AS kind, d.scale_min, d.scale_max,
+    SELECT n.name, d.description,
+           -- a criterion nobody defined is graded when most of its labels are numbers (e.g. imported scores)
+           coalesce(d.kind, CASE WHEN c.g > c.f + c.p THEN 'graded' ELSE 'binary' END) AS kind,
+           CASE WHEN d.name IS NOT NULL THEN d.scale_min WHEN c.g > c.f + c.p THEN least(c.lo, 0) END AS scale_min,
+           CASE WHEN d.name IS NOT NULL THEN d.scale_max WHEN c.g > c.f + c.p THEN c.hi END AS scale_max,
            coalesce(c.n, 0) AS labelled, coalesce(c.f, 0) AS fails, coalesce(c.p, 0) AS passes,
            coalesce(j.js, CASE WHEN n.name IN (SELECT judge FROM scored) THEN [n.name] ELSE [] END) AS judges
     FROM names n LEFT JOIN defined d ON d.name = n.name LEFT JOIN counts c ON c.criterion = n.name
