@@ -33,6 +33,12 @@ def rows(store: DuckDBTraceStore, sql: str, params: dict | None = None) -> list[
         return con.execute(sql, params or {}).fetchall()
 
 
+def first_item_of(client: TestClient, tokens: dict[str, str], who: str, criterion: str) -> str:
+    moved = client.get(f"/label/next?criterion={criterion}", headers=as_(tokens, who))
+    assert moved.status_code == 303, moved.text
+    return moved.headers["location"].split("trace=")[1].split("&")[0]
+
+
 def first_item(client: TestClient, tokens: dict[str, str], who: str) -> tuple[str, str]:
     """Follow /label/next for ``who``: (trace id, the item page's HTML)."""
     moved = client.get(f"/label/next?criterion={CRITERION}", headers=as_(tokens, who))
@@ -123,7 +129,7 @@ def test_skip_is_not_a_label_and_moves_only_that_reviewer_on(site) -> None:
     assert answer(client, tokens, "bob", trace_id, "skip", html).status_code == 303
     assert rows(store, "SELECT count(*) FROM labels WHERE trace_id = $t", {"t": trace_id}) == [(0,)]
     assert first_item(client, tokens, "bob")[0] != trace_id
-    assert first_item(client, tokens, "lea")[0] == trace_id
+    assert first_item(client, tokens, "lea")[0] == trace_id  # bob's skip released it to the others
 
 
 def test_only_a_lead_may_reveal_a_redacted_field_and_every_reveal_is_logged(site) -> None:
@@ -220,3 +226,25 @@ def test_a_criterion_known_only_from_numeric_labels_is_answered_with_a_number(si
     add_labels(store, "helpfulness", {"c01": 4.0, "c02": 2.0}, reviewer="bob")
     item = client.get("/label/next?criterion=helpfulness", headers=as_(tokens, "ana"), follow_redirects=True).text
     assert 'value="pass"' not in item and all(f'data-key="{d}"' in item for d in "01234")
+
+
+def test_two_reviewers_working_the_same_queue_get_different_traces() -> None:
+    from tools.labels.review import HOLD_S, Holds
+
+    now = [0.0]
+    holds = Holds(clock=lambda: now[0])
+    holds.hold("c", "t1", "ana")
+    assert holds.held_by_others("c", "bob") == ["t1"] and holds.held_by_others("c", "ana") == []
+    assert holds.held_by_others("other", "bob") == []
+    now[0] = HOLD_S + 1
+    assert holds.held_by_others("c", "bob") == []  # an abandoned trace comes back after the hold
+
+
+def test_the_page_hands_a_held_trace_to_nobody_else(site) -> None:
+    client, _, tokens = site
+    form = client.get("/label/new", headers=as_(tokens, "ana")).text
+    client.post("/label/new", headers=as_(tokens, "ana"), data={
+        "csrf": csrf(form), "name": "policy_breach", "description": "Promises something the policy forbids."})
+    ana, bob = (first_item_of(client, tokens, who, "policy_breach") for who in ("ana", "bob"))
+    assert ana != bob
+    assert first_item_of(client, tokens, "ana", "policy_breach") == ana

@@ -7,14 +7,20 @@ append-only rows); on top of that the page enforces two rules the MCP tool canno
 * **Corrections are one's own.** A reviewer may supersede their own current label (the old row
   stays as history); another reviewer's label is refused (a lead may correct it: adjudication).
 * **The queue is ``annotation_queue``'s**, worked through in rank order: the next item is the
-  first of the criterion's latest recorded queue with no label for the criterion and not skipped
-  by this reviewer; when none is left a new queue is drawn (and recorded, with its selection
-  probabilities, so calibration can reweight the labels).
+  first of the criterion's latest recorded queue with no label for the criterion, not skipped
+  by this reviewer and not held by another reviewer; when none is left a new queue is drawn (and
+  recorded, with its selection probabilities, so calibration can reweight the labels).
+* **Two people do not get the same trace at once.** Handing a trace out holds it for its reviewer
+  for ``HOLD_S``; others get the next one. Holds live in the serving process only: they are a
+  courtesy that saves double work, not a lock (the label rules above keep the data right).
 """
 
 from __future__ import annotations
 
 import re
+import threading
+import time
+from collections.abc import Callable
 from typing import Literal, Protocol
 
 from pydantic import BaseModel, Field
@@ -28,6 +34,34 @@ ROLES: tuple[str, ...] = Role.__args__  # type: ignore[attr-defined]
 #: The seed: "Aim for ten to twenty labeled examples per failure mode".
 SEED_TARGET = (10, 20)
 _NAME = re.compile(r"^[a-z][a-z0-9_]{1,62}$")
+
+
+#: How long a handed-out trace stays reserved for its reviewer.
+HOLD_S = 600.0
+
+
+class Holds:
+    """Which reviewer each handed-out trace is reserved for, until ``HOLD_S`` passes (thread-safe)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._held: dict[tuple[str, str], tuple[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def hold(self, criterion: str, trace_id: str, reviewer: str) -> None:
+        with self._lock:
+            self._held[(criterion, trace_id)] = (reviewer, self._clock() + HOLD_S)
+
+    def release(self, criterion: str, trace_id: str) -> None:
+        """Answered or skipped: the hold has done its job."""
+        with self._lock:
+            self._held.pop((criterion, trace_id), None)
+
+    def held_by_others(self, criterion: str, reviewer: str) -> list[str]:
+        now = self._clock()
+        with self._lock:
+            self._held = {k: v for k, v in self._held.items() if v[1] > now}
+            return [t for (c, t), (who, _) in self._held.items() if c == criterion and who != reviewer]
 
 
 class Reviewer(BaseModel):
@@ -72,7 +106,7 @@ class ReviewStore(LabelStore, Protocol):
 
     def add_criterion(self, criterion: ProposedCriterion, *, by: str, now_ms: int) -> None: ...
 
-    def next_in_queue(self, criterion: str, reviewer: str, *, after_rank: int | None = None) -> str | None: ...
+    def next_in_queue(self, criterion: str, reviewer: str, *, exclude: list[str]) -> str | None: ...
 
     def skip(self, reviewer: str, trace_id: str, criterion: str, *, now_ms: int) -> None: ...
 

@@ -39,6 +39,7 @@ class LabelPages:
     def __init__(self, store: DuckDBTraceStore) -> None:
         self.store = store
         self.reviews = DuckDBReviewStore(store)
+        self.holds = review.Holds()
 
     def criterion(self, name: str) -> CriterionInfo:
         known = self.reviews.criteria()
@@ -52,14 +53,18 @@ class LabelPages:
         return {"criteria": self.reviews.criteria(), "target": review.SEED_TARGET}
 
     def next_trace(self, criterion: str, reviewer: Reviewer) -> str | None:
-        """The first unanswered item of the latest queue; draw a new queue when it is used up."""
+        """The first unanswered item of the latest queue not held by someone else (then held for this
+        reviewer); draw a new queue when it is used up."""
         self.criterion(criterion)
-        found = self.reviews.next_in_queue(criterion, reviewer.name)
+        held = self.holds.held_by_others(criterion, reviewer.name)
+        found = self.reviews.next_in_queue(criterion, reviewer.name, exclude=held)
         if found is None:
-            limit = min(200, QUEUE_SIZE + self.reviews.skipped(reviewer.name, criterion))
+            limit = min(200, QUEUE_SIZE + self.reviews.skipped(reviewer.name, criterion) + len(held))
             aq.annotation_queue(DuckDBQueueStore(self.store), aq.AnnotationQueueInput(criterion=criterion, limit=limit),
                                 now_ms=clock.now_ms())
-            found = self.reviews.next_in_queue(criterion, reviewer.name)
+            found = self.reviews.next_in_queue(criterion, reviewer.name, exclude=held)
+        if found is not None:
+            self.holds.hold(criterion, found, reviewer.name)
         return found
 
     def _verdicts(self, info: CriterionInfo, trace_id: str, label_value: str | None) -> list[dict[str, Any]]:

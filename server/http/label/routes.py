@@ -144,6 +144,7 @@ class LabelRoutes:
                           value=review.check_value(info, value), rationale=rationale, now_ms=clock.now_ms())
 
         await run_in_threadpool(record)
+        self.pages.holds.release(criterion, trace_id)
         return _see("/label/next?criterion=" + _q(criterion) + ("" if value == "skip" else "&after=" + _q(trace_id)))
 
     async def reveal(self, request: Request, reviewer: Reviewer) -> Response:

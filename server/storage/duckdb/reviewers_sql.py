@@ -112,7 +112,7 @@ class DuckDBReviewStore(DuckDBLabelStore):
             con.execute("INSERT INTO criteria VALUES ($name, $description, $kind, $scale_min, $scale_max, $by, $at)",
                         {**criterion.model_dump(), "by": by, "at": now_ms})
 
-    def next_in_queue(self, criterion: str, reviewer: str, *, after_rank: int | None = None) -> str | None:
+    def next_in_queue(self, criterion: str, reviewer: str, *, exclude: list[str]) -> str | None:
         with self.store.reading() as con:
             row = con.execute("""
                 WITH latest AS (SELECT queue_id FROM queue_items WHERE criterion = $c
@@ -122,7 +122,8 @@ class DuckDBReviewStore(DuckDBLabelStore):
                   AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.trace_id = q.trace_id AND l.criterion = $c)
                   AND NOT EXISTS (SELECT 1 FROM review_skips s WHERE s.trace_id = q.trace_id AND s.criterion = $c
                                   AND s.reviewer = $r)
-                ORDER BY q.rank LIMIT 1""", {"c": criterion, "r": reviewer}).fetchone()
+                  AND NOT list_contains($x, q.trace_id)
+                ORDER BY q.rank LIMIT 1""", {"c": criterion, "r": reviewer, "x": exclude}).fetchone()
         return row[0] if row else None
 
     def skip(self, reviewer: str, trace_id: str, criterion: str, *, now_ms: int) -> None:
