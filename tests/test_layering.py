@@ -24,7 +24,7 @@ FAMILY_DEPENDENCIES: dict[str, set[str]] = {
     "traces": {"filters"},
     "datasets": {"filters", "privacy"},
     "judges": {"privacy"},
-    "labels": {"filters"},
+    "labels": {"filters", "traces", "privacy"},  # the review page shows a redacted get_trace
     "calibration": {"labels"},
     "analysis": {"filters", "traces", "privacy"},
     # monitors run the same judges on live windows and test them with the same statistics

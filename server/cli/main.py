@@ -16,7 +16,7 @@ from pathlib import Path
 import anyio
 import click
 
-from server.cli import analysis, calibration, datasets, judges, monitors
+from server.cli import analysis, calibration, datasets, judges, monitors, reviewers
 from server.cli.common import db_option, echo_result, open_backend, store_option, table_option
 from server.errors import cli_errors
 from server.storage.duckdb.store import DuckDBTraceStore
@@ -27,7 +27,8 @@ from tools.traces import sql as sql_tool
 from tools.clock import now_ms
 
 #: Each feature module contributes its commands; the group is assembled at the bottom.
-FEATURE_COMMANDS = (analysis.COMMANDS, datasets.COMMANDS, judges.COMMANDS, calibration.COMMANDS, monitors.COMMANDS)
+FEATURE_COMMANDS = (analysis.COMMANDS, datasets.COMMANDS, judges.COMMANDS, calibration.COMMANDS, monitors.COMMANDS,
+                    reviewers.COMMANDS)
 
 
 @click.group()
@@ -51,7 +52,7 @@ def serve(db: StoreUrl, use_http: bool, host: str, port: int, token: str | None,
 
     Example:
 
-        claude mcp add tracesieve -- tracesieve serve --db /path/to/view.duckdb
+        claude mcp add tracesieve -- tracesieve serve --db /path/to/traces.duckdb
     """
     from server.http.transport import serve_http
     from server.mcp.app import build_app
@@ -65,7 +66,9 @@ def serve(db: StoreUrl, use_http: bool, host: str, port: int, token: str | None,
             backend.require_features("Monitors")
             start_background(backend.traces)
         if use_http:
-            serve_http(app, host=host, port=port, token=token)
+            # the labelling page needs the feature tables, which only the DuckDB store has so far
+            label_store = backend.traces if backend.features is not None else None
+            serve_http(app, host=host, port=port, token=token, store=label_store)
         else:
             app.run("stdio")
 

@@ -10,6 +10,8 @@ import uvicorn
 from mcp.server import MCPServer
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from server.http.label.mount import with_label_page
+from server.storage.duckdb.store import DuckDBTraceStore
 from tools.errors import InvalidInputError
 
 log = logging.getLogger("tracesieve.http")
@@ -44,18 +46,21 @@ class BearerAuth:
         await self.app(scope, receive, send)
 
 
-def http_app(mcp: MCPServer, *, host: str, token: str | None) -> ASGIApp:
-    """The ASGI app to serve, refusing a non-loopback bind without a token."""
+def http_app(mcp: MCPServer, *, host: str, token: str | None, store: DuckDBTraceStore | None = None) -> ASGIApp:
+    """The ASGI app to serve, refusing a non-loopback bind without a token; with ``store``, also the
+    ``/label`` page (its reviewers sign in with their own tokens, not the MCP bearer token)."""
     if not is_loopback(host) and not token:
         raise InvalidInputError(
             f"Refusing to serve on {host} without authentication: anyone who can reach it could read "
             "your traces. Pass --token (or set TRACESIEVE_TOKEN), or bind to 127.0.0.1.")
     app: ASGIApp = mcp.streamable_http_app(host=host)
-    return BearerAuth(app, token) if token else app
+    app = BearerAuth(app, token) if token else app
+    return with_label_page(app, store) if store is not None else app
 
 
-def serve_http(mcp: MCPServer, *, host: str, port: int, token: str | None) -> None:
-    app = http_app(mcp, host=host, token=token)
+def serve_http(mcp: MCPServer, *, host: str, port: int, token: str | None,
+               store: DuckDBTraceStore | None = None) -> None:
+    app = http_app(mcp, host=host, token=token, store=store)
     log.info("tracesieve MCP over streamable HTTP at http://%s:%d/mcp%s", host, port,
              " (bearer token required)" if token else "")
     uvicorn.run(app, host=host, port=port, log_level="warning")

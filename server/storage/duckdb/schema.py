@@ -17,6 +17,7 @@ from server.storage.duckdb.migrations import m001_core, m002_datasets, m003_judg
 from server.storage.duckdb.migrations import m004_calibration, m005_trace_id_indexes, m006_denormalized_filters
 from server.storage.duckdb.migrations import m007_unified_tags_from_copy
 from server.storage.duckdb.migrations import m009_monitors
+from server.storage.duckdb.migrations import m010_reviewers
 
 MIGRATIONS: tuple[str, ...] = (
     m001_core.SQL,
@@ -27,6 +28,7 @@ MIGRATIONS: tuple[str, ...] = (
     m006_denormalized_filters.SQL,
     m007_unified_tags_from_copy.SQL,
     m009_monitors.SQL,
+    m010_reviewers.SQL,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -34,4 +36,5 @@ SCHEMA_VERSION = len(MIGRATIONS)
 #: Tables and views that ``query_sql`` may read (everything user-visible).
 QUERYABLE = ("traces", "spans", "tags", "tag_history", "labels", "scores", "trace_unified", "otel_spans",
              "queue_items", "calibrations", "current_labels", "datasets", "dataset_records",
-             "judges", "judge_runs", "monitors", "monitor_windows", "monitor_alerts")
+             "judges", "judge_runs", "monitors", "monitor_windows", "monitor_alerts", "criteria", "review_skips",
+             "reveal_log")
