@@ -15,7 +15,7 @@ from server.storage.duckdb.store import DuckDBTraceStore
 from tools import clock
 from tools.analysis import error_patterns as errors_tool
 from tools.analysis import profiling
-from tools.traces.search import FilterText
+from server.mcp.grammar import FilterArg
 
 
 
@@ -25,7 +25,7 @@ def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
 
     @mcp.tool(annotations=READ_ONLY)
     @surface_errors
-    def profile_traces(filter: FilterText = "", trace_id: profiling.ProfileTraceId = None,
+    def profile_traces(filter: FilterArg = "", trace_id: profiling.ProfileTraceId = None,
                        group_by: profiling.GroupByText = None, limit: profiling.TopLimit = 10,
                        prices: profiling.Prices = None) -> profiling.ProfileTracesResult:
         """Profile where the time, tokens and (estimated) money go across the traces a filter selects, or
@@ -47,7 +47,7 @@ def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
 
     @mcp.tool(annotations=READ_ONLY)
     @surface_errors
-    def error_patterns(filter: FilterText = "", window: errors_tool.WindowText = "24h",
+    def error_patterns(filter: FilterArg = "", window: errors_tool.WindowText = "24h",
                        anchor: errors_tool.Anchor = "now",
                        limit: errors_tool.PatternLimit = 10) -> errors_tool.ErrorPatternsResult:
         """Compare the error rate of the last `window` with the window before it (Fisher exact test) and

@@ -1,16 +1,19 @@
 """The MCP surface: one thin tool per ``tools`` function, docstrings written for the model.
 
 Each wrapper only builds the typed input, calls the logic in ``tools`` and returns its pydantic
-result (published as structured output). Parameter descriptions are the ``Annotated`` aliases
-defined next to the logic, so the MCP schema, the CLI and the code cannot drift apart.
+result. ``surface.TracesieveServer`` shapes every result (budget, summary, one copy) and every
+definition; ``toolsets`` decides which families of tools a server exposes.
 """
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
+
 from mcp.server import MCPServer
 
-from server.mcp import analysis, calibration, datasets, judges, traces
-from server.mcp.strict_args import StrictArgumentsServer
+from server.mcp import toolsets as toolset_registry
+from server.mcp.grammar import GRAMMAR
+from server.mcp.surface import TracesieveServer
 from server.storage.duckdb.store import DuckDBTraceStore
 
 INSTRUCTIONS = """\
@@ -25,12 +28,33 @@ tracesieve turns production LLM/agent traces into evaluation assets. The loop, t
    filter + window -> get_run_results(verdict='fail').
 4. Calibrate and gate: annotation_queue -> label_trace -> calibration_report (does the judge agree with people?)
    -> compare_runs (did the candidate regress? only calibrated judges gate).
-Results are compact and paged: pass next_page_token / offset / span_offset back to continue."""
+Results are compact and paged: pass next_page_token / offset / span_offset back to continue. Every result
+starts with `summary`; a `truncated_to_fit` note names the call that reads what did not fit.
+
+Filter grammar (search_traces, profile_traces, error_patterns, and the filter of tag_trace, datasets, judges):
+""" + GRAMMAR
 
 
-def build_app(store: DuckDBTraceStore) -> MCPServer:
-    """An MCP server over ``store``; every call opens the store only for its own duration."""
-    mcp = StrictArgumentsServer("tracesieve", instructions=INSTRUCTIONS)
-    for toolset in (traces, analysis, datasets, judges, calibration):
-        toolset.register(mcp, store)
+def server_version() -> str:
+    try:
+        return version("tracesieve")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "0+unknown"
+
+
+def build_app(store: DuckDBTraceStore, *, toolsets: tuple[str, ...] | None = None,
+              read_only: bool = False) -> MCPServer:
+    """An MCP server over ``store``; every call opens the store only for its own duration.
+
+    ``toolsets`` defaults to every toolset (tests and ``tracesieve call`` reach every tool);
+    ``tracesieve serve`` passes ``toolsets.resolve(--toolsets)``, whose default is smaller.
+    ``read_only`` keeps only the tools annotated read-only.
+    """
+    mcp = TracesieveServer("tracesieve", instructions=INSTRUCTIONS, version=server_version())
+    for name in toolsets or tuple(toolset_registry.TOOLSETS):
+        toolset_registry.TOOLSETS[name].register(mcp, store)
+    if read_only:
+        for tool in mcp._tool_manager.list_tools():
+            if not (tool.annotations and tool.annotations.read_only_hint):
+                mcp.remove_tool(tool.name)
     return mcp

@@ -3,16 +3,33 @@
 from __future__ import annotations
 
 from mcp.server import MCPServer
+from pydantic import Field
 
 from server.errors import surface_errors
 from server.mcp.annotations import DESTRUCTIVE, IDEMPOTENT_WRITE, READ_ONLY
+from server.mcp.grammar import FilterArg
 from server.storage.duckdb.schema import QUERYABLE
 from server.storage.duckdb.store import DuckDBTraceStore
 from tools import clock
 from tools.traces import describe, search, tagging, view
 from tools.traces import sql as sql_tool
-from tools.traces.search import FilterText, Limit, OrderBy, PageToken
+from tools.traces.search import Limit, OrderBy, PageToken
 from tools.traces.tagging import SelectFilter, TagKey, TagValue, TraceIds
+
+
+#: Unknown ids a tag result lists; the rest are counted (an agent that passed 10,000 wrong ids needs
+#: to know that, and a few examples, not all 10,000 back).
+UNKNOWN_EXAMPLES = 10
+
+
+class BoundedTagResult(tagging.TagResult):
+    unknown_count: int = Field(0, description=f"How many requested ids are not in the store (unknown_ids lists "
+                                              f"the first {UNKNOWN_EXAMPLES}).")
+
+
+def bounded(result: tagging.TagResult) -> BoundedTagResult:
+    return BoundedTagResult(**{**result.model_dump(), "unknown_ids": result.unknown_ids[:UNKNOWN_EXAMPLES],
+                               "unknown_count": len(result.unknown_ids)})
 
 
 def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
@@ -31,24 +48,21 @@ def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
 
     @mcp.tool(annotations=READ_ONLY)
     @surface_errors
-    def search_traces(filter: FilterText = "", order_by: OrderBy = None, limit: Limit = 20,
-                      page_token: PageToken = None) -> search.SearchTracesResult:
-        """Find traces matching a filter, newest first (or as order_by says), as compact summaries:
-        id, time, status, duration, request/response previews, tags, session, model, tokens, span and
-        error counts, tool names.
+    def search_traces(filter: FilterArg = "", order_by: OrderBy = None, limit: Limit = 20,
+                      page_token: PageToken = None, fields: search.Fields = None) -> search.SearchTracesResult:
+        """Find traces matching a filter, newest first (or by order_by), as compact summaries: id, time,
+        status, duration, request/response previews, tags, model, tokens, span and error counts, tools.
 
-        Use it to get trace ids for get_trace and tag_trace. Examples of filter:
+        Use it to get ids for get_trace and tag_trace. Filters, e.g.:
           attributes.status = 'ERROR' AND attributes.timestamp_ms > now() - 7d
-          tags.environment = 'production' AND attributes.execution_time_ms > 5000
           span.type = 'TOOL' AND span.status = 'ERROR'      (one span has both)
-          text CONTAINS 'refund' OR tags.eval_candidate IS NOT NULL
-        Returns at most `limit` traces and `total_matches` (counted up to a cap; `total_exact` is false
-        past it: use query_sql for an exact count); if `next_page_token` is set, call again with it
-        (and the same filter/order_by) for the next page. A bad filter returns an error naming the
-        offending token and the closest valid field.
+        `fields` keeps only the columns you need. `total_matches` is exact up to 10,000 (see total_exact).
+        If `next_page_token` is set, call again with it and the same filter/order_by. A bad filter's error
+        names the offending token and the closest valid field.
         """
         return search.search_traces(store, search.SearchTracesInput(
-            filter=filter, order_by=order_by, limit=limit, page_token=page_token), now_ms=clock.now_ms())
+            filter=filter, order_by=order_by, limit=limit, page_token=page_token, fields=fields),
+            now_ms=clock.now_ms())
 
     @mcp.tool(annotations=READ_ONLY)
     @surface_errors
@@ -56,14 +70,13 @@ def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
                   field: view.FieldName = "outputs", offset: view.Offset = 0,
                   span_offset: view.SpanOffset = 0,
                   include_attributes: view.IncludeAttributes = False) -> view.GetTraceResult:
-        """Read one trace: its header (request, response, tags, tokens) and its span tree in depth-first
-        order (type, name, status, timing, model, tool, tokens, inputs, outputs).
+        """Read one trace: its header (request, response, tags, tokens) and a page of its span tree in
+        depth-first order (type, name, status, timing, model, tool, tokens, inputs, outputs).
 
-        Text is bounded by max_chars (default 16000): a cut field ends with a marker such as
-        "…[truncated: 5120 more chars; next: get_trace(span_id='9f1c', field='outputs', offset=4000)]";
-        call get_trace again with the same trace_id plus those arguments to read the rest page by page.
+        Text is bounded by max_chars: a cut field ends with a marker naming the call that reads on, e.g.
+        "…[truncated: 5120 more chars; next: get_trace(span_id='9f1c', field='outputs', offset=4000)]".
         If `next_span_offset` is set, more spans follow: pass it as span_offset.
-        Examples: get_trace(trace_id='tr-abc')  |  get_trace(trace_id='tr-abc', span_id='9f1c', field='outputs', offset=4000)
+        Examples: get_trace(trace_id='tr-abc')  |  get_trace(trace_id='tr-abc', span_id='9f1c', offset=4000)
         """
         return view.get_trace(store, view.GetTraceInput(
             trace_id=trace_id, max_chars=max_chars, span_id=span_id, field=field, offset=offset,
@@ -72,30 +85,30 @@ def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
     @mcp.tool(annotations=IDEMPOTENT_WRITE)
     @surface_errors
     def tag_trace(key: TagKey, value: TagValue = "true", trace_ids: TraceIds = None,
-                  filter: SelectFilter = None) -> tagging.TagResult:
+                  filter: SelectFilter = None) -> BoundedTagResult:
         """Set a tag key=value on traces, selected by trace_ids or by a search filter.
 
         Use tags to curate: e.g. key='eval_candidate' value='error_case' | 'slow_response' | 'edge_case';
         datasets are later built from tags. Idempotent: re-tagging with the same value changes nothing; a
         different value replaces the old one (kept in history). Returns how many traces matched and
-        changed, and lists ids that do not exist.
+        changed, and counts ids that do not exist (listing a few).
         Examples: tag_trace(key='eval_candidate', value='error_case', trace_ids=['tr-1','tr-2'])
                   tag_trace(key='reviewed', value='no', filter="attributes.status = 'ERROR'")
         """
-        return tagging.tag_trace(store, tagging.TagTraceInput(
-            trace_ids=trace_ids, filter=filter, key=key, value=value), by="mcp", now_ms=clock.now_ms())
+        return bounded(tagging.tag_trace(store, tagging.TagTraceInput(
+            trace_ids=trace_ids, filter=filter, key=key, value=value), by="mcp", now_ms=clock.now_ms()))
 
     @mcp.tool(annotations=DESTRUCTIVE)
     @surface_errors
-    def untag_trace(key: TagKey, trace_ids: TraceIds = None, filter: SelectFilter = None) -> tagging.TagResult:
+    def untag_trace(key: TagKey, trace_ids: TraceIds = None, filter: SelectFilter = None) -> BoundedTagResult:
         """Remove a tag key from traces selected by trace_ids or a search filter.
 
         The removal is recorded in the tag history. Returns how many traces matched and how many
-        actually lost the tag; unknown ids are listed.
+        actually lost the tag; unknown ids are counted (a few listed).
         Example: untag_trace(key='eval_candidate', trace_ids=['tr-1'])
         """
-        return tagging.untag_trace(store, tagging.UntagTraceInput(trace_ids=trace_ids, filter=filter, key=key),
-                                   by="mcp", now_ms=clock.now_ms())
+        return bounded(tagging.untag_trace(store, tagging.UntagTraceInput(trace_ids=trace_ids, filter=filter, key=key),
+                                           by="mcp", now_ms=clock.now_ms()))
 
     @mcp.tool(annotations=READ_ONLY)
     @surface_errors

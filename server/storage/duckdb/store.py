@@ -18,7 +18,7 @@ import duckdb
 import orjson
 import pyarrow as pa
 
-from server.storage.duckdb import filter_sql, page_query, time_order, trace_tags_sql
+from server.storage.duckdb import filter_sql, page_query, time_order, trace_read, trace_tags_sql
 from server.storage.duckdb.connection import (default_idle_release, default_lock_timeout, fetch_dicts, keeper_for,
                                        transaction)
 from server.storage.duckdb.id_lists import ids_in
@@ -160,6 +160,25 @@ class DuckDBTraceStore:
         record["metadata"] = json.loads(record["metadata"] or "{}")
         record["tags"] = orjson.loads(record["tags"])
         return Trace(**record, spans=spans)
+
+    # Reading by the piece (see ``trace_read``): what get_trace returns, never the whole trace.
+    def trace_header(self, trace_id: str, head: int) -> dict[str, Any] | None:
+        with self.reading() as con:
+            return trace_read.header(con, trace_id, head)
+
+    def span_skeleton(self, trace_id: str) -> list[dict[str, Any]]:
+        with self.reading() as con:
+            return trace_read.skeleton(con, trace_id)
+
+    def span_texts(self, trace_id: str, span_ids: list[str], head: int,
+                   attributes: bool) -> dict[str, dict[str, Any]]:
+        with self.reading() as con:
+            return trace_read.texts(con, trace_id, span_ids, head, attributes)
+
+    def field_text(self, trace_id: str, span_id: str | None, field: str, offset: int,
+                   length: int) -> tuple[str, int] | None:
+        with self.reading() as con:
+            return trace_read.field_text(con, trace_id, span_id, field, offset, length)
 
     def known_trace_ids(self, trace_ids: Sequence[str]) -> set[str]:
         with self.reading() as con:

@@ -1,0 +1,119 @@
+"""No legal call returns more than the result budget: each tool's worst legal arguments, through a
+real client, on a store built to overflow (long payloads, many tags, a 600-span trace, 300-record
+dataset and run). Where the data exceeds the budget the result says so and names the next call."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+from mcp import Client
+
+from server.mcp.app import build_app
+from server.mcp.budget import BUDGET_CHARS, size
+from server.storage.duckdb.store import DuckDBTraceStore
+from tests.factory import BASE_MS, span, trace
+
+pytestmark = pytest.mark.anyio
+
+WORDS = "refund order shipment password invoice account courier warehouse delay damaged".split()
+TRACES = 300
+
+
+def _text(rng: random.Random, chars: int) -> str:
+    words = []
+    while sum(len(w) + 1 for w in words) < chars:
+        words.append(rng.choice(WORDS) + str(rng.randrange(10**6)))
+    return " ".join(words)
+
+
+@pytest.fixture(scope="module")
+def heavy(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Long requests/responses, 25 long tags a trace, and one trace of 600 spans x 6 KB."""
+    rng = random.Random(18)
+    path = tmp_path_factory.mktemp("budget") / "heavy.duckdb"
+    traces = []
+    for i in range(TRACES):
+        t = trace(f"tr-{i:04d}", i, status="ERROR" if i % 4 == 0 else "OK", question=_text(rng, 4000),
+                  answer=_text(rng, 4000), tool=f"tool_with_a_long_name_{i % 7}",
+                  tags={f"tag_key_number_{k}": _text(rng, 60) for k in range(25)})
+        traces.append(t)
+    wide = trace("wide", TRACES + 1)
+    wide.spans += [span(f"w{i:04d}", "wide-root", "TOOL", BASE_MS + i, 1, name=f"tool_{i}", tool=f"t{i % 40}",
+                        inputs=_text(rng, 3000), outputs=_text(rng, 3000)) for i in range(600)]
+    traces.append(wide)
+    store = DuckDBTraceStore(path)
+    store.write_traces(traces)
+    store.release()
+    return path
+
+
+async def _call(client: Client, tool: str, args: dict) -> tuple[dict, str]:
+    result = await client.call_tool(tool, args)
+    text = "\n".join(c.text for c in result.content if c.type == "text")
+    assert not result.is_error, text
+    structured = result.structured_content
+    assert size(structured) + len(text) <= BUDGET_CHARS, (tool, size(structured), len(text))
+    assert structured["summary"] and len(text) <= 20_000, tool
+    return structured, text
+
+
+async def test_every_read_tool_stays_within_the_budget_at_its_worst_legal_arguments(heavy: Path) -> None:
+    async with Client(build_app(DuckDBTraceStore(heavy))) as client:
+        found, _ = await _call(client, "search_traces", {"limit": 200})
+        # 200 rows of long previews and 20 tags each do not fit: the page stops early and pages on
+        assert 0 < len(found["traces"]) < 200 and found["next_page_token"] and found["total_matches"] == TRACES + 1
+        nxt, _ = await _call(client, "search_traces", {"limit": 200, "page_token": found["next_page_token"]})
+        assert not {t["trace_id"] for t in nxt["traces"]} & {t["trace_id"] for t in found["traces"]}
+        assert found["traces"][1]["more_tags"] == 5   # 25 tags, 20 shown
+
+        whole, _ = await _call(client, "get_trace", {"trace_id": "wide", "max_chars": 40_000,
+                                                     "include_attributes": True})
+        assert whole["next_span_offset"] and whole["span_total"] == 603
+        field, _ = await _call(client, "get_trace", {"trace_id": "wide", "span_id": "w0300", "field": "outputs",
+                                                     "max_chars": 40_000})
+        assert field["content"]["total_chars"] >= 3000
+
+        rows, _ = await _call(client, "query_sql", {"sql": "SELECT * FROM otel_spans", "limit": 1000})
+        assert "query_sql(" in rows["truncated_to_fit"] and "limit=" in rows["truncated_to_fit"]
+        assert 0 < len(rows["rows"]) < 1000 and "next_page_token" not in rows
+        text_rows, _ = await _call(client, "query_sql", {"sql": "SELECT request, response FROM traces", "limit": 1000})
+        assert len(text_rows["rows"]) < TRACES
+
+        described, _ = await _call(client, "describe_store", {})
+        assert described["trace_count"] == TRACES + 1
+        profile, _ = await _call(client, "profile_traces", {"limit": 50})
+        assert profile["trace_count"] == TRACES + 1
+        await _call(client, "error_patterns", {"window": "30d", "anchor": "latest", "limit": 50})
+
+
+async def test_writes_and_their_reads_stay_within_the_budget(heavy: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "heavy.duckdb"
+    copy.write_bytes(heavy.read_bytes())
+    unknown = [f"no-such-trace-{i:05d}" for i in range(9_999)]   # the most a call may pass, with tr-0001
+    async with Client(build_app(DuckDBTraceStore(copy))) as client:
+        tagged, text = await _call(client, "tag_trace", {"key": "eval_candidate", "value": "x",
+                                                         "trace_ids": unknown + ["tr-0001"]})
+        assert (tagged["changed"], tagged["unknown_count"], len(tagged["unknown_ids"])) == (1, 9_999, 10)
+        assert "truncated_to_fit" not in tagged and len(text) < 200
+        untagged, _ = await _call(client, "untag_trace", {"key": "eval_candidate", "trace_ids": unknown})
+        assert untagged["changed"] == 0
+        await _call(client, "tag_trace", {"key": "eval_candidate", "value": "all", "filter": "span_count > 0"})
+
+        built, _ = await _call(client, "build_dataset_from_tags", {"name": "big", "tags": ["eval_candidate=all"],
+                                                                   "redact": False})
+        assert built["record_count"] == TRACES + 1
+        page, _ = await _call(client, "get_dataset", {"name": "big", "limit": 200, "max_chars": 200_000})
+        assert page["next_offset"] == len(page["records"]) and 0 < len(page["records"]) <= 200
+        await _call(client, "list_datasets", {})
+
+        await _call(client, "define_judge", {"name": "slow", "kind": "rule", "criterion": "latency",
+                                             "spec": {"type": "latency", "max_ms": 1000}})
+        run, _ = await _call(client, "run_judges", {"judges": ["slow"], "dataset": "big"})
+        results, _ = await _call(client, "get_run_results", {"run_id": run["run_id"], "limit": 200})
+        assert results["results"]
+        await _call(client, "get_run", {"run_id": run["run_id"]})
+        await _call(client, "list_runs", {"limit": 100})
+        queued, _ = await _call(client, "annotation_queue", {"criterion": "latency", "limit": 200})
+        assert queued["items"]
