@@ -45,18 +45,23 @@ def cli() -> None:
 @click.option("--port", default=8765, show_default=True, type=click.IntRange(1, 65535), help="HTTP port.")
 @click.option("--token", envvar="TRACESIEVE_TOKEN", default=None,
               help="Bearer token clients must send (env TRACESIEVE_TOKEN); required off loopback.")
-def serve(db: Path, use_http: bool, host: str, port: int, token: str | None) -> None:
+@click.option("--toolsets", envvar="TRACESIEVE_TOOLSETS", default="default", show_default=True,
+              help="Comma-separated toolsets to expose: default (traces, analysis, datasets), all, observe, curate, "
+                   "judge, calibrate, or traces/analysis/datasets/judges/calibration (env TRACESIEVE_TOOLSETS).")
+@click.option("--read-only", is_flag=True, help="Expose only the tools that never write.")
+def serve(db: Path, use_http: bool, host: str, port: int, token: str | None, toolsets: str, read_only: bool) -> None:
     """Run the MCP server (stdio by default).
 
     Example:
 
-        claude mcp add tracesieve -- tracesieve serve --db /path/to/view.duckdb
+        claude mcp add tracesieve -- tracesieve serve --db /path/to/view.duckdb --toolsets all
     """
     from server.http.transport import serve_http
+    from server.mcp import toolsets as toolset_registry
     from server.mcp.app import build_app
 
     with cli_errors():
-        app = build_app(DuckDBTraceStore(db))
+        app = build_app(DuckDBTraceStore(db), toolsets=toolset_registry.resolve(toolsets), read_only=read_only)
         if use_http:
             serve_http(app, host=host, port=port, token=token)
         else:

@@ -11,6 +11,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from mcp.server import MCPServer
 
+from server.mcp import completions, prompts, resources
 from server.mcp import toolsets as toolset_registry
 from server.mcp.grammar import GRAMMAR
 from server.mcp.surface import TracesieveServer
@@ -53,6 +54,8 @@ def build_app(store: DuckDBTraceStore, *, toolsets: tuple[str, ...] | None = Non
     mcp = TracesieveServer("tracesieve", instructions=INSTRUCTIONS, version=server_version())
     for name in toolsets or tuple(toolset_registry.TOOLSETS):
         toolset_registry.TOOLSETS[name].register(mcp, store)
+    for feature in (resources, prompts, completions):
+        feature.register(mcp, store)
     if read_only:
         for tool in mcp._tool_manager.list_tools():
             if not (tool.annotations and tool.annotations.read_only_hint):

@@ -49,14 +49,10 @@ def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
     @surface_errors
     def label_trace(trace_id: labels.TraceId, criterion: labels.Criterion, value: labels.LabelValue,
                     reviewer: labels.Reviewer, rationale: labels.Rationale = None) -> labels.LabelTraceResult:
-        """Record a human decision (ground truth) about one trace for one criterion (failure mode).
-
-        Use it on traces from annotation_queue after reading them with get_trace. value is 'pass' or 'fail'
-        (yes/no, true/false, 1/0 are normalised) or a number for graded labels. Labels are append-only:
-        labelling the same trace+criterion again supersedes the earlier label, which stays in the history.
-        Example: label_trace(trace_id='tr-9f…', criterion='citation_grounded', value='fail', reviewer='ana',
-                             rationale='cites kb-returns-009, which was not retrieved')
-        Returns the stored label and the one it superseded, if any.
+        """Record a human decision (ground truth) about one trace for one criterion: 'pass'/'fail' (yes/no,
+        1/0 normalised) or a number. Append-only: a new label on the same trace+criterion supersedes the old one.
+        Example: label_trace(trace_id='tr-9f', criterion='citation_grounded', value='fail', reviewer='ana',
+                             rationale='cites kb-009, which was not retrieved')
         """
         return labels.label_trace(label_store, labels.LabelTraceInput(
             trace_id=trace_id, criterion=criterion, value=value, reviewer=reviewer, rationale=rationale),
@@ -67,12 +63,9 @@ def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
     def list_labels(criterion: labels.CriterionFilter = None, trace_ids: labels.TraceIdsFilter = None,
                     reviewer: labels.ReviewerFilter = None, include_history: labels.IncludeHistory = False,
                     limit: labels.LabelLimit = 50, page_token: labels.LabelPageToken = None) -> labels.ListLabelsResult:
-        """List human labels newest first: by default the current label per trace+criterion, or the full
-        history (corrections keep the rows they supersede) with include_history=true. Also returns
-        pass/fail counts per criterion.
-
-        Examples: list_labels(criterion='citation_grounded')  |  list_labels(trace_ids=['tr-1'], include_history=true)
-        If next_page_token is set, call again with it for more.
+        """List human labels newest first: the current one per trace+criterion, or the whole history
+        (include_history=true); plus pass/fail counts per criterion. Page with next_page_token.
+        Example: list_labels(criterion='citation_grounded')
         """
         return labels.list_labels(label_store, labels.ListLabelsInput(
             criterion=criterion, trace_ids=trace_ids, reviewer=reviewer, include_history=include_history,
@@ -82,13 +75,9 @@ def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
     @surface_errors
     def import_labels(file: FilePath, format: FormatArg = "auto",
                       reviewer: DefaultReviewer = None) -> labels.ImportLabelsResult:
-        """Import human labels from a file: CSV/JSONL written for tracesieve, Langfuse ANNOTATION scores,
-        or MLflow HUMAN assessments.
-
-        The whole file is checked first; any bad row (unknown trace, missing value, a value that is not
-        pass/fail or a number) means nothing is written and the error lists the rows. Rows identical to
-        stored labels are skipped, so re-importing is safe.
-        Example: import_labels(file='week46-labels.csv')  (the file sits in <store folder>/exports/)
+        """Import human labels from a file in the store's exports folder: tracesieve CSV/JSONL, Langfuse
+        ANNOTATION scores or MLflow HUMAN assessments. Any bad row means nothing is written and the error lists
+        the rows; identical labels are skipped, so re-importing is safe. Example: import_labels(file='week46-labels.csv')
         """
         rows, source, strict = read_label_file(
             confined_file(store.path, file, example="week46-labels.csv",
@@ -101,15 +90,10 @@ def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
     def annotation_queue(criterion: labels.Criterion, filter: aq.QueueFilter = "", limit: aq.QueueLimit = 20,
                          random_share: aq.RandomShare = 0.2, signals: aq.SignalsParam = None,
                          seed: aq.Seed = None) -> aq.AnnotationQueueResult:
-        """Which unlabelled traces to label next for a criterion, ranked by anomaly signals with the reasons:
-        context-window pressure, token spikes vs the usual for that operation, user re-submission, tool
-        errors and retries, guardrail trips, latency outliers, error status, judge disagreement, and the
-        criterion's judges flagging or being unsure. Traces already labelled for the criterion are left out.
-
-        A random_share of the queue (default 0.2) is drawn uniformly from the rest; every item records its
-        selection probability (stored with the queue) so calibration_report can reweight for unbiased
-        estimates. Example: annotation_queue(criterion='citation_grounded', limit=20,
-        filter="tags.environment = 'production'"). Then get_trace each item and label_trace it.
+        """Which unlabelled traces to label next for a criterion, ranked by anomaly signals with reasons
+        (context pressure, token spikes, re-submission, tool errors, guardrails, latency, judge disagreement or doubt).
+        A random_share is drawn uniformly; every item keeps its selection probability for unbiased calibration.
+        Example: annotation_queue(criterion='citation_grounded', limit=20). Then get_trace and label_trace each.
         """
         return aq.annotation_queue(DuckDBQueueStore(store), aq.AnnotationQueueInput(
             criterion=criterion, filter=filter, limit=limit, random_share=random_share, signals=signals, seed=seed),
@@ -125,17 +109,11 @@ def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
                            reweight: cal.Reweight = None, correct_run_id: cal.CorrectRun = None,
                            include_plot: IncludePlot = True
                            ) -> Annotated[CallToolResult, cal.CalibrationReportResult]:
-        """How well a judge agrees with human labels on the same traces (positive class = fail): confusion
-        matrix, TPR/TNR, precision/recall/F1, accuracy, MCC, Cohen's kappa with bootstrap 95% CIs, and the
-        verdict: gate (MCC >= 0.6), signal (0.4-0.6), revise (< 0.4) or insufficient (too few labels / one
-        class). Also: the disagreeing traces with both rationales, Spearman/Kendall for graded scores,
-        agreement per judge version and per week (drift), labels needed for MCC ±0.1, and the run's
-        judge-bias-corrected pass rate (Rogan–Gladen, reweighted by queue selection probabilities).
-
-        The result is stored; compare_runs lets only judges whose latest calibration reaches the gate
-        threshold gate a release. Example: calibration_report(judge='grounded_citations')  |
-        calibration_report(judge='tool_use', criterion='correct_tool', run_id='run-3f2a…')
-        Returns markdown, the structured report and (include_plot) a PNG.
+        """How well a judge agrees with human labels (positive = fail): confusion matrix, TPR/TNR,
+        precision/recall/F1, MCC and kappa with bootstrap 95% CIs, and the verdict: gate (MCC >= 0.6), signal
+        (0.4-0.6), revise (< 0.4) or insufficient; plus disagreements, correlations, drift by version and week,
+        labels needed, and a run's bias-corrected pass rate. Stored: compare_runs gates only on calibrated judges.
+        Example: calibration_report(judge='grounded_citations', criterion='citation_grounded')
         """
         calib = DuckDBCalibrationStore(store)
         with calib.session():
@@ -161,14 +139,10 @@ def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
                      gate_threshold: regression.GateThreshold = 0.6, min_items: regression.MinItems = 20,
                      max_flips: regression.MaxFlips = 20
                      ) -> Annotated[CallToolResult, regression.CompareRunsResult]:
-        """Compare two runs of the same judges: per judge pass rates, delta with a bootstrap 95% CI, exact
-        McNemar on items that flipped (Fisher exact if the runs judged different items), Holm correction
-        across judges, per-slice breakdown (model, environment, tag:<key>, …), the flipped items, and a
-        verdict: regressed | improved | no significant change | undecided (exit_code 1 / 0 / 0 / 2, as
-        `tracesieve gate` exits).
-
-        Judges whose latest calibration_report is below the gate threshold are reported but do not gate.
-        Example: compare_runs(baseline_run='run-a1…', candidate_run='run-b2…', min_delta=0.02)
+        """Compare two runs of the same judges: pass-rate deltas with bootstrap CIs, exact McNemar on flips
+        (Fisher if items differ), Holm across judges, per-slice breakdown, flipped items, and a verdict: regressed |
+        improved | no significant change | undecided (exit_code 1/0/0/2, as `tracesieve gate`). Uncalibrated judges
+        are reported but do not gate. Example: compare_runs(baseline_run='run-a1', candidate_run='run-b2', min_delta=0.02)
         """
         result = regression.compare_runs(DuckDBCalibrationStore(store), regression.CompareRunsInput(
             baseline_run=baseline_run, candidate_run=candidate_run, alpha=alpha, min_delta=min_delta, judges=judges,

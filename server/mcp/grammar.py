@@ -16,5 +16,5 @@ GRAMMAR = fields.describe_grammar()
 GRAMMAR_URI = "tracesieve://filter-grammar"
 
 FilterArg = Annotated[str, Field(description=(
-    "MLflow-style search filter; empty = all traces. Grammar: server instructions or resource "
-    f"{GRAMMAR_URI}. E.g. attributes.status = 'ERROR' AND tags.environment = 'production'"))]
+    f"Search filter (grammar: server instructions, {GRAMMAR_URI}); empty = all. "
+    "E.g. attributes.status = 'ERROR'"))]

@@ -9,6 +9,7 @@ types but stop requiring nullable fields, because results leave nulls out (see `
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 #: Schema keywords whose value maps names to schemas (recurse into each value, keep every key).
@@ -38,8 +39,14 @@ def _walk(schema: Any, visit) -> Any:  # type: ignore[no-untyped-def]
     return visit(out)
 
 
+#: "(default 20)" in a description says again what the schema's ``default`` says.
+_DEFAULT_NOTE = re.compile(r"\s*\(default [^()]*\)")
+
+
 def _slim(schema: dict[str, Any]) -> dict[str, Any]:
     schema.pop("title", None)
+    if "default" in schema and isinstance(schema.get("description"), str):
+        schema["description"] = _DEFAULT_NOTE.sub("", schema["description"])
     variants = schema.get("anyOf")
     if isinstance(variants, list) and len(variants) == 2 and any(_is_null(v) for v in variants):
         inner = next(v for v in variants if not _is_null(v))

@@ -38,11 +38,8 @@ def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
     @mcp.tool(annotations=READ_ONLY)
     @surface_errors
     def describe_store() -> describe.DescribeStoreResult:
-        """Summarise the trace store: counts, time range, statuses, environments, models, span types,
-        tools, tag keys with their top values, label criteria and judges, plus every field search_traces
-        can filter on with an example.
-
-        Call this first to learn what exists and how to ask for it; then use search_traces.
+        """Summarise the store: counts, time range, statuses, environments, models, span types, tools, tag
+        keys and top values, label criteria, judges, and every filter field with an example. Call this first.
         """
         return describe.describe_store(store, sql_tables=list(QUERYABLE))
 
@@ -51,14 +48,11 @@ def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
     def search_traces(filter: FilterArg = "", order_by: OrderBy = None, limit: Limit = 20,
                       page_token: PageToken = None, fields: search.Fields = None) -> search.SearchTracesResult:
         """Find traces matching a filter, newest first (or by order_by), as compact summaries: id, time,
-        status, duration, request/response previews, tags, model, tokens, span and error counts, tools.
+        status, duration, request/response previews, tags, model, tokens, span/error counts, tools.
 
-        Use it to get ids for get_trace and tag_trace. Filters, e.g.:
-          attributes.status = 'ERROR' AND attributes.timestamp_ms > now() - 7d
-          span.type = 'TOOL' AND span.status = 'ERROR'      (one span has both)
-        `fields` keeps only the columns you need. `total_matches` is exact up to 10,000 (see total_exact).
-        If `next_page_token` is set, call again with it and the same filter/order_by. A bad filter's error
-        names the offending token and the closest valid field.
+        Use it to get ids for get_trace and tag_trace, e.g. filter="span.type = 'TOOL' AND span.status = 'ERROR'"
+        (one span has both). `fields` keeps only the columns you need. If `next_page_token` is set, call again
+        with it and the same filter/order_by. A bad filter's error names the token and the closest field.
         """
         return search.search_traces(store, search.SearchTracesInput(
             filter=filter, order_by=order_by, limit=limit, page_token=page_token, fields=fields),
@@ -70,13 +64,12 @@ def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
                   field: view.FieldName = "outputs", offset: view.Offset = 0,
                   span_offset: view.SpanOffset = 0,
                   include_attributes: view.IncludeAttributes = False) -> view.GetTraceResult:
-        """Read one trace: its header (request, response, tags, tokens) and a page of its span tree in
-        depth-first order (type, name, status, timing, model, tool, tokens, inputs, outputs).
+        """Read one trace: header (request, response, tags, tokens) and a page of its span tree,
+        depth-first (type, name, status, timing, model, tool, tokens, inputs, outputs).
 
-        Text is bounded by max_chars: a cut field ends with a marker naming the call that reads on, e.g.
+        Text fits max_chars; a cut field ends with a marker naming the call that reads on, e.g.
         "…[truncated: 5120 more chars; next: get_trace(span_id='9f1c', field='outputs', offset=4000)]".
-        If `next_span_offset` is set, more spans follow: pass it as span_offset.
-        Examples: get_trace(trace_id='tr-abc')  |  get_trace(trace_id='tr-abc', span_id='9f1c', offset=4000)
+        If `next_span_offset` is set, pass it as span_offset for more spans.
         """
         return view.get_trace(store, view.GetTraceInput(
             trace_id=trace_id, max_chars=max_chars, span_id=span_id, field=field, offset=offset,
@@ -86,12 +79,9 @@ def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
     @surface_errors
     def tag_trace(key: TagKey, value: TagValue = "true", trace_ids: TraceIds = None,
                   filter: SelectFilter = None) -> BoundedTagResult:
-        """Set a tag key=value on traces, selected by trace_ids or by a search filter.
-
-        Use tags to curate: e.g. key='eval_candidate' value='error_case' | 'slow_response' | 'edge_case';
-        datasets are later built from tags. Idempotent: re-tagging with the same value changes nothing; a
-        different value replaces the old one (kept in history). Returns how many traces matched and
-        changed, and counts ids that do not exist (listing a few).
+        """Set tag key=value on traces chosen by trace_ids or a filter, to curate (datasets are built from
+        tags). Idempotent; a different value replaces the old (kept in history). Returns matched/changed counts
+        and counts unknown ids (listing a few).
         Examples: tag_trace(key='eval_candidate', value='error_case', trace_ids=['tr-1','tr-2'])
                   tag_trace(key='reviewed', value='no', filter="attributes.status = 'ERROR'")
         """
@@ -101,10 +91,7 @@ def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
     @mcp.tool(annotations=DESTRUCTIVE)
     @surface_errors
     def untag_trace(key: TagKey, trace_ids: TraceIds = None, filter: SelectFilter = None) -> BoundedTagResult:
-        """Remove a tag key from traces selected by trace_ids or a search filter.
-
-        The removal is recorded in the tag history. Returns how many traces matched and how many
-        actually lost the tag; unknown ids are counted (a few listed).
+        """Remove a tag key from traces chosen by trace_ids or a filter (recorded in the tag history).
         Example: untag_trace(key='eval_candidate', trace_ids=['tr-1'])
         """
         return bounded(tagging.untag_trace(store, tagging.UntagTraceInput(trace_ids=trace_ids, filter=filter, key=key),
@@ -113,11 +100,8 @@ def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
     @mcp.tool(annotations=READ_ONLY)
     @surface_errors
     def query_sql(sql: sql_tool.SqlText, limit: sql_tool.RowLimit = 100) -> sql_tool.QuerySqlResult:
-        """Run one read-only SQL SELECT (DuckDB dialect) over the trace store for aggregate questions the
-        other tools do not answer: error rate by day, latency percentiles by span type, token totals by model.
-
-        Writes, ATTACH, COPY, extensions, files and the network are refused. Returns columns and at most
-        `limit` rows (`truncated` says if more existed); long cells are cut with a marker.
-        Example: SELECT environment, count(*), avg(execution_duration_ms) FROM trace_unified GROUP BY 1
+        """Run one read-only DuckDB SELECT for aggregate questions no other tool answers (error rate by day,
+        latency percentiles by span type, tokens by model). Writes, ATTACH, COPY, files and network are refused.
+        Returns columns and at most `limit` rows (`truncated` if more); long cells are cut with a marker.
         """
         return sql_tool.query_sql(store, sql_tool.QuerySqlInput(sql=sql, limit=limit))

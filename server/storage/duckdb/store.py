@@ -18,7 +18,7 @@ import duckdb
 import orjson
 import pyarrow as pa
 
-from server.storage.duckdb import filter_sql, page_query, time_order, trace_read, trace_tags_sql
+from server.storage.duckdb import completion_sql, filter_sql, page_query, time_order, trace_read, trace_tags_sql
 from server.storage.duckdb.connection import (default_idle_release, default_lock_timeout, fetch_dicts, keeper_for,
                                        transaction)
 from server.storage.duckdb.id_lists import ids_in
@@ -179,6 +179,11 @@ class DuckDBTraceStore:
                    length: int) -> tuple[str, int] | None:
         with self.reading() as con:
             return trace_read.field_text(con, trace_id, span_id, field, offset, length)
+
+    def completions(self, kind: str, prefix: str, context: dict[str, str], limit: int = 100) -> tuple[list[str], bool]:
+        """Existing values of ``kind`` (dataset, judge, criterion, tag_key, ...) for argument completion."""
+        with self.reading() as con:
+            return completion_sql.candidates(con, kind, prefix, context, limit)
 
     def known_trace_ids(self, trace_ids: Sequence[str]) -> set[str]:
         with self.reading() as con:
