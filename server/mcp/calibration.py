@@ -12,11 +12,14 @@ from __future__ import annotations
 import base64
 from typing import Annotated
 
+import anyio
 from mcp.server import MCPServer
-from mcp.types import CallToolResult, ImageContent, TextContent
+from mcp.server.mcpserver import Context
+from mcp.types import CallToolResult, ImageContent, InputRequiredResult, TextContent
 from pydantic import Field
 
-from server.errors import surface_errors
+from server.errors import surface_errors, surface_errors_async
+from server.mcp import confirm
 from server.mcp.annotations import APPEND, APPEND_IDEMPOTENT, READ_ONLY
 from server.exchange.folder import confined_file
 from server.exchange.labels import LabelFormat, read_label_file
@@ -27,6 +30,7 @@ from server.storage.duckdb.queue_sql import DuckDBQueueStore
 from tools import clock
 from tools.labels import annotation_queue as aq
 from tools.calibration import agreement as cal
+from tools.labels import attribution
 from tools.labels import labelling as labels
 from tools.calibration import regression
 from tools.calibration.render import render_calibration, render_compare
@@ -37,6 +41,19 @@ FilePath = Annotated[str, Field(min_length=1, description=(
     "created_at), a Langfuse export (ANNOTATION scores) or MLflow trace JSON (HUMAN assessments)."))]
 FormatArg = Annotated[LabelFormat, Field(description="auto (by extension/content), csv, jsonl, langfuse or mlflow.")]
 DefaultReviewer = Annotated[str | None, Field(description="Reviewer for rows that name none.")]
+SuggestedReviewer = Annotated[str | None, Field(max_length=200, description=(
+    "The person this label is for (e.g. 'ana'): offered to them to confirm; unconfirmed labels are the agent's."))]
+PeopleOnly = Annotated[bool, Field(description="Use only labels people confirmed, leaving out labels agents "
+                                               "recorded (reviewer 'agent:…').")]
+
+
+def reviewer_schema(suggested: str | None) -> dict:
+    prop: dict = {"type": "string", "title": "Your name", "minLength": 1, "maxLength": 200}
+    if suggested:
+        prop["default"] = suggested
+    return {"type": "object", "properties": {"reviewer": prop}, "required": ["reviewer"]}
+
+
 IncludePlot = Annotated[bool, Field(description="Attach a PNG (confusion matrix, score by label, MCC drift) as "
                                                 "image content (default true).")]
 
@@ -46,17 +63,25 @@ def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
     label_store = DuckDBLabelStore(store)
 
     @mcp.tool(annotations=APPEND)
-    @surface_errors
-    def label_trace(trace_id: labels.TraceId, criterion: labels.Criterion, value: labels.LabelValue,
-                    reviewer: labels.Reviewer, rationale: labels.Rationale = None) -> labels.LabelTraceResult:
-        """Record a human decision (ground truth) about one trace for one criterion: 'pass'/'fail' (yes/no,
-        1/0 normalised) or a number. Append-only: a new label on the same trace+criterion supersedes the old one.
-        Example: label_trace(trace_id='tr-9f', criterion='citation_grounded', value='fail', reviewer='ana',
-                             rationale='cites kb-009, which was not retrieved')
+    @surface_errors_async
+    async def label_trace(ctx: Context, trace_id: labels.TraceId, criterion: labels.Criterion,
+                          value: labels.LabelValue, reviewer: SuggestedReviewer = None,
+                          rationale: labels.Rationale = None) -> labels.LabelTraceResult | InputRequiredResult:
+        """Record a decision (ground truth) about one trace for one criterion: 'pass'/'fail' (yes/no, 1/0
+        normalised) or a number. Append-only: a new label on a trace+criterion supersedes the old one. The person
+        is asked to sign it; unsigned labels are the agent's ('agent:<client>'), which calibration can leave out.
+        Example: label_trace(trace_id='tr-9f', criterion='citation_grounded', value='fail', reviewer='ana')
         """
-        return labels.label_trace(label_store, labels.LabelTraceInput(
-            trace_id=trace_id, criterion=criterion, value=value, reviewer=reviewer, rationale=rationale),
-            source="mcp", now_ms=clock.now_ms())
+        who = await confirm.ask(ctx, "confirm-label", (
+            f"Record '{value}' for '{criterion}' on trace {trace_id} as your decision? Enter your name to sign it "
+            "(decline to record it as the agent's)."), reviewer_schema(reviewer))
+        if isinstance(who, InputRequiredResult):
+            return who
+        signed = who is not None and who.action == "accept" and str((who.content or {}).get("reviewer", "")).strip()
+        name = signed or attribution.agent_reviewer(confirm.client_name(ctx))
+        return await anyio.to_thread.run_sync(lambda: labels.label_trace(label_store, labels.LabelTraceInput(
+            trace_id=trace_id, criterion=criterion, value=value, reviewer=name, rationale=rationale),
+            source="mcp", now_ms=clock.now_ms()))
 
     @mcp.tool(annotations=READ_ONLY)
     @surface_errors
@@ -107,7 +132,7 @@ def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
                            resamples: cal.Resamples = 2000, seed: cal.SeedParam = cal.stats.DEFAULT_SEED,
                            window: cal.WindowParam = "week", max_disagreements: cal.MaxDisagreements = 20,
                            reweight: cal.Reweight = None, correct_run_id: cal.CorrectRun = None,
-                           include_plot: IncludePlot = True
+                           include_plot: IncludePlot = True, people_only: PeopleOnly = False
                            ) -> Annotated[CallToolResult, cal.CalibrationReportResult]:
         """How well a judge agrees with human labels (positive = fail): confusion matrix, TPR/TNR,
         precision/recall/F1, MCC and kappa with bootstrap 95% CIs, and the verdict: gate (MCC >= 0.6), signal
@@ -115,7 +140,7 @@ def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
         labels needed, and a run's bias-corrected pass rate. Stored: compare_runs gates only on calibrated judges.
         Example: calibration_report(judge='grounded_citations', criterion='citation_grounded')
         """
-        calib = DuckDBCalibrationStore(store)
+        calib = DuckDBCalibrationStore(store, people_only=people_only)
         with calib.session():
             result = cal.calibration_report(calib, cal.CalibrationReportInput(
                 judge=judge, criterion=criterion, run_id=run_id, judge_version=judge_version,

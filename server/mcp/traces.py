@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import anyio
 from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import InputRequiredResult
 from pydantic import Field
 
-from server.errors import surface_errors
+from server.errors import surface_errors, surface_errors_async
+from server.mcp import confirm
 from server.mcp.annotations import DESTRUCTIVE, IDEMPOTENT_WRITE, READ_ONLY
 from server.mcp.grammar import FilterArg
 from server.storage.duckdb.schema import QUERYABLE
@@ -20,6 +25,10 @@ from tools.traces.tagging import SelectFilter, TagKey, TagValue, TraceIds
 #: Unknown ids a tag result lists; the rest are counted (an agent that passed 10,000 wrong ids needs
 #: to know that, and a few examples, not all 10,000 back).
 UNKNOWN_EXAMPLES = 10
+#: A tag write selecting more traces than this by filter asks the person first (when the client can ask).
+CONFIRM_ABOVE = 100
+CONFIRM_SCHEMA = {"type": "object", "properties": {"confirm": {"type": "boolean", "title": "Apply to all of them"}},
+                  "required": ["confirm"]}
 
 
 class BoundedTagResult(tagging.TagResult):
@@ -75,27 +84,53 @@ def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
             trace_id=trace_id, max_chars=max_chars, span_id=span_id, field=field, offset=offset,
             span_offset=span_offset, include_attributes=include_attributes))
 
+    async def confirmed(ctx: Context, verb: str, key: str, filter: str | None) -> InputRequiredResult | None:
+        """Ask the person before a filter writes to more than CONFIRM_ABOVE traces (see ``confirm``)."""
+        if not filter or not confirm.can_ask(ctx):
+            return None
+        found = await anyio.to_thread.run_sync(lambda: search.search_traces(store, search.SearchTracesInput(
+            filter=filter, limit=1, fields=["status"]), now_ms=clock.now_ms()))
+        if found.total_matches <= CONFIRM_ABOVE:
+            return None
+        count = f"{found.total_matches:,}{'+' if not found.total_exact else ''}"
+        answer = await confirm.ask(ctx, f"confirm-{verb}", f"{verb} '{key}' on {count} traces ({found.filter_explained})?",
+                                   CONFIRM_SCHEMA)
+        if isinstance(answer, InputRequiredResult):
+            return answer
+        if answer is None or answer.action != "accept" or not (answer.content or {}).get("confirm"):
+            raise ToolError(f"Nothing was changed: the user did not confirm {verb} '{key}' on {count} traces. "
+                            "Narrow the filter or pass trace_ids.")
+        return None
+
     @mcp.tool(annotations=IDEMPOTENT_WRITE)
-    @surface_errors
-    def tag_trace(key: TagKey, value: TagValue = "true", trace_ids: TraceIds = None,
-                  filter: SelectFilter = None) -> BoundedTagResult:
+    @surface_errors_async
+    async def tag_trace(ctx: Context, key: TagKey, value: TagValue = "true", trace_ids: TraceIds = None,
+                        filter: SelectFilter = None) -> BoundedTagResult | InputRequiredResult:
         """Set tag key=value on traces chosen by trace_ids or a filter, to curate (datasets are built from
-        tags). Idempotent; a different value replaces the old (kept in history). Returns matched/changed counts
-        and counts unknown ids (listing a few).
-        Examples: tag_trace(key='eval_candidate', value='error_case', trace_ids=['tr-1','tr-2'])
-                  tag_trace(key='reviewed', value='no', filter="attributes.status = 'ERROR'")
+        tags). Idempotent; a new value replaces the old (kept in history). Over 100 traces by filter: the user
+        is asked first. Returns matched/changed counts and counts unknown ids (a few listed).
+        Example: tag_trace(key='eval_candidate', value='error_case', trace_ids=['tr-1','tr-2'])
         """
-        return bounded(tagging.tag_trace(store, tagging.TagTraceInput(
-            trace_ids=trace_ids, filter=filter, key=key, value=value), by="mcp", now_ms=clock.now_ms()))
+        inp = tagging.TagTraceInput(trace_ids=trace_ids, filter=filter, key=key, value=value)
+        pending = await confirmed(ctx, "set tag", key, inp.filter)
+        if pending is not None:
+            return pending
+        return bounded(await anyio.to_thread.run_sync(
+            lambda: tagging.tag_trace(store, inp, by="mcp", now_ms=clock.now_ms())))
 
     @mcp.tool(annotations=DESTRUCTIVE)
-    @surface_errors
-    def untag_trace(key: TagKey, trace_ids: TraceIds = None, filter: SelectFilter = None) -> BoundedTagResult:
-        """Remove a tag key from traces chosen by trace_ids or a filter (recorded in the tag history).
+    @surface_errors_async
+    async def untag_trace(ctx: Context, key: TagKey, trace_ids: TraceIds = None,
+                          filter: SelectFilter = None) -> BoundedTagResult | InputRequiredResult:
+        """Remove a tag key from traces chosen by trace_ids or a filter (kept in the tag history).
         Example: untag_trace(key='eval_candidate', trace_ids=['tr-1'])
         """
-        return bounded(tagging.untag_trace(store, tagging.UntagTraceInput(trace_ids=trace_ids, filter=filter, key=key),
-                                           by="mcp", now_ms=clock.now_ms()))
+        inp = tagging.UntagTraceInput(trace_ids=trace_ids, filter=filter, key=key)
+        pending = await confirmed(ctx, "remove tag", key, inp.filter)
+        if pending is not None:
+            return pending
+        return bounded(await anyio.to_thread.run_sync(
+            lambda: tagging.untag_trace(store, inp, by="mcp", now_ms=clock.now_ms())))
 
     @mcp.tool(annotations=READ_ONLY)
     @surface_errors
