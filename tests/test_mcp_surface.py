@@ -51,7 +51,7 @@ async def test_default_and_all_toolsets_fit_their_definition_budgets(db_path: Pa
     store = DuckDBTraceStore(db_path)
     async with Client(build_app(store, toolsets=toolsets.resolve(None))) as client:
         default = (await client.list_tools()).tools
-        info = client.initialize_result.server_info if hasattr(client, "initialize_result") else None
+        info = client.server_info
     async with Client(build_app(store)) as client:
         everything = (await client.list_tools()).tools
     assert {t.name for t in default} >= {"search_traces", "get_trace", "tag_trace", "build_dataset_from_tags"}
@@ -60,7 +60,7 @@ async def test_default_and_all_toolsets_fit_their_definition_budgets(db_path: Pa
     assert definition_tokens(everything) <= ALL_BUDGET_TOKENS, definition_tokens(everything)
     assert all(t.title for t in everything) and {t.title for t in everything if t.name == "get_trace"} == {"Read one trace"}
     assert not any("title" in p for t in everything for p in t.input_schema.get("properties", {}).values())
-    assert server_version() != "" and (info is None or info.version == server_version())
+    assert server_version() not in ("", "0+unknown") and info.version == server_version()
 
 
 async def test_read_only_keeps_only_tools_that_never_write(db_path: Path) -> None:
@@ -114,3 +114,21 @@ async def test_prompts_fill_in_the_workflow_and_arguments_complete_from_the_stor
     assert keys.values == ["eval_candidate"]
     assert values.values == ["slow", "slow_one"]     # t07 is tagged 'slow' in the small set
     assert ids.values == ["t12", "t11", "t10"] and ids.has_more is False
+
+
+@pytest.mark.filterwarnings("ignore:The logging capability is deprecated")
+async def test_each_call_is_logged_to_the_client_at_the_level_it_set(db_path: Path) -> None:
+    received: list[tuple[str, dict]] = []
+
+    async def on_log(params) -> None:
+        received.append((params.level, params.data))
+
+    async with Client(build_app(DuckDBTraceStore(db_path)), logging_callback=on_log, log_level="info",
+                      mode="legacy") as client:
+        assert client.server_capabilities.logging is not None
+        await client.set_logging_level("info")
+        await client.call_tool("search_traces", {"limit": 1})
+        await client.set_logging_level("error")
+        await client.call_tool("describe_store", {})
+    assert [(level, data["tool"]) for level, data in received] == [("info", "search_traces")]
+    assert received[0][1]["summary"].startswith("1 traces shown of 12")

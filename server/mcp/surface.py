@@ -20,6 +20,7 @@ from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.types import CallToolResult, InputRequiredResult, TextContent, Tool
 
 from server.mcp import budget, summaries
+from server.mcp.client_log import ClientLog
 from server.mcp.schemas import relax_output_schema, slim_input_schema
 from server.mcp.strict_args import StrictArgumentsServer
 
@@ -54,6 +55,10 @@ def _is_sdk_echo(text: str, structured: dict[str, Any]) -> bool:
 class TracesieveServer(StrictArgumentsServer):
     _tools: list[Tool] | None = None
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.client_log = ClientLog(self._lowlevel_server)
+
     async def list_tools(self) -> list[Tool]:
         if self._tools is None:
             self._tools = [tool.model_copy(update={
@@ -77,7 +82,12 @@ class TracesieveServer(StrictArgumentsServer):
             raise ToolError(str(error)[: budget.BUDGET_CHARS // 4] + "…[error text cut]") from error
         if not isinstance(result, CallToolResult) or result.is_error:
             return result
-        return self._shape(name, arguments, result)
+        shaped = self._shape(name, arguments, result)
+        data = shaped.structured_content or {}
+        if "truncated_to_fit" in data:
+            await self.client_log.send(context, "warning", {"tool": name, "note": data["truncated_to_fit"]})
+        await self.client_log.send(context, "info", {"tool": name, "summary": data.get("summary")})
+        return shaped
 
     def _shape(self, name: str, arguments: dict[str, Any], result: CallToolResult) -> CallToolResult:
         structured = result.structured_content
