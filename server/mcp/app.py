@@ -56,7 +56,7 @@ def build_app(store: DuckDBTraceStore, *, toolsets: tuple[str, ...] | None = Non
         toolset_registry.TOOLSETS[name].register(mcp, store)
     for feature in (resources, prompts, completions):
         feature.register(mcp, store)
-    if read_only:
+    if read_only:   # the SDK lists registered tools (with their annotations) only through its manager
         for tool in mcp._tool_manager.list_tools():
             if not (tool.annotations and tool.annotations.read_only_hint):
                 mcp.remove_tool(tool.name)

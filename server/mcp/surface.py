@@ -68,6 +68,10 @@ class TracesieveServer(StrictArgumentsServer):
             }) for tool in await super().list_tools()]
         return self._tools
 
+    def add_tool(self, *args: Any, **kwargs: Any) -> None:
+        super().add_tool(*args, **kwargs)
+        self._tools = self._parameters = None   # definitions are shaped again on the next list
+
     def remove_tool(self, name: str) -> None:
         super().remove_tool(name)
         self._tools = self._parameters = None

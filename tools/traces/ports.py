@@ -10,13 +10,11 @@ from typing import Any, Protocol
 
 
 class TraceReader(Protocol):
-    def trace_header(self, trace_id: str, head: int) -> dict[str, Any] | None:
-        """The trace's columns and tags, ``metadata`` as JSON text, ``request``/``response`` as
-        prefixes with ``request_chars``/``response_chars``; None if there is no such trace."""
-        ...
-
-    def span_skeleton(self, trace_id: str) -> list[dict[str, Any]]:
-        """Every span's ids, name, type, timing, status, model, tool and tokens (no text)."""
+    def trace_outline(self, trace_id: str, head: int) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        """``(header, skeleton)`` in one read, or None if there is no such trace. The header holds the
+        trace's columns and tags, ``metadata`` as JSON text, ``request``/``response`` as prefixes with
+        ``request_chars``/``response_chars``; the skeleton every span's ids, name, type, timing, status,
+        model, tool and tokens (no text)."""
         ...
 
     def span_texts(self, trace_id: str, span_ids: list[str], head: int,

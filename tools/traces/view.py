@@ -163,10 +163,11 @@ def _content_page(store: TraceReader, inp: GetTraceInput, spans: list[dict[str, 
 
 def get_trace(store: TraceReader, inp: GetTraceInput) -> GetTraceResult:
     """The header and one page of the tree (or one page of one field), reading only that from the store."""
-    row = store.trace_header(inp.trace_id, inp.max_chars)
-    if row is None:
+    outline = store.trace_outline(inp.trace_id, inp.max_chars)
+    if outline is None:
         raise _not_found(store, inp.trace_id)
-    ordered = _depth_first(store.span_skeleton(inp.trace_id))
+    row, skeleton = outline
+    ordered = _depth_first(skeleton)
     t0 = min((s["start_time_ns"] for s, _ in ordered), default=0)
     header = TraceHeader(
         trace_id=row["trace_id"], time=iso_ms(row["timestamp_ms"]) or "", status=row["status"],

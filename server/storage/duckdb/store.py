@@ -162,13 +162,10 @@ class DuckDBTraceStore:
         return Trace(**record, spans=spans)
 
     # Reading by the piece (see ``trace_read``): what get_trace returns, never the whole trace.
-    def trace_header(self, trace_id: str, head: int) -> dict[str, Any] | None:
+    def trace_outline(self, trace_id: str, head: int) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
         with self.reading() as con:
-            return trace_read.header(con, trace_id, head)
-
-    def span_skeleton(self, trace_id: str) -> list[dict[str, Any]]:
-        with self.reading() as con:
-            return trace_read.skeleton(con, trace_id)
+            header = trace_read.header(con, trace_id, head)
+            return None if header is None else (header, trace_read.skeleton(con, trace_id))
 
     def span_texts(self, trace_id: str, span_ids: list[str], head: int,
                    attributes: bool) -> dict[str, dict[str, Any]]:
