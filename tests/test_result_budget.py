@@ -118,3 +118,41 @@ async def test_writes_and_their_reads_stay_within_the_budget(heavy: Path, tmp_pa
         await _call(client, "list_runs", {"limit": 100})
         queued, _ = await _call(client, "annotation_queue", {"criterion": "latency", "limit": 200})
         assert queued["items"]
+
+        why = "x" * 5000   # the longest rationale a label may carry
+        for i in range(24):
+            await _call(client, "label_trace", {"trace_id": f"tr-{i:04d}", "criterion": "latency",
+                                                "value": "fail" if i % 2 else "pass", "rationale": why})
+        labels, _ = await _call(client, "list_labels", {"limit": 500, "include_history": True})
+        assert labels["labels"]
+        report, _ = await _call(client, "calibration_report", {"judge": "slow", "criterion": "latency",
+                                                               "max_disagreements": 200, "resamples": 100,
+                                                               "include_plot": False})
+        assert report["n"] == 24
+        again, _ = await _call(client, "run_judges", {"judges": ["slow"], "dataset": "big"})
+        await _call(client, "compare_runs", {"baseline_run": run["run_id"], "candidate_run": again["run_id"],
+                                             "max_flips": 500, "allow_uncalibrated": True, "min_items": 1})
+        await _call(client, "train_classifier_judge", {"name": "slow_clf", "criterion": "latency"})
+        await _call(client, "list_judges", {})
+        await _call(client, "get_judge", {"name": "slow_clf"})
+
+        merged, _ = await _call(client, "merge_records", {"name": "big", "records": [
+            {"trace_id": f"tr-{i:04d}", "expectations": {"note": why}} for i in range(50)], "redact": False})
+        await _call(client, "set_expectations", {"name": "big", "from_labels": True, "redact": False})
+        await _call(client, "diff_datasets", {"name": "big", "a": 1, "b": merged["version"] + 1})
+        exported, _ = await _call(client, "export_dataset", {"name": "big"})
+        await _call(client, "import_dataset", {"name": "big_copy", "file": Path(exported["path"]).name,
+                                               "redact": False})
+        (copy.parent / "exports" / "labels.csv").write_text(
+            "trace_id,criterion,value,reviewer\n" + "".join(f"tr-{i:04d},tone,pass,ana\n" for i in range(TRACES)))
+        await _call(client, "import_labels", {"file": "labels.csv"})
+        listed = {t.name for t in (await client.list_tools()).tools}
+    assert listed <= WORST_CASES, listed - WORST_CASES   # a new tool needs its worst call here
+
+
+WORST_CASES = {"search_traces", "get_trace", "query_sql", "describe_store", "profile_traces", "error_patterns",
+               "tag_trace", "untag_trace", "build_dataset_from_tags", "get_dataset", "list_datasets", "define_judge",
+               "run_judges", "get_run_results", "get_run", "list_runs", "annotation_queue", "label_trace",
+               "list_labels", "calibration_report", "compare_runs", "train_classifier_judge", "list_judges",
+               "get_judge", "merge_records", "set_expectations", "diff_datasets", "export_dataset", "import_dataset",
+               "import_labels"}

@@ -15,8 +15,9 @@ from typing import Any
 from mcp import types
 from mcp.server.mcpserver import Context
 
+from server.mcp.confirm import MODERN
+
 LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
-MODERN = "2026-07-28"
 _log = logging.getLogger(__name__)
 
 

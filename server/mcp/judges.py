@@ -16,6 +16,7 @@ from mcp.types import InputRequiredResult
 from pydantic import Field
 
 from server.errors import surface_errors, surface_errors_async
+from server.mcp import confirm
 from server.mcp.annotations import READ_ONLY, RUN, VERSIONED_WRITE
 from server.providers import NO_MODEL_HINT, EndpointConfig
 from server.providers.mcp_sampling import RoundTripSamplingJudge, SessionSamplingJudge
@@ -24,7 +25,6 @@ from server.storage.duckdb.judges_sql import DuckDBJudgeStore
 from tools import clock
 from tools.judges import classifier as classifier_judge, registry, run_reports, runs
 
-MODERN = "2026-07-28"
 
 JudgeModelChoice = Annotated[Literal["auto", "endpoint", "sampling"], Field(
     description="Who grades LLM judges: 'endpoint' (the operator-configured API), 'sampling' (this MCP client's "
@@ -32,13 +32,11 @@ JudgeModelChoice = Annotated[Literal["auto", "endpoint", "sampling"], Field(
 
 
 def _client_name(ctx: Context) -> str:
-    params = ctx.session.client_params
-    info = getattr(params, "client_info", None)
-    return getattr(info, "name", None) or "client"
+    return confirm.client_name(ctx) or "client"
 
 
 def _modern(ctx: Context) -> bool:
-    return (ctx.protocol_version or "") >= MODERN
+    return (ctx.protocol_version or "") >= confirm.MODERN
 
 
 def choose_model(ctx: Context, choice: str) -> Any:
