@@ -116,9 +116,9 @@ def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
                          random_share: aq.RandomShare = 0.2, signals: aq.SignalsParam = None,
                          seed: aq.Seed = None) -> aq.AnnotationQueueResult:
         """Which unlabelled traces to label next for a criterion, ranked by anomaly signals with reasons
-        (context pressure, token spikes, re-submission, tool errors, guardrails, latency, judge disagreement or doubt).
-        A random_share is drawn uniformly; every item keeps its selection probability for unbiased calibration.
-        Example: annotation_queue(criterion='citation_grounded', limit=20). Then get_trace and label_trace each.
+        (context pressure, token spikes, re-submission, tool errors, guardrails, latency, judge disagreement); a
+        random_share keeps selection probabilities for unbiased calibration.
+        Example: annotation_queue(criterion='citation_grounded', limit=20); then get_trace and label_trace each.
         """
         return aq.annotation_queue(DuckDBQueueStore(store), aq.AnnotationQueueInput(
             criterion=criterion, filter=filter, limit=limit, random_share=random_share, signals=signals, seed=seed),
@@ -164,10 +164,10 @@ def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
                      gate_threshold: regression.GateThreshold = 0.6, min_items: regression.MinItems = 20,
                      max_flips: regression.MaxFlips = 20
                      ) -> Annotated[CallToolResult, regression.CompareRunsResult]:
-        """Compare two runs of the same judges: pass-rate deltas with bootstrap CIs, exact McNemar on flips
-        (Fisher if items differ), Holm across judges, per-slice breakdown, flipped items, and a verdict: regressed |
-        improved | no significant change | undecided (exit_code 1/0/0/2, as `tracesieve gate`). Uncalibrated judges
-        are reported but do not gate. Example: compare_runs(baseline_run='run-a1', candidate_run='run-b2', min_delta=0.02)
+        """Compare two runs of the same judges: pass-rate deltas with bootstrap CIs, exact McNemar on
+        flips, Holm across judges, slices, flipped items, and a verdict: regressed | improved | no significant
+        change | undecided (exit_code 1/0/0/2). Uncalibrated judges do not gate.
+        Example: compare_runs(baseline_run='run-a1', candidate_run='run-b2', min_delta=0.02)
         """
         result = regression.compare_runs(DuckDBCalibrationStore(store), regression.CompareRunsInput(
             baseline_run=baseline_run, candidate_run=candidate_run, alpha=alpha, min_delta=min_delta, judges=judges,

@@ -50,13 +50,12 @@ def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
                                 new_version: NewVersion = False, collapse_near_duplicates: CollapseNear = False,
                                 expectations_from_labels: FromLabels = True) -> builder.DatasetWriteResult:
         """Build a versioned eval dataset from tagged traces (and/or a filter): one record per trace with
-        inputs (request), outputs (response), expectations (from human labels), strata and selection probability.
+        inputs (request), outputs (response), expectations (from labels), strata and selection probability.
 
-        A trace is selected if it has ANY of `tags`; `filter` narrows (or alone selects). `sample` draws n records,
-        stratified and seeded. PII is redacted by default. Same name + same definition returns the existing version
-        (created=false) or, if the selection changed, version N+1; a different definition needs new_version=true.
-        Examples: build_dataset_from_tags(name='error_cases', tags=['eval_candidate=error_case'])
-          build_dataset_from_tags(name='mix', tags=['eval_candidate'], sample={'n': 100, 'seed': 7, 'stratify_by': ['status']})
+        A trace with ANY of `tags` is selected; `filter` narrows (or alone selects); `sample` draws n, stratified
+        and seeded. PII is redacted by default. The same definition returns the existing version (created=false)
+        or, if the selection changed, version N+1; a different definition needs new_version=true.
+        Example: build_dataset_from_tags(name='error_cases', tags=['eval_candidate=error_case'])
         """
         return builder.build_dataset_from_tags(ds, builder.BuildDatasetInput(
             name=name, tags=tags, filter=filter, sample=sample, redact=redact, description=description,
@@ -76,11 +75,9 @@ def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
     @surface_errors
     def get_dataset(name: DatasetName, version: Version = None, offset: Offset = 0, limit: PageLimit = 20,
                     max_chars: MaxChars = 12_000) -> builder.GetDatasetResult:
-        """Read one dataset version: header (spec, content hash, strata, redaction) and a page of records
-        (record_id, trace_id, inputs, outputs, expectations, strata, selection probability).
-
-        Long fields are cut to fit max_chars with a marker naming the call that shows the record whole. If
-        `next_offset` is set, call again with offset=next_offset. Example: get_dataset(name='error_cases@2', offset=20)
+        """Read one dataset version: header (spec, hash, strata, redaction) and a page of records. Long
+        fields are cut to max_chars with a marker naming the call that shows the record whole; continue with
+        offset=next_offset. Example: get_dataset(name='error_cases@2', offset=20)
         """
         return builder.get_dataset(ds, builder.GetDatasetInput(name=name, version=version, offset=offset,
                                                                  limit=limit, max_chars=max_chars))
@@ -99,10 +96,10 @@ def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
     def merge_records(name: DatasetName, records: RecordsArg, redact: Redact = True,
                       create_if_missing: CreateIfMissing = False,
                       description: Description = None) -> builder.DatasetWriteResult:
-        """Upsert records into a dataset as a NEW version: matched by record_id or trace_id (hand-written
-        cases by inputs); given inputs/outputs replace; expectations merge key by key (null removes a key). A new
-        trace_id adds that trace's request and response. Nothing already there: returns the latest (created=false).
-        Example: merge_records(name='error_cases', records=[{'trace_id': 'tr-9', 'expectations': {'expected_facts': ['refund issued']}}])
+        """Upsert records into a dataset as a NEW version, matched by record_id or trace_id (hand-written
+        cases by inputs): inputs/outputs replace, expectations merge key by key (null removes a key); a new trace_id
+        adds that trace's request and response. Example: merge_records(name='error_cases',
+        records=[{'trace_id': 'tr-9', 'expectations': {'expected_facts': ['refund issued']}}])
         """
         return dataset_merge.merge_records(ds, dataset_merge.MergeRecordsInput(
             name=name, records=records, redact=redact, create_if_missing=create_if_missing,
@@ -112,11 +109,9 @@ def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
     @surface_errors
     def set_expectations(name: DatasetName, record_ids: RecordIds = None, expectations: Expectations = None,
                          from_labels: FromLabels = False, redact: Redact = True) -> builder.DatasetWriteResult:
-        """Attach ground truth to records of the latest version, as a new version: explicit expectations on
-        record_ids, and/or from_labels=true to copy each trace's latest human labels (all records if no record_ids).
-
-        Unmentioned keys are kept; unknown record ids are refused and nothing is written.
-        Example: set_expectations(name='error_cases', record_ids=['tr-1'], expectations={'expected_response': 'Refund issued.'})
+        """Attach ground truth to records of the latest version, as a new version: expectations on
+        record_ids, and/or from_labels=true to copy each trace's latest labels. Unknown record ids: nothing written.
+        Example: set_expectations(name='error_cases', record_ids=['tr-1'], expectations={'expected_response': 'Refunded.'})
         """
         return dataset_merge.set_expectations(ds, dataset_merge.SetExpectationsInput(
             name=name, record_ids=record_ids, expectations=expectations, from_labels=from_labels, redact=redact),

@@ -108,10 +108,10 @@ def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
                          ) -> run_reports.RunReport | InputRequiredResult:
         """Run judges over a dataset version (eval) or live traces matching a filter in a window
         (monitoring, optionally sampled): a run id and per judge pass/fail/unknown counts, pass rate, failing
-        traces, errors, tokens, cost. LLM judges use the configured endpoint, else this client's model (sampling).
-        Scores are kept as they finish (resume_run_id continues); identical model calls are cached.
+        traces, errors, tokens, cost. LLM judges use the configured endpoint, else this client's model. Scores
+        are kept as they finish (resume_run_id continues); identical model calls are cached.
         Examples: run_judges(judges=['tool_failures'], dataset='golden@2')
-          run_judges(judges=['faithful'], filter="tags.environment = 'production'", window='24h', sample_rate=0.1)
+          run_judges(judges=['faithful'], filter="tags.environment = 'production'", window='24h')
         """
         state = json.loads(ctx.request_state) if ctx.request_state else None
         if state:   # a sampling round trip of an earlier call: continue that run
