@@ -76,7 +76,8 @@ def test_toolset_names_resolve_and_a_typo_says_what_exists() -> None:
     assert toolsets.resolve("all") == tuple(toolsets.TOOLSETS)
     with pytest.raises(InvalidInputError) as caught:
         toolsets.resolve("observe,judgs")
-    assert str(caught.value).startswith("Unknown toolset 'judgs'. Use a comma-separated list of: all, default, observe")
+    assert str(caught.value).startswith(
+        "Unknown toolset 'judgs'. Did you mean 'judges'? Use a comma-separated list of: all, default, observe")
 
 
 async def test_resources_templates_and_the_grammar_are_readable(db_path: Path) -> None:

@@ -9,6 +9,7 @@ instructions (observe, curate, judge, calibrate); ``all`` is everything.
 
 from __future__ import annotations
 
+import difflib
 from types import ModuleType
 
 from server.mcp import analysis, calibration, datasets, judges, traces
@@ -49,7 +50,9 @@ def resolve(spec: str | None) -> tuple[str, ...]:
         elif word in TOOLSETS:
             chosen.add(word)
         else:
-            names = ", ".join(["all", "default", *GROUPS, *TOOLSETS])
-            raise InvalidInputError(f"Unknown toolset '{word}'. Use a comma-separated list of: {names}. "
-                                    f"Example: --toolsets observe,curate")
+            names = ["all", "default", *GROUPS, *TOOLSETS]
+            close = difflib.get_close_matches(word, names, n=1)
+            hint = f" Did you mean '{close[0]}'?" if close else ""
+            raise InvalidInputError(f"Unknown toolset '{word}'.{hint} Use a comma-separated list of: "
+                                    f"{', '.join(names)}. Example: --toolsets observe,curate")
     return tuple(name for name in TOOLSETS if name in chosen)
