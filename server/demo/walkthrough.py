@@ -58,7 +58,22 @@ class Session:
             for line in text.splitlines():
                 self.echo("    " + line)
             return text
-        return result.structured_content or {}
+        return _with_nulls(result.structured_content or {})
+
+
+class _Absent(dict):
+    """Results leave null members out (``server/mcp/budget.py``); the walkthrough reads them as None."""
+
+    def __missing__(self, key: str) -> None:
+        return None
+
+
+def _with_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return _Absent({k: _with_nulls(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return [_with_nulls(v) for v in value]
+    return value
 
 
 def _trace_line(t: dict[str, Any]) -> str:
