@@ -87,7 +87,9 @@ async def _walk(db: Path, echo: Echo) -> None:
     # (and the judge endpoint with its key, if the operator configured one).
     env = {**get_default_environment(), **{k: v for k, v in os.environ.items() if k.startswith("TRACESIEVE_")},
            **judge_server_env()}
-    params = StdioServerParameters(command=sys.executable, args=["-m", "server", "serve", "--db", str(db)], env=env)
+    # Every toolset: the walkthrough goes on to judges and calibration, beyond what serve exposes by default.
+    params = StdioServerParameters(command=sys.executable, env=env,
+                                   args=["-m", "server", "serve", "--db", str(db), "--toolsets", "all"])
     async with Client(params) as client:
         s = Session(client, echo)
         tools = await client.list_tools()
