@@ -38,7 +38,7 @@ ROW_LIST_CAP = 20
 #: A page stops early once its rows hold this many characters of JSON, and its page token points
 #: at the last row shown, so nothing is skipped: 200 rows of long previews and tags still fit
 #: the 25k-token result budget with room for the rest of the result.
-PAGE_CHARS = 40_000
+PAGE_CHARS = 55_000
 
 SummaryField = Literal["time", "status", "duration_ms", "name", "request_preview", "response_preview", "tags",
                        "session_id", "user_id", "model", "environment", "input_tokens", "output_tokens",
