@@ -80,7 +80,7 @@ async def test_an_agent_builds_reads_edits_diffs_exports_and_reimports_a_dataset
 
         page = await call(c, "get_dataset", {"name": "support", "limit": 15})
         assert len(page["records"]) == 15 and page["next_offset"] == 15
-        assert all(abs(r["selection_probability"] - 1 / 3) < 1e-9 for r in page["records"])
+        assert all(abs(r["selection_probability"] - 1 / 3) < 1e-6 for r in page["records"])  # rounded for the reader
         first = page["records"][0]["record_id"]
 
         edited = await call(c, "set_expectations", {"name": "support", "record_ids": [first],

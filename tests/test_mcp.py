@@ -128,6 +128,6 @@ async def test_an_unknown_argument_is_refused_instead_of_silently_dropped(db_pat
         tags_before = (await client.call_tool("search_traces", {"filter": "tags.k IS NOT NULL"})).structured_content
     assert mlflow_style.endswith(
         "search_traces has no argument 'filter_string' (did you mean 'filter'?), 'max_results' (did you mean "
-        "'limit'?). Nothing was done. Its arguments are: filter, limit, order_by, page_token.")
+        "'limit'?). Nothing was done. Its arguments are: fields, filter, limit, order_by, page_token.")
     assert "tag_trace has no argument 'trace_id' (did you mean 'trace_ids'?)" in typo
     assert tags_before["total_matches"] == 0

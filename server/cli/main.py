@@ -47,19 +47,25 @@ def cli() -> None:
 @click.option("--token", envvar="TRACESIEVE_TOKEN", default=None,
               help="Bearer token clients must send (env TRACESIEVE_TOKEN); required off loopback.")
 @click.option("--monitor", "with_monitor", is_flag=True, help="Also run due monitor windows in this process.")
-def serve(db: StoreUrl, use_http: bool, host: str, port: int, token: str | None, with_monitor: bool) -> None:
+@click.option("--toolsets", envvar="TRACESIEVE_TOOLSETS", default="default", show_default=True,
+              help="Comma-separated toolsets to expose: default (traces, analysis, datasets), all, observe, curate, "
+                   "judge, calibrate, monitor, or traces/analysis/datasets/judges/calibration/monitors (env TRACESIEVE_TOOLSETS).")
+@click.option("--read-only", is_flag=True, help="Expose only the tools that never write.")
+def serve(db: StoreUrl, use_http: bool, host: str, port: int, token: str | None, with_monitor: bool, toolsets: str,
+          read_only: bool) -> None:
     """Run the MCP server (stdio by default).
 
     Example:
 
-        claude mcp add tracesieve -- tracesieve serve --db /path/to/traces.duckdb
+        claude mcp add tracesieve -- tracesieve serve --db /path/to/traces.duckdb --toolsets all
     """
     from server.http.transport import serve_http
+    from server.mcp import toolsets as toolset_registry
     from server.mcp.app import build_app
 
     with cli_errors():
         backend = open_backend(db)
-        app = build_app(backend)
+        app = build_app(backend, toolsets=toolset_registry.resolve(toolsets), read_only=read_only)
         if with_monitor:
             from server.monitoring.loop import start_background
 

@@ -59,7 +59,22 @@ class Session:
             for line in text.splitlines():
                 self.echo("    " + line)
             return text
-        return result.structured_content or {}
+        return _with_nulls(result.structured_content or {})
+
+
+class _Absent(dict):
+    """Results leave null members out (``server/mcp/budget.py``); the walkthrough reads them as None."""
+
+    def __missing__(self, key: str) -> None:
+        return None
+
+
+def _with_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return _Absent({k: _with_nulls(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return [_with_nulls(v) for v in value]
+    return value
 
 
 def _trace_line(t: dict[str, Any]) -> str:
@@ -73,7 +88,9 @@ async def _walk(db: Path, echo: Echo) -> None:
     # (and the judge endpoint with its key, if the operator configured one).
     env = {**get_default_environment(), **{k: v for k, v in os.environ.items() if k.startswith("TRACESIEVE_")},
            **judge_server_env()}
-    params = StdioServerParameters(command=sys.executable, args=["-m", "server", "serve", "--db", str(db)], env=env)
+    # Every toolset: the walkthrough goes on to judges and calibration, beyond what serve exposes by default.
+    params = StdioServerParameters(command=sys.executable, env=env,
+                                   args=["-m", "server", "serve", "--db", str(db), "--toolsets", "all"])
     async with Client(params) as client:
         s = Session(client, echo)
         tools = await client.list_tools()

@@ -1,16 +1,20 @@
 """The MCP surface: one thin tool per ``tools`` function, docstrings written for the model.
 
 Each wrapper only builds the typed input, calls the logic in ``tools`` and returns its pydantic
-result (published as structured output). Parameter descriptions are the ``Annotated`` aliases
-defined next to the logic, so the MCP schema, the CLI and the code cannot drift apart.
+result. ``surface.TracesieveServer`` shapes every result (budget, summary, one copy) and every
+definition; ``toolsets`` decides which families of tools a server exposes.
 """
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
+
 from mcp.server import MCPServer
 
-from server.mcp import analysis, calibration, datasets, judges, monitors, traces
-from server.mcp.strict_args import StrictArgumentsServer
+from server.mcp import completions, prompts, resources
+from server.mcp import toolsets as toolset_registry
+from server.mcp.grammar import GRAMMAR
+from server.mcp.surface import TracesieveServer
 from server.storage.backend import Backend
 from server.storage.factory import as_backend
 from tools.ports import TraceStore
@@ -27,16 +31,41 @@ tracesieve turns production LLM/agent traces into evaluation assets. The loop, t
    filter + window -> get_run_results(verdict='fail').
 4. Calibrate and gate: annotation_queue -> label_trace -> calibration_report (does the judge agree with people?)
    -> compare_runs (did the candidate regress? only calibrated judges gate).
-Results are compact and paged: pass next_page_token / offset / span_offset back to continue."""
+Results are compact and paged: pass next_page_token / offset / span_offset back to continue. Every result
+starts with `summary`; a `truncated_to_fit` note names the call that reads what did not fit.
+
+Filter grammar (search_traces, profile_traces, error_patterns, and the filter of tag_trace, datasets, judges):
+""" + GRAMMAR
 
 
-def build_app(store: Backend | TraceStore) -> MCPServer:
+def server_version() -> str:
+    try:
+        return version("tracesieve")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "0+unknown"
+
+
+def build_app(store: Backend | TraceStore, *, toolsets: tuple[str, ...] | None = None,
+              read_only: bool = False) -> MCPServer:
     """An MCP server over ``store`` (a backend, or an open DuckDB store); every call opens the store only
-    for its own duration. A backend without the feature stores gets the trace tools only."""
+    for its own duration.
+
+    ``toolsets`` defaults to every toolset (tests and ``tracesieve call`` reach every tool);
+    ``tracesieve serve`` passes ``toolsets.resolve(--toolsets)``, whose default is smaller. A backend
+    without the feature stores (ClickHouse, so far) gets the trace tools only. ``read_only`` keeps only
+    the tools annotated read-only.
+    """
     backend = as_backend(store)
-    mcp = StrictArgumentsServer("tracesieve", instructions=INSTRUCTIONS)
-    traces.register(mcp, backend)
-    if backend.features is not None:
-        for toolset in (analysis, datasets, judges, calibration, monitors):
-            toolset.register(mcp, backend)
+    mcp = TracesieveServer("tracesieve", instructions=INSTRUCTIONS, version=server_version())
+    names = toolsets or tuple(toolset_registry.TOOLSETS)
+    if backend.features is None:
+        names = tuple(name for name in names if name in toolset_registry.TRACES_ONLY)
+    for name in names:
+        toolset_registry.TOOLSETS[name].register(mcp, backend)
+    for feature in (resources, prompts, completions):
+        feature.register(mcp, backend)
+    if read_only:   # the SDK lists registered tools (with their annotations) only through its manager
+        for tool in mcp._tool_manager.list_tools():
+            if not (tool.annotations and tool.annotations.read_only_hint):
+                mcp.remove_tool(tool.name)
     return mcp

@@ -12,11 +12,14 @@ from __future__ import annotations
 import base64
 from typing import Annotated
 
+import anyio
 from mcp.server import MCPServer
-from mcp.types import CallToolResult, ImageContent, TextContent
+from mcp.server.mcpserver import Context
+from mcp.types import CallToolResult, ImageContent, InputRequiredResult, TextContent
 from pydantic import Field
 
-from server.errors import surface_errors
+from server.errors import surface_errors, surface_errors_async
+from server.mcp import confirm
 from server.mcp.annotations import APPEND, APPEND_IDEMPOTENT, READ_ONLY
 from server.exchange.folder import confined_file
 from server.exchange.labels import LabelFormat, read_label_file
@@ -24,6 +27,7 @@ from server.storage.backend import Backend
 from tools import clock
 from tools.labels import annotation_queue as aq
 from tools.calibration import agreement as cal
+from tools.labels import attribution
 from tools.labels import labelling as labels
 from tools.calibration import regression
 from tools.calibration.render import render_calibration, render_compare
@@ -34,6 +38,19 @@ FilePath = Annotated[str, Field(min_length=1, description=(
     "created_at), a Langfuse export (ANNOTATION scores) or MLflow trace JSON (HUMAN assessments)."))]
 FormatArg = Annotated[LabelFormat, Field(description="auto (by extension/content), csv, jsonl, langfuse or mlflow.")]
 DefaultReviewer = Annotated[str | None, Field(description="Reviewer for rows that name none.")]
+SuggestedReviewer = Annotated[str | None, Field(max_length=200, description=(
+    "The person this label is for (e.g. 'ana'): offered to them to confirm; unconfirmed labels are the agent's."))]
+PeopleOnly = Annotated[bool, Field(description="Use only labels people confirmed, leaving out labels agents "
+                                               "recorded (reviewer 'agent:…').")]
+
+
+def reviewer_schema(suggested: str | None) -> dict:
+    prop: dict = {"type": "string", "title": "Your name", "minLength": 1, "maxLength": 200}
+    if suggested:
+        prop["default"] = suggested
+    return {"type": "object", "properties": {"reviewer": prop}, "required": ["reviewer"]}
+
+
 IncludePlot = Annotated[bool, Field(description="Attach a PNG (confusion matrix, score by label, MCC drift) as "
                                                 "image content (default true).")]
 
@@ -46,33 +63,34 @@ def register(mcp: MCPServer, backend: Backend) -> None:
     store_path = backend.path
 
     @mcp.tool(annotations=APPEND)
-    @surface_errors
-    def label_trace(trace_id: labels.TraceId, criterion: labels.Criterion, value: labels.LabelValue,
-                    reviewer: labels.Reviewer, rationale: labels.Rationale = None) -> labels.LabelTraceResult:
-        """Record a human decision (ground truth) about one trace for one criterion (failure mode).
-
-        Use it on traces from annotation_queue after reading them with get_trace. value is 'pass' or 'fail'
-        (yes/no, true/false, 1/0 are normalised) or a number for graded labels. Labels are append-only:
-        labelling the same trace+criterion again supersedes the earlier label, which stays in the history.
-        Example: label_trace(trace_id='tr-9f…', criterion='citation_grounded', value='fail', reviewer='ana',
-                             rationale='cites kb-returns-009, which was not retrieved')
-        Returns the stored label and the one it superseded, if any.
+    @surface_errors_async
+    async def label_trace(ctx: Context, trace_id: labels.TraceId, criterion: labels.Criterion,
+                          value: labels.LabelValue, reviewer: SuggestedReviewer = None,
+                          rationale: labels.Rationale = None) -> labels.LabelTraceResult | InputRequiredResult:
+        """Record a decision (ground truth) about one trace for one criterion: 'pass'/'fail' (yes/no, 1/0
+        normalised) or a number. Append-only: a new label on a trace+criterion supersedes the old one. The person
+        is asked to sign it; unsigned labels are the agent's ('agent:<client>'), which calibration can leave out.
+        Example: label_trace(trace_id='tr-9f', criterion='citation_grounded', value='fail', reviewer='ana')
         """
-        return labels.label_trace(label_store, labels.LabelTraceInput(
-            trace_id=trace_id, criterion=criterion, value=value, reviewer=reviewer, rationale=rationale),
-            source="mcp", now_ms=clock.now_ms())
+        who = await confirm.ask(ctx, "confirm-label", (
+            f"Record '{value}' for '{criterion}' on trace {trace_id} as your decision? Enter your name to sign it "
+            "(decline to record it as the agent's)."), reviewer_schema(reviewer))
+        if isinstance(who, InputRequiredResult):
+            return who
+        signed = who is not None and who.action == "accept" and str((who.content or {}).get("reviewer", "")).strip()
+        name = signed or attribution.agent_reviewer(confirm.client_name(ctx))
+        return await anyio.to_thread.run_sync(lambda: labels.label_trace(label_store, labels.LabelTraceInput(
+            trace_id=trace_id, criterion=criterion, value=value, reviewer=name, rationale=rationale),
+            source="mcp", now_ms=clock.now_ms()))
 
     @mcp.tool(annotations=READ_ONLY)
     @surface_errors
     def list_labels(criterion: labels.CriterionFilter = None, trace_ids: labels.TraceIdsFilter = None,
                     reviewer: labels.ReviewerFilter = None, include_history: labels.IncludeHistory = False,
                     limit: labels.LabelLimit = 50, page_token: labels.LabelPageToken = None) -> labels.ListLabelsResult:
-        """List human labels newest first: by default the current label per trace+criterion, or the full
-        history (corrections keep the rows they supersede) with include_history=true. Also returns
-        pass/fail counts per criterion.
-
-        Examples: list_labels(criterion='citation_grounded')  |  list_labels(trace_ids=['tr-1'], include_history=true)
-        If next_page_token is set, call again with it for more.
+        """List human labels newest first: the current one per trace+criterion, or the whole history
+        (include_history=true); plus pass/fail counts per criterion. Page with next_page_token.
+        Example: list_labels(criterion='citation_grounded')
         """
         return labels.list_labels(label_store, labels.ListLabelsInput(
             criterion=criterion, trace_ids=trace_ids, reviewer=reviewer, include_history=include_history,
@@ -82,13 +100,9 @@ def register(mcp: MCPServer, backend: Backend) -> None:
     @surface_errors
     def import_labels(file: FilePath, format: FormatArg = "auto",
                       reviewer: DefaultReviewer = None) -> labels.ImportLabelsResult:
-        """Import human labels from a file: CSV/JSONL written for tracesieve, Langfuse ANNOTATION scores,
-        or MLflow HUMAN assessments.
-
-        The whole file is checked first; any bad row (unknown trace, missing value, a value that is not
-        pass/fail or a number) means nothing is written and the error lists the rows. Rows identical to
-        stored labels are skipped, so re-importing is safe.
-        Example: import_labels(file='week46-labels.csv')  (the file sits in <store folder>/exports/)
+        """Import human labels from a file in the store's exports folder: tracesieve CSV/JSONL, Langfuse
+        ANNOTATION scores or MLflow HUMAN assessments. Any bad row means nothing is written and the error lists
+        the rows; identical labels are skipped, so re-importing is safe. Example: import_labels(file='week46-labels.csv')
         """
         rows, source, strict = read_label_file(
             confined_file(store_path, file, example="week46-labels.csv",
@@ -101,15 +115,10 @@ def register(mcp: MCPServer, backend: Backend) -> None:
     def annotation_queue(criterion: labels.Criterion, filter: aq.QueueFilter = "", limit: aq.QueueLimit = 20,
                          random_share: aq.RandomShare = 0.2, signals: aq.SignalsParam = None,
                          seed: aq.Seed = None) -> aq.AnnotationQueueResult:
-        """Which unlabelled traces to label next for a criterion, ranked by anomaly signals with the reasons:
-        context-window pressure, token spikes vs the usual for that operation, user re-submission, tool
-        errors and retries, guardrail trips, latency outliers, error status, judge disagreement, and the
-        criterion's judges flagging or being unsure. Traces already labelled for the criterion are left out.
-
-        A random_share of the queue (default 0.2) is drawn uniformly from the rest; every item records its
-        selection probability (stored with the queue) so calibration_report can reweight for unbiased
-        estimates. Example: annotation_queue(criterion='citation_grounded', limit=20,
-        filter="tags.environment = 'production'"). Then get_trace each item and label_trace it.
+        """Which unlabelled traces to label next for a criterion, ranked by anomaly signals with reasons
+        (context pressure, token spikes, re-submission, tool errors, guardrails, latency, judge disagreement); a
+        random_share keeps selection probabilities for unbiased calibration.
+        Example: annotation_queue(criterion='citation_grounded', limit=20); then get_trace and label_trace each.
         """
         return aq.annotation_queue(features.queue, aq.AnnotationQueueInput(
             criterion=criterion, filter=filter, limit=limit, random_share=random_share, signals=signals, seed=seed),
@@ -123,21 +132,15 @@ def register(mcp: MCPServer, backend: Backend) -> None:
                            resamples: cal.Resamples = 2000, seed: cal.SeedParam = cal.stats.DEFAULT_SEED,
                            window: cal.WindowParam = "week", max_disagreements: cal.MaxDisagreements = 20,
                            reweight: cal.Reweight = None, correct_run_id: cal.CorrectRun = None,
-                           include_plot: IncludePlot = True
+                           include_plot: IncludePlot = True, people_only: PeopleOnly = False
                            ) -> Annotated[CallToolResult, cal.CalibrationReportResult]:
-        """How well a judge agrees with human labels on the same traces (positive class = fail): confusion
-        matrix, TPR/TNR, precision/recall/F1, accuracy, MCC, Cohen's kappa with bootstrap 95% CIs, and the
-        verdict: gate (MCC >= 0.6), signal (0.4-0.6), revise (< 0.4) or insufficient (too few labels / one
-        class). Also: the disagreeing traces with both rationales, Spearman/Kendall for graded scores,
-        agreement per judge version and per week (drift), labels needed for MCC ±0.1, and the run's
-        judge-bias-corrected pass rate (Rogan–Gladen, reweighted by queue selection probabilities).
-
-        The result is stored; compare_runs lets only judges whose latest calibration reaches the gate
-        threshold gate a release. Example: calibration_report(judge='grounded_citations')  |
-        calibration_report(judge='tool_use', criterion='correct_tool', run_id='run-3f2a…')
-        Returns markdown, the structured report and (include_plot) a PNG.
+        """How well a judge agrees with human labels (positive = fail): confusion matrix, TPR/TNR,
+        precision/recall/F1, MCC and kappa with bootstrap 95% CIs, and the verdict: gate (MCC >= 0.6), signal
+        (0.4-0.6), revise (< 0.4) or insufficient; plus disagreements, correlations, drift by version and week,
+        labels needed, and a run's bias-corrected pass rate. Stored: compare_runs gates only on calibrated judges.
+        Example: calibration_report(judge='grounded_citations', criterion='citation_grounded')
         """
-        calib = features.calibration
+        calib = features.calibration.restricted(people_only=people_only)
         with calib.session():
             result = cal.calibration_report(calib, cal.CalibrationReportInput(
                 judge=judge, criterion=criterion, run_id=run_id, judge_version=judge_version,
@@ -161,14 +164,10 @@ def register(mcp: MCPServer, backend: Backend) -> None:
                      gate_threshold: regression.GateThreshold = 0.6, min_items: regression.MinItems = 20,
                      max_flips: regression.MaxFlips = 20
                      ) -> Annotated[CallToolResult, regression.CompareRunsResult]:
-        """Compare two runs of the same judges: per judge pass rates, delta with a bootstrap 95% CI, exact
-        McNemar on items that flipped (Fisher exact if the runs judged different items), Holm correction
-        across judges, per-slice breakdown (model, environment, tag:<key>, …), the flipped items, and a
-        verdict: regressed | improved | no significant change | undecided (exit_code 1 / 0 / 0 / 2, as
-        `tracesieve gate` exits).
-
-        Judges whose latest calibration_report is below the gate threshold are reported but do not gate.
-        Example: compare_runs(baseline_run='run-a1…', candidate_run='run-b2…', min_delta=0.02)
+        """Compare two runs of the same judges: pass-rate deltas with bootstrap CIs, exact McNemar on
+        flips, Holm across judges, slices, flipped items, and a verdict: regressed | improved | no significant
+        change | undecided (exit_code 1/0/0/2). Uncalibrated judges do not gate.
+        Example: compare_runs(baseline_run='run-a1', candidate_run='run-b2', min_delta=0.02)
         """
         result = regression.compare_runs(features.calibration, regression.CompareRunsInput(
             baseline_run=baseline_run, candidate_run=candidate_run, alpha=alpha, min_delta=min_delta, judges=judges,

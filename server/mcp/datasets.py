@@ -24,6 +24,12 @@ from tools.datasets.models import (CollapseNear, CreateIfMissing, DatasetFilter,
                                   RecordIds, RecordsArg, Redact, SampleArg, TagSelectors, Version, VersionA, VersionB)
 
 
+# Shorter wordings of the tools' aliases for arguments that recur across these tools: a host pays for
+# every repetition on every turn. Validation is unchanged: the tools' input models still apply theirs.
+DatasetName = Annotated[str, Field(min_length=1, max_length=110, description=(  # noqa: F811
+    "Dataset name, e.g. 'checkout_errors'; 'name@3' is version 3, the bare name the latest."))]
+Redact = Annotated[bool, Field(description="Replace PII with placeholders like <EMAIL_1> (default true).")]  # noqa: F811
+
 ImportFile = Annotated[str, Field(
     min_length=1, max_length=255,
     description="File name inside the store's exports folder, e.g. 'golden@v1.jsonl' (as export_dataset wrote "
@@ -42,24 +48,13 @@ def register(mcp: MCPServer, backend: Backend) -> None:
                                 sample: SampleArg = None, redact: Redact = True, description: Description = None,
                                 new_version: NewVersion = False, collapse_near_duplicates: CollapseNear = False,
                                 expectations_from_labels: FromLabels = True) -> builder.DatasetWriteResult:
-        """Build a versioned eval dataset from tagged traces (and/or a search filter): one record per trace with
-        inputs (the request), outputs (the response already produced, so judges score without re-running the
-        agent), expectations (from human labels), trace_id, strata and selection probability.
+        """Build a versioned eval dataset from tagged traces (and/or a filter): one record per trace with
+        inputs (request), outputs (response), expectations (from labels), strata and selection probability.
 
-        Use after tag_trace has marked candidates. A trace is selected if it has ANY of `tags`; `filter` narrows
-        (or alone selects). Each trace appears once. `sample` draws n records, stratified and seeded; the result
-        reports records per stratum, and each record keeps its selection probability for reweighting. PII is
-        redacted by default (placeholders like <EMAIL_1>; counts by type in `redaction`).
-        Versions are immutable. Same name + same definition: unchanged content returns the existing version
-        (created=false), changed content (new traces tagged) makes version N+1, keeping expectations added to
-        still-selected traces and hand-written records (traces merged in by hand that the selection does not match
-        are dropped). Same name + different tags/filter/sample/redact: refused unless new_version=true.
-        Examples:
-          build_dataset_from_tags(name='error_cases', tags=['eval_candidate=error_case'])
-          build_dataset_from_tags(name='support_mix', tags=['eval_candidate'], filter="tags.environment = 'production'",
-                                  sample={'n': 100, 'seed': 7, 'stratify_by': ['status', 'tool_path']})
-          build_dataset_from_tags(name='slow_errors',
-                                  filter="attributes.status = 'ERROR' AND attributes.execution_time_ms > 5000")
+        A trace with ANY of `tags` is selected; `filter` narrows (or alone selects); `sample` draws n, stratified
+        and seeded. PII is redacted by default. The same definition returns the existing version (created=false)
+        or, if the selection changed, version N+1; a different definition needs new_version=true.
+        Example: build_dataset_from_tags(name='error_cases', tags=['eval_candidate=error_case'])
         """
         return builder.build_dataset_from_tags(ds, builder.BuildDatasetInput(
             name=name, tags=tags, filter=filter, sample=sample, redact=redact, description=description,
@@ -69,10 +64,9 @@ def register(mcp: MCPServer, backend: Backend) -> None:
     @mcp.tool(annotations=READ_ONLY)
     @surface_errors
     def list_datasets() -> builder.ListDatasetsResult:
-        """List every eval dataset: name, latest version, all versions, record count, description.
+        """List every eval dataset: name, latest version, versions, record count, description.
 
-        Use it to find dataset names for get_dataset, diff_datasets, export_dataset or run_judges
-        (address a version as 'name@3'; the bare name is the latest).
+        Address a version as 'name@3' in get_dataset, diff_datasets, export_dataset or run_judges.
         """
         return builder.list_datasets(ds)
 
@@ -80,13 +74,9 @@ def register(mcp: MCPServer, backend: Backend) -> None:
     @surface_errors
     def get_dataset(name: DatasetName, version: Version = None, offset: Offset = 0, limit: PageLimit = 20,
                     max_chars: MaxChars = 12_000) -> builder.GetDatasetResult:
-        """Read one dataset version: its header (spec, content hash, strata counts, redaction report) and a page
-        of records in their fixed order (record_id, trace_id, inputs, outputs, expectations as JSON text, strata,
-        selection probability).
-
-        Long fields are cut to fit max_chars with a '…[truncated: N more chars; call get_dataset(...)]' marker
-        naming the call that shows that record whole. If `next_offset` is set, call again with offset=next_offset.
-        Examples: get_dataset(name='error_cases')  |  get_dataset(name='error_cases@2', offset=20, limit=20)
+        """Read one dataset version: header (spec, hash, strata, redaction) and a page of records. Long
+        fields are cut to max_chars with a marker naming the call that shows the record whole; continue with
+        offset=next_offset. Example: get_dataset(name='error_cases@2', offset=20)
         """
         return builder.get_dataset(ds, builder.GetDatasetInput(name=name, version=version, offset=offset,
                                                                  limit=limit, max_chars=max_chars))
@@ -94,11 +84,9 @@ def register(mcp: MCPServer, backend: Backend) -> None:
     @mcp.tool(annotations=READ_ONLY)
     @surface_errors
     def diff_datasets(name: DatasetName, a: VersionA = None, b: VersionB = None) -> dv.DiffDatasetsResult:
-        """Compare two versions of a dataset: records added, removed and changed (which fields and which
-        expectation keys), spec changes and per-stratum count changes. Lists are capped at 50 ids with totals.
-
-        Defaults compare the latest version with the one before it.
-        Examples: diff_datasets(name='error_cases')  |  diff_datasets(name='error_cases', a=1, b=3)
+        """Compare two versions of a dataset: records added, removed and changed (fields, expectation keys),
+        spec and per-stratum changes; lists capped at 50 ids. Default: latest vs the one before.
+        Example: diff_datasets(name='error_cases', a=1, b=3)
         """
         return builder.diff_datasets(ds, builder.DiffDatasetsInput(name=name, a=a, b=b))
 
@@ -107,18 +95,10 @@ def register(mcp: MCPServer, backend: Backend) -> None:
     def merge_records(name: DatasetName, records: RecordsArg, redact: Redact = True,
                       create_if_missing: CreateIfMissing = False,
                       description: Description = None) -> builder.DatasetWriteResult:
-        """Upsert records into a dataset as a NEW version (MLflow merge_records semantics): matched by record_id or
-        trace_id (hand-written cases by their inputs); given inputs/outputs replace the old ones; expectations
-        merge key by key (a null value removes that key). No record is lost; older versions stay readable.
-
-        A trace_id not yet in the dataset adds that trace's request and response. Merging what is already there
-        returns the latest version unchanged (created=false). New text is PII-redacted by default.
-        Examples:
-          merge_records(name='error_cases',
-                        records=[{'trace_id': 'tr-9', 'expectations': {'expected_facts': ['refund issued']}}])
-          merge_records(name='golden', create_if_missing=true,
-                        records=[{'inputs': {'question': 'What is the return window?'},
-                                  'expectations': {'expected_response': '30 days'}}])
+        """Upsert records into a dataset as a NEW version, matched by record_id or trace_id (hand-written
+        cases by inputs): inputs/outputs replace, expectations merge key by key (null removes a key); a new trace_id
+        adds that trace's request and response. Example: merge_records(name='error_cases',
+        records=[{'trace_id': 'tr-9', 'expectations': {'expected_facts': ['refund issued']}}])
         """
         return dataset_merge.merge_records(ds, dataset_merge.MergeRecordsInput(
             name=name, records=records, redact=redact, create_if_missing=create_if_missing,
@@ -128,14 +108,9 @@ def register(mcp: MCPServer, backend: Backend) -> None:
     @surface_errors
     def set_expectations(name: DatasetName, record_ids: RecordIds = None, expectations: Expectations = None,
                          from_labels: FromLabels = False, redact: Redact = True) -> builder.DatasetWriteResult:
-        """Attach ground truth to records of the latest version, writing a new version: explicit expectations
-        (expected_facts, expected_response or free-form keys) on the given record_ids, and/or from_labels=true to
-        copy each record's trace's latest human labels (criterion -> value; all records if record_ids is omitted).
-
-        Existing expectation keys not mentioned are kept. Unknown record ids are refused and nothing is written.
-        Examples:
-          set_expectations(name='error_cases', record_ids=['tr-1'], expectations={'expected_response': 'Refund issued.'})
-          set_expectations(name='error_cases', from_labels=true)
+        """Attach ground truth to records of the latest version, as a new version: expectations on
+        record_ids, and/or from_labels=true to copy each trace's latest labels. Unknown record ids: nothing written.
+        Example: set_expectations(name='error_cases', record_ids=['tr-1'], expectations={'expected_response': 'Refunded.'})
         """
         return dataset_merge.set_expectations(ds, dataset_merge.SetExpectationsInput(
             name=name, record_ids=record_ids, expectations=expectations, from_labels=from_labels, redact=redact),
@@ -145,13 +120,9 @@ def register(mcp: MCPServer, backend: Backend) -> None:
     @surface_errors
     def export_dataset(name: DatasetName, version: Version = None,
                        format: ExportFormat = "jsonl") -> datasets_export.ExportResult:
-        """Export a dataset version to a file in the store's exports folder and return its path: JSONL (re-importable
-        with import_dataset), Parquet, or an MLflow evaluation dataset (format='mlflow': written to a local MLflow
-        SQLite tracking store there; returns tracking_uri and mlflow_dataset_id for mlflow.genai.evaluate).
-
-        Versions are immutable, so exporting again rewrites the same content. For other destinations use the CLI
-        (tracesieve dataset export NAME --out PATH | --tracking-uri URI).
-        Examples: export_dataset(name='error_cases')  |  export_dataset(name='error_cases', version=2, format='mlflow')
+        """Export a dataset version into the store's exports folder: JSONL (re-importable), Parquet, or
+        format='mlflow' (a local MLflow evaluation dataset; returns tracking_uri and mlflow_dataset_id).
+        Example: export_dataset(name='error_cases', version=2, format='mlflow')
         """
         return datasets_export.export_dataset(ds, name, version, format)
 
@@ -160,11 +131,9 @@ def register(mcp: MCPServer, backend: Backend) -> None:
     def import_dataset(name: DatasetName, file: ImportFile, redact: Redact = True,
                        new_version: ImportNewVersion = False,
                        description: Description = None) -> builder.DatasetWriteResult:
-        """Create a dataset version from a JSONL file in the store's exports folder (one record object per line
-        with inputs and optionally record_id, trace_id, outputs, expectations, strata, selection_probability).
-
-        Re-importing the same content returns the existing version; a changed file makes a new version. Records
-        are PII-redacted unless redact=false. Example: import_dataset(name='golden_copy', file='golden@v1.jsonl')
+        """Create a dataset version from a JSONL file in the store's exports folder (one record per line:
+        inputs, optionally record_id, trace_id, outputs, expectations, strata). Same content returns the existing version.
+        Example: import_dataset(name='golden_copy', file='golden@v1.jsonl')
         """
         path = datasets_export.confined_path(ds, file)
         return datasets_export.import_dataset(ds, name, path, redact=redact, new_version=new_version,

@@ -5,7 +5,7 @@ not by a tool call: a schedule belongs to the operator, and a window can take mi
 from __future__ import annotations
 
 import base64
-from typing import Annotated
+from typing import Annotated, Any
 
 from mcp.server import MCPServer
 from mcp.types import CallToolResult, ImageContent, TextContent
@@ -26,6 +26,13 @@ class ListMonitorsResult(BaseModel):
     monitors: list[specs.MonitorVersion]
 
 
+#: ``budget`` and ``alerts`` are plain objects in the tool's schema, validated into ``specs.Budget`` and
+#: ``specs.AlertRules`` by the input model: their nested schemas cost ~700 tokens of definitions on every
+#: turn, and the descriptions below already list every key with its default.
+BudgetArg = Annotated[dict[str, Any] | None, Field(description=specs.BUDGET_TEXT)]
+AlertsArg = Annotated[dict[str, Any] | None, Field(description=specs.ALERTS_TEXT)]
+
+
 def register(mcp: MCPServer, backend: Backend) -> None:
     """Add the monitor tools to ``mcp``."""
     features = backend.require_features("Monitors")
@@ -36,22 +43,18 @@ def register(mcp: MCPServer, backend: Backend) -> None:
     def define_monitor(name: specs.MonitorName, judges: specs.JudgeList,
                        filter: specs.TrafficFilter = "", sample_rate: specs.MonitorSampleRate = 1.0,
                        every: specs.Every = "1h", window: specs.WindowLen = None, settle: specs.Settle = "5m",
-                       since: specs.Since = None, budget: specs.OptionalBudget = None,
-                       alerts: specs.OptionalAlerts = None) -> specs.DefineMonitorResult:
-        """Define (or version) a monitor: the same judges run on live traffic, window by window, with tested
-        alerts. Judges are pinned to their current versions. Defining the same thing again changes nothing;
-        a changed definition becomes name@2 and starts its own windows.
-
-        Use after define_judge (and ideally calibration_report: only calibrated judges raise 'regression',
-        the others 'signal'). Example: define_monitor(name='prod_quality', judges=['grounded', 'helpful'],
-        filter="tags.environment = 'production'", sample_rate=0.1, every='1h', budget={'max_judge_calls':
-        500}, alerts={'slice_by': ['model']})  |  since=<epoch ms a week ago> to backfill a baseline.
-        Windows then run under `tracesieve monitor run --once` (cron) / `--follow` or `serve --monitor`.
+                       since: specs.Since = None, budget: BudgetArg = None,
+                       alerts: AlertsArg = None) -> specs.DefineMonitorResult:
+        """Define (or version) a monitor: the same judges, pinned to their current versions, run on live
+        traffic window by window with tested alerts (only calibrated judges raise 'regression'). The same
+        definition again changes nothing; a changed one becomes name@2. Windows run under
+        `tracesieve monitor run --once` (cron), `--follow` or `serve --monitor`.
+        Example: define_monitor(name='prod_quality', judges=['grounded'], filter="tags.environment = 'production'",
+        sample_rate=0.1, every='1h', budget={'max_judge_calls': 500})
         """
         return specs.define_monitor(ms, features.judges, specs.DefineMonitorInput(
             name=name, judges=judges, filter=filter, sample_rate=sample_rate, every=every, window=window,
-            settle=settle, since=since, budget=budget or specs.Budget(), alerts=alerts or specs.AlertRules()),
-            now_ms=clock.now_ms())
+            settle=settle, since=since, budget=budget or {}, alerts=alerts or {}), now_ms=clock.now_ms())
 
     @mcp.tool(annotations=READ_ONLY)
     @surface_errors
@@ -84,10 +87,8 @@ def register(mcp: MCPServer, backend: Backend) -> None:
                     status: st.AlertStatusFilter = None,
                     limit: st.AlertLimit = 20) -> st.ListAlertsResult:
         """Alerts the monitors raised, newest first: kind (regression | signal | error_rate | latency_p95 |
-        emerging_pattern), what changed in one line, and the evidence (counts, p-value before and after
-        Holm, effect size, example trace ids for get_trace). An alert stays one alert while its condition
-        lasts (windows_seen counts) and resolves itself after two windows in a row show it gone.
-        Example: list_alerts(status='open')  |  list_alerts(monitor='prod_quality', limit=5)
+        emerging_pattern), what changed, and the evidence (counts, p before/after Holm, effect size, example
+        trace ids). One alert lasts while its condition does. Example: list_alerts(status='open')
         """
         return st.list_alerts(ms, monitor=monitor, status=status, limit=limit)
 
@@ -97,8 +98,7 @@ def register(mcp: MCPServer, backend: Backend) -> None:
                   by: Annotated[str, Field(min_length=1, max_length=100, description="Who acknowledges.")] = "agent",
                   note: Annotated[str | None, Field(max_length=2000, description="What is being done.")] = None
                   ) -> st.AckAlertResult:
-        """Acknowledge an open alert (someone is on it). It stays listed as 'acked', is not raised again while
-        its condition lasts, and resolves after two windows in a row show it gone. Example:
-        ack_alert(alert_id='al-3f9a0c12b4de', by='oncall', note='rolling back prompt v7').
+        """Acknowledge an open alert (someone is on it): listed as 'acked', not raised again while its condition
+        lasts. Example: ack_alert(alert_id='al-3f9a0c12b4de', by='oncall', note='rolling back prompt v7')
         """
         return st.ack_alert(ms, st.AckAlertInput(alert_id=alert_id, by=by, note=note), now_ms=clock.now_ms())

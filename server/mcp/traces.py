@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import anyio
 from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import InputRequiredResult
+from pydantic import Field
 
-from server.errors import surface_errors
+from server.errors import surface_errors, surface_errors_async
+from server.mcp import confirm
 from server.mcp.annotations import DESTRUCTIVE, IDEMPOTENT_WRITE, READ_ONLY
+from server.mcp.grammar import FilterArg
 from server.storage.backend import Backend
 from tools import clock
 from tools.traces import describe, search, tagging, view
 from tools.traces import sql as sql_tool
-from tools.traces.search import FilterText, Limit, OrderBy, PageToken
+from tools.traces.search import Limit, OrderBy, PageToken
 from tools.traces.tagging import SelectFilter, TagKey, TagValue, TraceIds
 
 
@@ -26,6 +33,25 @@ Example: SELECT span_type, count(), quantile(0.95)(duration_ms) FROM otel_spans 
 """
 
 
+#: Unknown ids a tag result lists; the rest are counted (an agent that passed 10,000 wrong ids needs
+#: to know that, and a few examples, not all 10,000 back).
+UNKNOWN_EXAMPLES = 10
+#: A tag write selecting more traces than this by filter asks the person first (when the client can ask).
+CONFIRM_ABOVE = 100
+CONFIRM_SCHEMA = {"type": "object", "properties": {"confirm": {"type": "boolean", "title": "Apply to all of them"}},
+                  "required": ["confirm"]}
+
+
+class BoundedTagResult(tagging.TagResult):
+    unknown_count: int = Field(0, description=f"How many requested ids are not in the store (unknown_ids lists "
+                                              f"the first {UNKNOWN_EXAMPLES}).")
+
+
+def bounded(result: tagging.TagResult) -> BoundedTagResult:
+    return BoundedTagResult(**{**result.model_dump(), "unknown_ids": result.unknown_ids[:UNKNOWN_EXAMPLES],
+                               "unknown_count": len(result.unknown_ids)})
+
+
 def register(mcp: MCPServer, backend: Backend) -> None:
     """Add the trace-observing tools to ``mcp``."""
     store = backend.traces
@@ -33,34 +59,25 @@ def register(mcp: MCPServer, backend: Backend) -> None:
     @mcp.tool(annotations=READ_ONLY)
     @surface_errors
     def describe_store() -> describe.DescribeStoreResult:
-        """Summarise the trace store: counts, time range, statuses, environments, models, span types,
-        tools, tag keys with their top values, label criteria and judges, plus every field search_traces
-        can filter on with an example.
-
-        Call this first to learn what exists and how to ask for it; then use search_traces.
+        """Summarise the store: counts, time range, statuses, environments, models, span types, tools, tag
+        keys and top values, label criteria, judges, and every filter field with an example. Call this first.
         """
         return describe.describe_store(store, sql_tables=list(backend.sql_tables))
 
     @mcp.tool(annotations=READ_ONLY)
     @surface_errors
-    def search_traces(filter: FilterText = "", order_by: OrderBy = None, limit: Limit = 20,
-                      page_token: PageToken = None) -> search.SearchTracesResult:
-        """Find traces matching a filter, newest first (or as order_by says), as compact summaries:
-        id, time, status, duration, request/response previews, tags, session, model, tokens, span and
-        error counts, tool names.
+    def search_traces(filter: FilterArg = "", order_by: OrderBy = None, limit: Limit = 20,
+                      page_token: PageToken = None, fields: search.Fields = None) -> search.SearchTracesResult:
+        """Find traces matching a filter, newest first (or by order_by), as compact summaries: id, time,
+        status, duration, request/response previews, tags, model, tokens, span/error counts, tools.
 
-        Use it to get trace ids for get_trace and tag_trace. Examples of filter:
-          attributes.status = 'ERROR' AND attributes.timestamp_ms > now() - 7d
-          tags.environment = 'production' AND attributes.execution_time_ms > 5000
-          span.type = 'TOOL' AND span.status = 'ERROR'      (one span has both)
-          text CONTAINS 'refund' OR tags.eval_candidate IS NOT NULL
-        Returns at most `limit` traces and `total_matches` (counted up to a cap; `total_exact` is false
-        past it: use query_sql for an exact count); if `next_page_token` is set, call again with it
-        (and the same filter/order_by) for the next page. A bad filter returns an error naming the
-        offending token and the closest valid field.
+        Use it to get ids for get_trace and tag_trace, e.g. filter="span.type = 'TOOL' AND span.status = 'ERROR'"
+        (one span has both). `fields` keeps only the columns you need. If `next_page_token` is set, call again
+        with it and the same filter/order_by. A bad filter's error names the token and the closest field.
         """
         return search.search_traces(store, search.SearchTracesInput(
-            filter=filter, order_by=order_by, limit=limit, page_token=page_token), now_ms=clock.now_ms())
+            filter=filter, order_by=order_by, limit=limit, page_token=page_token, fields=fields),
+            now_ms=clock.now_ms())
 
     @mcp.tool(annotations=READ_ONLY)
     @surface_errors
@@ -68,55 +85,70 @@ def register(mcp: MCPServer, backend: Backend) -> None:
                   field: view.FieldName = "outputs", offset: view.Offset = 0,
                   span_offset: view.SpanOffset = 0,
                   include_attributes: view.IncludeAttributes = False) -> view.GetTraceResult:
-        """Read one trace: its header (request, response, tags, tokens) and its span tree in depth-first
-        order (type, name, status, timing, model, tool, tokens, inputs, outputs).
+        """Read one trace: header (request, response, tags, tokens) and a page of its span tree,
+        depth-first (type, name, status, timing, model, tool, tokens, inputs, outputs).
 
-        Text is bounded by max_chars (default 16000): a cut field ends with a marker such as
-        "…[truncated: 5120 more chars; next: get_trace(span_id='9f1c', field='outputs', offset=4000)]";
-        call get_trace again with the same trace_id plus those arguments to read the rest page by page.
-        If `next_span_offset` is set, more spans follow: pass it as span_offset.
-        Examples: get_trace(trace_id='tr-abc')  |  get_trace(trace_id='tr-abc', span_id='9f1c', field='outputs', offset=4000)
+        Text fits max_chars; a cut field ends with a marker naming the call that reads on, e.g.
+        "…[truncated: 5120 more chars; next: get_trace(span_id='9f1c', field='outputs', offset=4000)]".
+        If `next_span_offset` is set, pass it as span_offset for more spans.
         """
         return view.get_trace(store, view.GetTraceInput(
             trace_id=trace_id, max_chars=max_chars, span_id=span_id, field=field, offset=offset,
             span_offset=span_offset, include_attributes=include_attributes))
 
-    @mcp.tool(annotations=IDEMPOTENT_WRITE)
-    @surface_errors
-    def tag_trace(key: TagKey, value: TagValue = "true", trace_ids: TraceIds = None,
-                  filter: SelectFilter = None) -> tagging.TagResult:
-        """Set a tag key=value on traces, selected by trace_ids or by a search filter.
+    async def confirmed(ctx: Context, verb: str, key: str, filter: str | None) -> InputRequiredResult | None:
+        """Ask the person before a filter writes to more than CONFIRM_ABOVE traces (see ``confirm``)."""
+        if not filter or not confirm.can_ask(ctx):
+            return None
+        found = await anyio.to_thread.run_sync(lambda: search.search_traces(store, search.SearchTracesInput(
+            filter=filter, limit=1, fields=["status"]), now_ms=clock.now_ms()))
+        if found.total_matches <= CONFIRM_ABOVE:
+            return None
+        count = f"{found.total_matches:,}{'+' if not found.total_exact else ''}"
+        answer = await confirm.ask(ctx, f"confirm-{verb}", f"{verb} '{key}' on {count} traces ({found.filter_explained})?",
+                                   CONFIRM_SCHEMA)
+        if isinstance(answer, InputRequiredResult):
+            return answer
+        if answer is None or answer.action != "accept" or not (answer.content or {}).get("confirm"):
+            raise ToolError(f"Nothing was changed: the user did not confirm {verb} '{key}' on {count} traces. "
+                            "Narrow the filter or pass trace_ids.")
+        return None
 
-        Use tags to curate: e.g. key='eval_candidate' value='error_case' | 'slow_response' | 'edge_case';
-        datasets are later built from tags. Idempotent: re-tagging with the same value changes nothing; a
-        different value replaces the old one (kept in history). Returns how many traces matched and
-        changed, and lists ids that do not exist.
-        Examples: tag_trace(key='eval_candidate', value='error_case', trace_ids=['tr-1','tr-2'])
-                  tag_trace(key='reviewed', value='no', filter="attributes.status = 'ERROR'")
+    @mcp.tool(annotations=IDEMPOTENT_WRITE)
+    @surface_errors_async
+    async def tag_trace(ctx: Context, key: TagKey, value: TagValue = "true", trace_ids: TraceIds = None,
+                        filter: SelectFilter = None) -> BoundedTagResult | InputRequiredResult:
+        """Set tag key=value on traces chosen by trace_ids or a filter, to curate (datasets are built from
+        tags). Idempotent; a new value replaces the old (kept in history). Over 100 traces by filter: the user
+        is asked first. Returns matched/changed counts and counts unknown ids (a few listed).
+        Example: tag_trace(key='eval_candidate', value='error_case', trace_ids=['tr-1','tr-2'])
         """
-        return tagging.tag_trace(store, tagging.TagTraceInput(
-            trace_ids=trace_ids, filter=filter, key=key, value=value), by="mcp", now_ms=clock.now_ms())
+        inp = tagging.TagTraceInput(trace_ids=trace_ids, filter=filter, key=key, value=value)
+        pending = await confirmed(ctx, "set tag", key, inp.filter)
+        if pending is not None:
+            return pending
+        return bounded(await anyio.to_thread.run_sync(
+            lambda: tagging.tag_trace(store, inp, by="mcp", now_ms=clock.now_ms())))
 
     @mcp.tool(annotations=DESTRUCTIVE)
-    @surface_errors
-    def untag_trace(key: TagKey, trace_ids: TraceIds = None, filter: SelectFilter = None) -> tagging.TagResult:
-        """Remove a tag key from traces selected by trace_ids or a search filter.
-
-        The removal is recorded in the tag history. Returns how many traces matched and how many
-        actually lost the tag; unknown ids are listed.
+    @surface_errors_async
+    async def untag_trace(ctx: Context, key: TagKey, trace_ids: TraceIds = None,
+                          filter: SelectFilter = None) -> BoundedTagResult | InputRequiredResult:
+        """Remove a tag key from traces chosen by trace_ids or a filter (kept in the tag history).
         Example: untag_trace(key='eval_candidate', trace_ids=['tr-1'])
         """
-        return tagging.untag_trace(store, tagging.UntagTraceInput(trace_ids=trace_ids, filter=filter, key=key),
-                                   by="mcp", now_ms=clock.now_ms())
+        inp = tagging.UntagTraceInput(trace_ids=trace_ids, filter=filter, key=key)
+        pending = await confirmed(ctx, "remove tag", key, inp.filter)
+        if pending is not None:
+            return pending
+        return bounded(await anyio.to_thread.run_sync(
+            lambda: tagging.untag_trace(store, inp, by="mcp", now_ms=clock.now_ms())))
 
     @mcp.tool(annotations=READ_ONLY, description=None if backend.engine == "duckdb" else CLICKHOUSE_SQL)
     @surface_errors
     def query_sql(sql: sql_tool.SqlText, limit: sql_tool.RowLimit = 100) -> sql_tool.QuerySqlResult:
-        """Run one read-only SQL SELECT (DuckDB dialect) over the trace store for aggregate questions the
-        other tools do not answer: error rate by day, latency percentiles by span type, token totals by model.
-
-        Writes, ATTACH, COPY, extensions, files and the network are refused. Returns columns and at most
-        `limit` rows (`truncated` says if more existed); long cells are cut with a marker.
-        Example: SELECT environment, count(*), avg(execution_duration_ms) FROM trace_unified GROUP BY 1
+        """Run one read-only SELECT (DuckDB dialect) for aggregate questions no other tool answers (error rate by day,
+        latency percentiles by span type, tokens by model). Writes, ATTACH, COPY, files and network are refused.
+        Returns columns and at most `limit` rows (`truncated` if more); long cells are cut with a marker.
         """
         return sql_tool.query_sql(store, sql_tool.QuerySqlInput(sql=sql, limit=limit))

@@ -4,19 +4,20 @@ Traces can hold megabytes of prompts and tool payloads, far more than an agent's
 The tree (ids, types, timings, statuses, tokens) always comes back in full; the free text
 (inputs, outputs, attributes) shares what is left of ``max_chars`` fairly — short fields whole,
 long ones cut to a common cap — and every cut says exactly which call fetches the rest.
+
+Only what is returned is read (``ports.TraceReader``): the header, the span skeleton for the tree's
+order, then text prefixes for the listed spans alone, or one page of one field. A 1,500-span,
+30 MB trace answers any call in milliseconds (``bench/get_trace_bench.py``).
 """
 
 from __future__ import annotations
 
-import json
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from tools.errors import InvalidInputError, NotFoundError
-from tools.models import Span, Trace
-from tools.ports import TraceStore
-from tools.previews import cut
+from tools.traces.ports import TraceReader
 from tools.traces.search import iso_ms
 
 ContentField = Literal["inputs", "outputs", "attributes", "events", "request", "response", "metadata"]
@@ -27,8 +28,10 @@ _MARKER_RESERVE = 90  # the truncation marker's own length, roughly
 
 
 TraceId = Annotated[str, Field(min_length=1, description="Trace id, as search_traces returns it.")]
-MaxChars = Annotated[int, Field(ge=1000, le=500_000, description=(
-    "Budget for the answer's text (default 16000); long fields are cut with a marker."))]
+#: The most one answer may hold: with JSON quoting it stays inside the 25k-token result budget.
+MAX_CHARS = 40_000
+MaxChars = Annotated[int, Field(ge=1000, le=MAX_CHARS, description=(
+    "Budget for the answer's text (1000-40000, default 16000); long fields are cut with a marker."))]
 SpanId = Annotated[str | None, Field(description=(
     "Read this one span's full content page by page (with field and offset) instead of the tree."))]
 FieldName = Annotated[ContentField, Field(description=(
@@ -109,18 +112,18 @@ class GetTraceResult(BaseModel):
     content: SpanContent | None = Field(None, description="Set when span_id/field asked for one span's content.")
 
 
-def _depth_first(spans: list[Span]) -> list[tuple[Span, int]]:
-    ids = {s.span_id for s in spans}
-    children: dict[str | None, list[Span]] = {}
+def _depth_first(spans: list[dict[str, Any]]) -> list[tuple[dict[str, Any], int]]:
+    ids = {s["span_id"] for s in spans}
+    children: dict[str | None, list[dict[str, Any]]] = {}
     for s in spans:
-        parent = s.parent_span_id if s.parent_span_id in ids else None
+        parent = s["parent_span_id"] if s["parent_span_id"] in ids else None
         children.setdefault(parent, []).append(s)
-    ordered: list[tuple[Span, int]] = []
-    stack = [(s, 0) for s in reversed(sorted(children.get(None, []), key=lambda s: s.start_time_ns))]
+    ordered: list[tuple[dict[str, Any], int]] = []
+    stack = [(s, 0) for s in reversed(sorted(children.get(None, []), key=lambda s: s["start_time_ns"]))]
     while stack:
         span, depth = stack.pop()
         ordered.append((span, depth))
-        kids = sorted(children.get(span.span_id, []), key=lambda s: s.start_time_ns)
+        kids = sorted(children.get(span["span_id"], []), key=lambda s: s["start_time_ns"])
         stack.extend((k, depth + 1) for k in reversed(kids))
     return ordered
 
@@ -137,71 +140,77 @@ def _fair_cap(sizes: list[int], budget: int) -> int:
     return lo
 
 
-def _load(store: TraceStore, trace_id: str) -> Trace:
-    trace = store.load_trace(trace_id)
-    if trace is None:
-        close = store.similar_trace_ids(trace_id, 3)
-        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else " The store is empty."
-        raise NotFoundError(f"No trace with id '{trace_id}'.{hint} Find ids with search_traces.")
-    return trace
+def _not_found(store: TraceReader, trace_id: str) -> NotFoundError:
+    close = store.similar_trace_ids(trace_id, 3)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else " The store is empty."
+    return NotFoundError(f"No trace with id '{trace_id}'.{hint} Find ids with search_traces.")
 
 
-def _content_page(trace: Trace, inp: GetTraceInput) -> SpanContent:
-    if inp.field in TRACE_FIELDS:
-        value = getattr(trace, inp.field)
-        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    else:
-        span = next((s for s in trace.spans if s.span_id == inp.span_id), None)
-        if span is None:
-            known = ", ".join(s.span_id for s in trace.spans[:10])
-            raise NotFoundError(f"Trace '{trace.trace_id}' has no span '{inp.span_id}'. Its spans: {known}.")
-        value = getattr(span, inp.field)
-        text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, indent=1)
-        text = text or ""
-    if inp.offset > len(text):
-        raise InvalidInputError(f"offset {inp.offset} is past the end of {inp.field} ({len(text)} chars).")
-    chunk = text[inp.offset: inp.offset + inp.max_chars]
+def _content_page(store: TraceReader, inp: GetTraceInput, spans: list[dict[str, Any]]) -> SpanContent:
+    """One page of one field, read from the store at the offset asked for."""
+    span_id = None if inp.field in TRACE_FIELDS else inp.span_id
+    found = store.field_text(inp.trace_id, span_id, inp.field, inp.offset, inp.max_chars)
+    if found is None:
+        known = ", ".join(s["span_id"] for s in spans[:10])
+        raise NotFoundError(f"Trace '{inp.trace_id}' has no span '{inp.span_id}'. Its spans: {known}.")
+    chunk, total = found
+    if inp.offset > total:
+        raise InvalidInputError(f"offset {inp.offset} is past the end of {inp.field} ({total} chars).")
     end = inp.offset + len(chunk)
     return SpanContent(span_id=inp.span_id, field=inp.field, offset=inp.offset, content=chunk,
-                       total_chars=len(text), next_offset=end if end < len(text) else None)
+                       total_chars=total, next_offset=end if end < total else None)
 
 
-def get_trace(store: TraceStore, inp: GetTraceInput) -> GetTraceResult:
-    trace = _load(store, inp.trace_id)
-    ordered = _depth_first(trace.spans)
-    t0 = min((s.start_time_ns for s in trace.spans), default=0)
+def get_trace(store: TraceReader, inp: GetTraceInput) -> GetTraceResult:
+    """The header and one page of the tree (or one page of one field), reading only that from the store."""
+    outline = store.trace_outline(inp.trace_id, inp.max_chars)
+    if outline is None:
+        raise _not_found(store, inp.trace_id)
+    row, skeleton = outline
+    ordered = _depth_first(skeleton)
+    t0 = min((s["start_time_ns"] for s, _ in ordered), default=0)
     header = TraceHeader(
-        trace_id=trace.trace_id, time=iso_ms(trace.timestamp_ms) or "", status=trace.status,
-        duration_ms=trace.execution_time_ms, name=trace.name, session_id=trace.session_id,
-        user_id=trace.user_id, model=trace.model, environment=trace.environment,
-        prompt_version=trace.prompt_version, input_tokens=trace.input_tokens, output_tokens=trace.output_tokens,
-        source=trace.source, tags=trace.tags, metadata=json.dumps(trace.metadata, ensure_ascii=False),
-        request=trace.request, response=trace.response)
+        trace_id=row["trace_id"], time=iso_ms(row["timestamp_ms"]) or "", status=row["status"],
+        duration_ms=row["execution_time_ms"], name=row["name"], session_id=row["session_id"],
+        user_id=row["user_id"], model=row["model"], environment=row["environment"],
+        prompt_version=row["prompt_version"], input_tokens=row["input_tokens"], output_tokens=row["output_tokens"],
+        source=row["source"], tags=row["tags"], metadata=row["metadata"], request=row["request"],
+        response=row["response"])
     if inp.span_id is not None or inp.field in TRACE_FIELDS:
-        content = _content_page(trace, inp)
-        chosen = [(s, d) for s, d in ordered if s.span_id == inp.span_id]
+        content = _content_page(store, inp, [s for s, _ in ordered])
+        chosen = [(s, d) for s, d in ordered if s["span_id"] == inp.span_id]
         header.request = header.response = None
         header.metadata = ""
-        return GetTraceResult(trace=header, spans=[_view(s, d, t0, False) for s, d in chosen],
+        return GetTraceResult(trace=header, spans=[_view(s, d, t0) for s, d in chosen],
                               span_total=len(ordered), next_span_offset=None, truncated=False, content=content)
 
-    views = [_view(s, d, t0, inp.include_attributes) for s, d in ordered[inp.span_offset:]]
-    for view in views:  # the root span usually repeats the trace's payloads: say so instead of paying twice
-        if view.inputs is not None and view.inputs == trace.request:
-            view.inputs = SAME_AS_REQUEST
-        if view.outputs is not None and view.outputs == trace.response:
-            view.outputs = SAME_AS_RESPONSE
     # The tree skeleton is never cut; if even that is over budget, list fewer spans and page.
     skeleton_budget = inp.max_chars // 2
     kept: list[SpanView] = []
     used = len(header.model_dump_json(exclude={"request", "response", "metadata"}))
-    for view in views:
+    for span, depth in ordered[inp.span_offset:]:
+        view = _view(span, depth, t0)
         size = len(view.model_dump_json(exclude={"inputs", "outputs", "attributes"}))
         if kept and used + size > skeleton_budget:
             break
         kept.append(view)
         used += size
     next_offset = inp.span_offset + len(kept) if inp.span_offset + len(kept) < len(ordered) else None
+
+    # Only now is span text read, for the listed spans, and only as much of each field as could be shown.
+    lengths: dict[tuple[int, str], int] = {
+        (id(header), "request"): row["request_chars"] or 0, (id(header), "response"): row["response_chars"] or 0,
+        (id(header), "metadata"): len(header.metadata)}
+    texts = store.span_texts(inp.trace_id, [v.span_id for v in kept], inp.max_chars, inp.include_attributes)
+    for view in kept:   # the root span usually repeats the trace's payloads: say so instead of paying twice
+        text = texts.get(view.span_id, {})
+        for name, same, marker in (("inputs", "inputs_is_request", SAME_AS_REQUEST),
+                                   ("outputs", "outputs_is_response", SAME_AS_RESPONSE)):
+            value = marker if text.get(same) else text.get(name)
+            setattr(view, name, value)
+            lengths[(id(view), name)] = len(marker) if text.get(same) else text.get(f"{name}_chars") or 0
+        view.attributes = text.get("attributes")
+        lengths[(id(view), "attributes")] = len(view.attributes or "")
 
     # The trace's own payloads are what an agent reads first: they get up to 40 % of the text budget,
     # the spans' inputs/outputs/attributes share the rest (and whatever the trace did not use).
@@ -213,11 +222,12 @@ def get_trace(store: TraceStore, inp: GetTraceInput) -> GetTraceResult:
     for slots, budget in ((top, top_budget), (below, None)):
         if budget is None:
             budget = remaining
-        cap = _fair_cap([len(getattr(obj, name)) for obj, name in slots], budget)
+        cap = _fair_cap([lengths[(id(obj), name)] for obj, name in slots], budget)
         for obj, name in slots:
             span_id = getattr(obj, "span_id", None)
             where = f"span_id='{span_id}', " if span_id else ""
-            text, was_cut = cut(getattr(obj, name), cap, hint=f"get_trace({where}field='{name}', offset={cap})")
+            total = lengths[(id(obj), name)]
+            text, was_cut = _cut(getattr(obj, name), total, cap, hint=f"get_trace({where}field='{name}', offset={cap})")
             setattr(obj, name, text)
             truncated |= was_cut
             remaining -= len(text)
@@ -225,12 +235,17 @@ def get_trace(store: TraceStore, inp: GetTraceInput) -> GetTraceResult:
                           truncated=truncated or next_offset is not None)
 
 
-def _view(span: Span, depth: int, t0: int, with_attributes: bool) -> SpanView:
+def _cut(head: str, total: int, limit: int, *, hint: str) -> tuple[str, bool]:
+    """``head`` (a prefix of a ``total``-character text) cut to ``limit`` with a marker naming the rest."""
+    if total <= limit:
+        return head, False
+    return head[:limit] + f"…[truncated: {total - limit} more chars; next: {hint}]", True
+
+
+def _view(span: dict[str, Any], depth: int, t0: int) -> SpanView:
     return SpanView(
-        span_id=span.span_id, parent_span_id=span.parent_span_id, depth=depth, name=span.name,
-        type=span.span_type, status=span.status, status_message=span.status_message,
-        start_offset_ms=round((span.start_time_ns - t0) / 1e6, 3),
-        duration_ms=round((span.end_time_ns - span.start_time_ns) / 1e6, 3), model=span.model,
-        tool_name=span.tool_name, input_tokens=span.input_tokens, output_tokens=span.output_tokens,
-        inputs=span.inputs, outputs=span.outputs,
-        attributes=json.dumps(span.attributes, ensure_ascii=False) if with_attributes and span.attributes else None)
+        span_id=span["span_id"], parent_span_id=span["parent_span_id"], depth=depth, name=span["name"] or "",
+        type=span["span_type"], status=span["status"], status_message=span["status_message"],
+        start_offset_ms=round((span["start_time_ns"] - t0) / 1e6, 3),
+        duration_ms=round((span["end_time_ns"] - span["start_time_ns"]) / 1e6, 3), model=span["model"],
+        tool_name=span["tool_name"], input_tokens=span["input_tokens"], output_tokens=span["output_tokens"])

@@ -20,6 +20,7 @@ from server.storage.clickhouse import filter_sql, migrations, sql_sandbox
 from server.storage.clickhouse.client import ClickHouseClient, next_version
 from server.storage.clickhouse.writer import write_traces
 from server.storage.urls import StoreUrl
+from server.storage.whole_trace import WholeTraceReading
 from tools import clock
 from tools.errors import InvalidInputError
 from tools.models import Span, Trace
@@ -34,7 +35,7 @@ _SPAN_FIELDS = ("span_id", "parent_span_id", "name", "span_type", "start_time_ns
                 "attributes", "events")
 
 
-class ClickHouseTraceStore:
+class ClickHouseTraceStore(WholeTraceReading):
     """Traces, spans and tags in one ClickHouse database (created and migrated on first use)."""
 
     #: What ``query_sql`` may read (ClickHouse SQL).

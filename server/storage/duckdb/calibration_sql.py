@@ -40,12 +40,27 @@ def _opt(cols: set[str], name: str) -> str:
     return f"sc.{name}" if name in cols else "NULL"
 
 
+#: ``current_labels`` restricted to labels people recorded (see ``tools.labels.attribution``).
+PEOPLE_LABELS = """(SELECT * EXCLUDE (rn) FROM (
+    SELECT l.*, row_number() OVER (PARTITION BY l.trace_id, l.criterion
+                                   ORDER BY l.created_at_ms DESC, l.label_id DESC) AS rn
+    FROM labels l WHERE NOT starts_with(l.reviewer, 'agent:')) WHERE rn = 1)"""
+
+
 class DuckDBCalibrationStore:
     """Calibration pairs, run verdicts and stored calibrations in the trace store's DuckDB file."""
 
-    def __init__(self, store: DuckDBTraceStore) -> None:
+    def __init__(self, store: DuckDBTraceStore, *, people_only: bool = False) -> None:
         self.store = store
         self._con: duckdb.DuckDBPyConnection | None = None
+        # people_only: each trace's latest label by a person; labels an agent recorded without a
+        # person confirming them (reviewer 'agent:<client>') are left out.
+        self._labels = PEOPLE_LABELS if people_only else "current_labels"
+
+    def restricted(self, *, people_only: bool) -> DuckDBCalibrationStore:
+        """This store, reading only the labels people recorded when ``people_only`` (calibration_report's
+        option to leave agent-recorded labels out)."""
+        return DuckDBCalibrationStore(self.store, people_only=True) if people_only else self
 
     @contextmanager
     def session(self) -> Iterator[DuckDBCalibrationStore]:
@@ -109,10 +124,10 @@ class DuckDBCalibrationStore:
             version = _opt(cols, "judge_version")
             error = f"AND {_opt(cols, 'error')} IS NULL" if "error" in cols else ""
             params = {"c": criterion, "j": judge, "run": run_id, "ver": judge_version}
-            labelled = con.execute("SELECT count(*) FROM current_labels WHERE criterion = $c", {"c": criterion}
+            labelled = con.execute(f"SELECT count(*) FROM {self._labels} WHERE criterion = $c", {"c": criterion}
                                    ).fetchone()[0]
             rows = con.execute(f"""
-                WITH lab AS (SELECT * FROM current_labels WHERE criterion = $c),
+                WITH lab AS (SELECT * FROM {self._labels} WHERE criterion = $c),
                 sc AS (SELECT sc.trace_id, sc.verdict, sc.score, sc.rationale, {version} AS judge_version,
                               row_number() OVER (PARTITION BY sc.trace_id
                                                  ORDER BY sc.created_at_ms DESC NULLS LAST, sc.run_id DESC) AS rn

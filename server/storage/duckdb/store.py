@@ -18,7 +18,7 @@ import duckdb
 import orjson
 import pyarrow as pa
 
-from server.storage.duckdb import filter_sql, page_query, time_order, trace_tags_sql
+from server.storage.duckdb import completion_sql, filter_sql, page_query, time_order, trace_read, trace_tags_sql
 from server.storage.duckdb.connection import (default_idle_release, default_lock_timeout, fetch_dicts, keeper_for,
                                        transaction)
 from server.storage.duckdb.id_lists import ids_in
@@ -160,6 +160,27 @@ class DuckDBTraceStore:
         record["metadata"] = json.loads(record["metadata"] or "{}")
         record["tags"] = orjson.loads(record["tags"])
         return Trace(**record, spans=spans)
+
+    # Reading by the piece (see ``trace_read``): what get_trace returns, never the whole trace.
+    def trace_outline(self, trace_id: str, head: int) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        with self.reading() as con:
+            header = trace_read.header(con, trace_id, head)
+            return None if header is None else (header, trace_read.skeleton(con, trace_id))
+
+    def span_texts(self, trace_id: str, span_ids: list[str], head: int,
+                   attributes: bool) -> dict[str, dict[str, Any]]:
+        with self.reading() as con:
+            return trace_read.texts(con, trace_id, span_ids, head, attributes)
+
+    def field_text(self, trace_id: str, span_id: str | None, field: str, offset: int,
+                   length: int) -> tuple[str, int] | None:
+        with self.reading() as con:
+            return trace_read.field_text(con, trace_id, span_id, field, offset, length)
+
+    def completions(self, kind: str, prefix: str, context: dict[str, str], limit: int = 100) -> tuple[list[str], bool]:
+        """Existing values of ``kind`` (dataset, judge, criterion, tag_key, ...) for argument completion."""
+        with self.reading() as con:
+            return completion_sql.candidates(con, kind, prefix, context, limit)
 
     def known_trace_ids(self, trace_ids: Sequence[str]) -> set[str]:
         with self.reading() as con:
