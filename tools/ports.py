@@ -58,6 +58,7 @@ class SqlResult(BaseModel):
     columns: list[str]
     rows: list[list[Any]]
     truncated: bool
+    note: str | None = None
 
 
 class TraceStore(Protocol):

@@ -34,10 +34,11 @@ class QuerySqlResult(BaseModel):
     columns: list[str]
     rows: list[list[Any]]
     row_count: int
-    truncated: bool = Field(description="True if more rows existed than `limit`; add LIMIT/aggregate or raise limit.")
+    truncated: bool = Field(description="True if rows were left out (more than `limit`, or the result's size cap).")
+    note: str | None = Field(default=None, description="Why rows were left out and how to get the rest; null if none were.")
 
 
 def query_sql(store: TraceStore, inp: QuerySqlInput) -> QuerySqlResult:
     result = store.query_sql(inp.sql, limit=inp.limit)
     return QuerySqlResult(columns=result.columns, rows=result.rows, row_count=len(result.rows),
-                          truncated=result.truncated)
+                          truncated=result.truncated, note=result.note)

@@ -13,8 +13,12 @@ Within one process a lock serialises calls: DuckDB caches one database instance 
 refuses a second one with a different configuration (read-only vs read-write, sandboxed).
 
 The kept read-only connection is the sandboxed one (no files, network or extensions, settings
-locked), so caller-written SQL runs on it without paying for a private open per call; our own
-reads never need more. Every connection is opened with the resource limits below.
+locked, a cap on temporary disk). Caller-written SQL runs on a cursor of its own made from it
+(``sandboxed_cursor``): a separate DuckDB session that no other code path uses and that is closed
+after the call, so temporary objects cannot shadow the tables other readers see. That cursor runs
+outside the keeper's lock, so a slow query does not hold up other tools; the file is not
+released (or reopened read-write) until it finishes. Every connection is opened with the
+resource limits below.
 """
 
 from __future__ import annotations
@@ -45,6 +49,16 @@ SANDBOX_CONFIG: dict[str, str | bool] = {
     "lock_configuration": True,
 }
 
+#: Default for ``TRACESIEVE_SPILL_LIMIT``: the temporary disk a read-only (query_sql) connection may
+#: fill when a sort or join spills past ``memory_limit``; the audit saw one query spill 3.4 GB.
+DEFAULT_SPILL_LIMIT = "1GB"
+
+
+def sandbox_config() -> dict[str, str | bool]:
+    """``SANDBOX_CONFIG`` plus the spill cap from the environment."""
+    return {**SANDBOX_CONFIG,
+            "max_temp_directory_size": os.environ.get("TRACESIEVE_SPILL_LIMIT", DEFAULT_SPILL_LIMIT)}
+
 #: Defaults for ``TRACESIEVE_MEMORY_LIMIT`` / ``TRACESIEVE_THREADS``. DuckDB's own default memory
 #: limit is 80 % of RAM; a server that sits beside an IDE should stay small, and DuckDB spills to
 #: disk (sorts, joins, aggregates) rather than fail when a query needs more.
@@ -69,6 +83,12 @@ def default_lock_timeout() -> float:
 def default_idle_release() -> float:
     """Seconds an idle connection is kept before the file is released (``TRACESIEVE_IDLE_RELEASE_MS``)."""
     return float(os.environ.get("TRACESIEVE_IDLE_RELEASE_MS", "500")) / 1000
+
+
+def default_max_hold() -> float:
+    """Seconds a process may keep the file through a burst of calls before it lets go between two
+    calls (``TRACESIEVE_MAX_HOLD_MS``, default 2000), so other processes get their turn."""
+    return float(os.environ.get("TRACESIEVE_MAX_HOLD_MS", "2000")) / 1000
 
 
 def resource_config() -> dict[str, str | bool]:
@@ -131,32 +151,71 @@ class ConnectionKeeper:
         self._con: duckdb.DuckDBPyConnection | None = None
         self._read_only = True
         self._generation = 0
+        self._opened_at = 0.0
+        self._cursors = 0
+        self._cursors_done = threading.Condition()
+        self.max_hold_s = default_max_hold()
 
     @contextmanager
     def use(self, *, write: bool, lock_timeout_s: float, idle_release_s: float,
             sandboxed: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         """The kept connection: read-write if ``write``; read-only and sandboxed if ``sandboxed``
         (a read-write one kept from a write burst is let go first); otherwise whichever is held."""
+        with self.lock:
+            con = self._hold(write=write, sandboxed=sandboxed, lock_timeout_s=lock_timeout_s)
+            try:
+                yield con
+            finally:
+                self._done(idle_release_s)
+
+    @contextmanager
+    def sandboxed_cursor(self, *, lock_timeout_s: float,
+                         idle_release_s: float) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A fresh cursor (its own DuckDB session) of the sandboxed connection, closed after the block.
+
+        The block runs outside ``self.lock``, so other calls go on while a slow query runs;
+        ``release`` waits for it, so the file is never closed or reopened under a running query."""
+        with self.lock:
+            cursor = self._hold(write=False, sandboxed=True, lock_timeout_s=lock_timeout_s).cursor()
+            with self._cursors_done:
+                self._cursors += 1
+        try:
+            yield cursor
+        finally:
+            cursor.close()
+            with self._cursors_done:
+                self._cursors -= 1
+                self._cursors_done.notify_all()
+            with self.lock:
+                self._done(idle_release_s)
+
+    def _hold(self, *, write: bool, sandboxed: bool, lock_timeout_s: float) -> duckdb.DuckDBPyConnection:
+        """The kept connection in the mode asked for, opened if need be; the caller holds ``self.lock``."""
         if write and sandboxed:
             raise ValueError("a sandboxed connection is read-only")
-        with self.lock:
-            if self._con is not None and ((write and self._read_only) or (sandboxed and not self._read_only)):
-                self.release()
-            if self._con is None:
-                self._con = connect(self.path, read_only=not write, lock_timeout_s=lock_timeout_s,
-                                    config=None if write else SANDBOX_CONFIG)
-                self._read_only = not write
-            try:
-                yield self._con
-            finally:
-                self._drop_unfinished_result()
-                self._generation += 1
-                if idle_release_s <= 0:
-                    self.release()
-                else:
-                    timer = threading.Timer(idle_release_s, self._release_if_idle, args=(self._generation,))
-                    timer.daemon = True
-                    timer.start()
+        if self._con is not None and ((write and self._read_only) or (sandboxed and not self._read_only)):
+            self.release()
+        if self._con is None:
+            self._con = connect(self.path, read_only=not write, lock_timeout_s=lock_timeout_s,
+                                config=None if write else sandbox_config())
+            self._read_only = not write
+            self._opened_at = time.monotonic()
+        return self._con
+
+    def _done(self, idle_release_s: float) -> None:
+        """After a call: release now if idle release is off or the file has been held for
+        ``max_hold_s`` (so a process whose clients never pause still lets others in between
+        bursts), else after ``idle_release_s`` without use. The caller holds ``self.lock``."""
+        self._drop_unfinished_result()
+        self._generation += 1
+        if self._cursors:
+            return  # the last running query's _done decides
+        if idle_release_s <= 0 or time.monotonic() - self._opened_at >= self.max_hold_s:
+            self.release()
+        else:
+            timer = threading.Timer(idle_release_s, self._release_if_idle, args=(self._generation,))
+            timer.daemon = True
+            timer.start()
 
     def _drop_unfinished_result(self) -> None:
         """Cancel whatever result the block left half-read (a ``fetchone`` of a query).
@@ -176,11 +235,13 @@ class ConnectionKeeper:
 
     def _release_if_idle(self, generation: int) -> None:
         with self.lock:
-            if generation == self._generation:
+            if generation == self._generation and not self._cursors:
                 self.release()
 
     def release(self) -> None:
         with self.lock:
+            with self._cursors_done:
+                self._cursors_done.wait_for(lambda: self._cursors == 0)
             if self._con is not None:
                 con, self._con = self._con, None
                 con.close()

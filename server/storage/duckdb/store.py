@@ -259,9 +259,9 @@ class DuckDBTraceStore:
             }
 
     def query_sql(self, sql: str, *, limit: int) -> SqlResult:
-        with self._keeper.use(write=False, sandboxed=True, lock_timeout_s=self.lock_timeout_s,
-                              idle_release_s=self.idle_release_s) as con:
-            return run_query(con, sql, limit=limit)
+        with self._keeper.sandboxed_cursor(lock_timeout_s=self.lock_timeout_s,
+                                           idle_release_s=self.idle_release_s) as cursor:
+            return run_query(cursor, sql, limit=limit)
 
 
 class StoreFeature:
