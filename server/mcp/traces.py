@@ -103,8 +103,10 @@ def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
         """Run one read-only SQL SELECT (DuckDB dialect) over the trace store for aggregate questions the
         other tools do not answer: error rate by day, latency percentiles by span type, token totals by model.
 
-        Writes, ATTACH, COPY, extensions, files and the network are refused. Returns columns and at most
-        `limit` rows (`truncated` says if more existed); long cells are cut with a marker.
+        Writes, temporary tables/macros, ATTACH, COPY, extensions, files, the network and the server's
+        settings/catalog are refused; DESCRIBE <table> lists columns. Returns columns and at most `limit`
+        rows, cut at about 200k characters (`truncated` and `note` say so and how to get the rest); long
+        cells are cut with a marker. Slow queries stop after 30 s.
         Example: SELECT environment, count(*), avg(execution_duration_ms) FROM trace_unified GROUP BY 1
         """
         return sql_tool.query_sql(store, sql_tool.QuerySqlInput(sql=sql, limit=limit))
