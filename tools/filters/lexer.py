@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from tools.errors import FilterError
+from tools.filters.limits import check_shape, check_size
 
 __all__ = ["KEYWORDS", "Token", "TokenType", "filter_error", "tokenize"]
 
@@ -134,7 +135,9 @@ def _name(text: str, i: int) -> tuple[tuple[str, ...], int]:
 
 
 def tokenize(text: str) -> list[Token]:
-    """Split ``text`` into tokens ending with one EOF token; raise FilterError on bad characters."""
+    """Split ``text`` into tokens ending with one EOF token; raise FilterError on bad characters
+    and on filters past the bounds in ``limits``."""
+    check_size(text)
     tokens: list[Token] = []
     i, n = 0, len(text)
     while i < n:
@@ -169,6 +172,7 @@ def tokenize(text: str) -> list[Token]:
             raise filter_error(text, f"Unexpected character '{c}' at position {i}.", i, 1,
                                _CHAR_HINTS.get(c, ""))
     tokens.append(Token(TokenType.EOF, "", n))
+    check_shape(text, tokens)
     return tokens
 
 
