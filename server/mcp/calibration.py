@@ -120,6 +120,7 @@ def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
     def calibration_report(judge: cal.JudgeName, criterion: cal.CriterionOpt = None, run_id: cal.RunId = None,
                            judge_version: cal.JudgeVersion = None, gate_threshold: cal.GateThreshold = 0.6,
                            signal_threshold: cal.SignalThreshold = 0.4, min_labels: cal.MinLabels = 10,
+                           min_per_class: cal.MinPerClass = 5, gate_on: cal.GateOn = "point",
                            resamples: cal.Resamples = 2000, seed: cal.SeedParam = cal.stats.DEFAULT_SEED,
                            window: cal.WindowParam = "week", max_disagreements: cal.MaxDisagreements = 20,
                            reweight: cal.Reweight = None, correct_run_id: cal.CorrectRun = None,
@@ -127,8 +128,9 @@ def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
                            ) -> Annotated[CallToolResult, cal.CalibrationReportResult]:
         """How well a judge agrees with human labels on the same traces (positive class = fail): confusion
         matrix, TPR/TNR, precision/recall/F1, accuracy, MCC, Cohen's kappa with bootstrap 95% CIs, and the
-        verdict: gate (MCC >= 0.6), signal (0.4-0.6), revise (< 0.4) or insufficient (too few labels / one
-        class). Also: the disagreeing traces with both rationales, Spearman/Kendall for graded scores,
+        verdict: gate (MCC >= 0.6), signal (0.4-0.6), revise (< 0.4) or insufficient (too few labels, under
+        min_per_class of either class, or an MCC interval reaching 0), with the interval beside it;
+        gate_on='lower_bound' gates on the interval's lower bound. Also: the disagreeing traces with both rationales, Spearman/Kendall for graded scores,
         agreement per judge version and per week (drift), labels needed for MCC ±0.1, and the run's
         judge-bias-corrected pass rate (Rogan–Gladen, reweighted by queue selection probabilities).
 
@@ -142,7 +144,7 @@ def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
             result = cal.calibration_report(calib, cal.CalibrationReportInput(
                 judge=judge, criterion=criterion, run_id=run_id, judge_version=judge_version,
                 gate_threshold=gate_threshold, signal_threshold=signal_threshold, min_labels=min_labels,
-                resamples=resamples, seed=seed, window=window, max_disagreements=max_disagreements,
+                min_per_class=min_per_class, gate_on=gate_on, resamples=resamples, seed=seed, window=window, max_disagreements=max_disagreements,
                 reweight=reweight, correct_run_id=correct_run_id), now_ms=clock.now_ms())
         content: list[TextContent | ImageContent] = [TextContent(type="text", text=render_calibration(result))]
         if include_plot:
