@@ -78,7 +78,8 @@ def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
         Use tags to curate: e.g. key='eval_candidate' value='error_case' | 'slow_response' | 'edge_case';
         datasets are later built from tags. Idempotent: re-tagging with the same value changes nothing; a
         different value replaces the old one (kept in history). Returns how many traces matched and
-        changed, and lists ids that do not exist.
+        changed, how many had another value (`replaced`) and which values with example ids
+        (`previous_values`: check it before overwriting someone else's curation), and ids that do not exist.
         Examples: tag_trace(key='eval_candidate', value='error_case', trace_ids=['tr-1','tr-2'])
                   tag_trace(key='reviewed', value='no', filter="attributes.status = 'ERROR'")
         """
