@@ -4,7 +4,11 @@ Several MCP clients usually each start their own ``tracesieve serve`` on the sam
 and DuckDB lets only one process hold a file read-write (a reader cannot open it while a writer
 holds it either). Opening the file costs tens of milliseconds, far more than most queries, so a
 process keeps its connection while calls keep coming and lets go of it after ``idle_release_s``
-without use (``TRACESIEVE_IDLE_RELEASE_MS``, default 500). Reads hold the file read-only, so
+without use (``TRACESIEVE_IDLE_RELEASE_MS``, default 500). Idleness alone is not enough: a
+process whose clients never pause never goes idle, and the audit saw others time out behind it.
+So a connection is also let go between two calls once it has been held ``max_hold_s``
+(``TRACESIEVE_MAX_HOLD_MS``, default 2000), and the process then waits ``YIELD_S`` before opening
+the file again, longer than a waiting process's retry step, so the others get their turn. Reads hold the file read-only, so
 servers read side by side; a write upgrades to read-write for its own burst. A call that meets
 another process's lock retries with jittered backoff for up to ``lock_timeout_s`` and then fails
 with a ``StoreBusyError`` naming the holder.
@@ -29,13 +33,14 @@ import random
 import re
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
+from server.storage.duckdb.write_intent import WriteIntent
 from tools.errors import StoreBusyError
 
 #: Settings for connections that run caller-written SQL: no files, network or extensions,
@@ -70,6 +75,11 @@ DEFAULT_MEMORY_LIMIT = "1GB"
 #: threshold the log stays small and the checkpoint happens once, when the connection is
 #: released after a burst of writes (``ConnectionKeeper``), or when the log really is this big.
 WAL_AUTOCHECKPOINT = "1GB"
+
+#: After letting go on the clock, how long a process keeps off the file; waiting processes retry
+#: at most every ``_MAX_RETRY_STEP`` seconds, so each of them gets a try in that pause.
+YIELD_S = 0.12
+_MAX_RETRY_STEP = 0.05
 
 _PID = re.compile(r"PID (\d+)")
 _process_locks_guard = threading.Lock()
@@ -106,17 +116,31 @@ def _is_lock_conflict(error: duckdb.Error) -> bool:
     return "Could not set lock" in text or "Conflicting lock" in text
 
 
-def connect(path: Path, *, read_only: bool, lock_timeout_s: float,
-            config: dict[str, str | bool] | None = None) -> duckdb.DuckDBPyConnection:
-    """Open ``path``, waiting with jittered backoff while another process holds its lock."""
+def connect(path: Path, *, read_only: bool, lock_timeout_s: float, config: dict[str, str | bool] | None = None,
+            intent: WriteIntent | None = None) -> duckdb.DuckDBPyConnection:
+    """Open ``path``, waiting with jittered backoff while another process holds its lock; a
+    writer that has to wait announces it through ``intent`` so the holders let go."""
+    with ExitStack() as announced:
+        def announce() -> None:
+            if intent is not None and not read_only:
+                announced.enter_context(intent.waiting_to_write())
+
+        return _connect(path, read_only, lock_timeout_s, config, announce)
+
+
+def _connect(path: Path, read_only: bool, lock_timeout_s: float, config: dict[str, str | bool] | None,
+             announce: Callable[[], None]) -> duckdb.DuckDBPyConnection:
     deadline = time.monotonic() + lock_timeout_s
-    delay = 0.005
+    delay, waited = 0.005, False
     while True:
         try:
             return _open(path, read_only, {**resource_config(), **(config or {})})
         except duckdb.IOException as error:
             if not _is_lock_conflict(error):
                 raise
+            if not waited:
+                announce()
+                waited = True
             if time.monotonic() >= deadline:
                 pid = _PID.search(str(error))
                 holder = f"another process (PID {pid.group(1)})" if pid else "another process"
@@ -125,8 +149,8 @@ def connect(path: Path, *, read_only: bool, lock_timeout_s: float,
                     f"{lock_timeout_s:g}s. Stop it (often a 'tracesieve serve' or a notebook holding "
                     "the file open), raise TRACESIEVE_LOCK_TIMEOUT, or pass --db to use another store."
                 ) from error
-            time.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, 0.2)
+            time.sleep(min(delay * (0.5 + random.random()), _MAX_RETRY_STEP))
+            delay = min(delay * 2, _MAX_RETRY_STEP)
 
 
 def _open(path: Path, read_only: bool, config: dict[str, str | bool]) -> duckdb.DuckDBPyConnection:
@@ -152,9 +176,11 @@ class ConnectionKeeper:
         self._read_only = True
         self._generation = 0
         self._opened_at = 0.0
+        self._yield_until = 0.0
         self._cursors = 0
         self._cursors_done = threading.Condition()
         self.max_hold_s = default_max_hold()
+        self.intent = WriteIntent(path)
 
     @contextmanager
     def use(self, *, write: bool, lock_timeout_s: float, idle_release_s: float,
@@ -196,8 +222,14 @@ class ConnectionKeeper:
         if self._con is not None and ((write and self._read_only) or (sandboxed and not self._read_only)):
             self.release()
         if self._con is None:
+            if (pause := self._yield_until - time.monotonic()) > 0:
+                time.sleep(pause)  # holding self.lock on purpose: this whole process stays off the file
+            if not write:  # let a waiting writer in first (a bounded wait: it holds the file for one burst)
+                deadline = time.monotonic() + lock_timeout_s
+                while self.intent.writer_waiting() and time.monotonic() < deadline:
+                    time.sleep(_MAX_RETRY_STEP)
             self._con = connect(self.path, read_only=not write, lock_timeout_s=lock_timeout_s,
-                                config=None if write else sandbox_config())
+                                config=None if write else sandbox_config(), intent=self.intent)
             self._read_only = not write
             self._opened_at = time.monotonic()
         return self._con
@@ -210,8 +242,12 @@ class ConnectionKeeper:
         self._generation += 1
         if self._cursors:
             return  # the last running query's _done decides
-        if idle_release_s <= 0 or time.monotonic() - self._opened_at >= self.max_hold_s:
+        if idle_release_s <= 0:
             self.release()
+        elif self._con is not None and (time.monotonic() - self._opened_at >= self.max_hold_s
+                                        or self.intent.writer_waiting()):
+            self.release()
+            self._yield_until = time.monotonic() + YIELD_S
         else:
             timer = threading.Timer(idle_release_s, self._release_if_idle, args=(self._generation,))
             timer.daemon = True
