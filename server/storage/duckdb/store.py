@@ -272,9 +272,13 @@ class DuckDBTraceStore:
             }
 
     def query_sql(self, sql: str, *, limit: int) -> SqlResult:
-        with self._keeper.sandboxed_cursor(lock_timeout_s=self.lock_timeout_s,
-                                           idle_release_s=self.idle_release_s) as cursor:
-            return run_query(cursor, sql, limit=limit)
+        try:
+            with self._keeper.sandboxed_cursor(lock_timeout_s=self.lock_timeout_s,
+                                               idle_release_s=self.idle_release_s) as cursor:
+                return run_query(cursor, sql, limit=limit)
+        except InvalidInputError as error:  # DuckDB's own messages may name files beside the store
+            text = str(error).replace(str(self.path.parent), "<store folder>")
+            raise InvalidInputError(text) from error
 
 
 class StoreFeature:
