@@ -4,8 +4,8 @@ servers on one store, each driven by its own MCP client, counting ``StoreBusyErr
 Each client calls at ``rate`` calls/s (the audit's load: 3,561 calls from 4 servers in a minute
 is about 3.7 calls/s each), three reads (search_traces, get_trace, describe_store) to one write
 (tag_trace). The baseline, measured in the same run on a copy of the same store, is the same load
-with the release clock and the write-intent signal turned off (``TRACESIEVE_MAX_HOLD_MS`` an
-hour, ``TRACESIEVE_WRITE_INTENT=off``: the file is let go only after ``TRACESIEVE_IDLE_RELEASE_MS``
+with the release clock and the wait signal turned off (``TRACESIEVE_MAX_HOLD_MS`` an
+hour, ``TRACESIEVE_WAIT_SIGNAL=off``: the file is let go only after ``TRACESIEVE_IDLE_RELEASE_MS``
 of idleness, as before), where a server whose client never pauses keeps the others out. Prints one JSON object: calls, busy errors, other errors, latency
 percentiles and lost writes, for both.
 """
@@ -43,12 +43,13 @@ async def _client(name: str, db: Path, env: dict[str, str], seconds: float, rate
     try:
         await _calls(name, db, env, seconds, rate, latencies, out)
     except Exception as error:  # a server that could not even start (its start-up check met the lock)
-        out[name] = {"latencies": latencies, "busy": 0, "other": 0, "writes": 0, "failed": str(error)[:300] or repr(error)}
+        out[name] = {"latencies": latencies, "busy": 0, "other": 0, "writes": 0, "failed": str(error)[:300] or repr(error), "acked": []}
 
 
 async def _calls(name: str, db: Path, env: dict[str, str], seconds: float, rate: float, latencies: list[float],
                  out: dict[str, Any]) -> None:
     busy = other = writes = 0
+    acked: list[str] = []
     async with Client(server_params(db, env)) as client:
         started = time.monotonic()
         i = 0
@@ -56,7 +57,7 @@ async def _calls(name: str, db: Path, env: dict[str, str], seconds: float, rate:
             if rate > 0 and (wait := i / rate - elapsed) > 0:
                 await anyio.sleep(wait)
             tool, args = READS[i % 3] if i % 4 != 3 else ("tag_trace", {
-                "key": f"{name}_{i}", "value": name, "trace_ids": ["t01", "t05"]})
+                "key": name, "value": str(i), "trace_ids": ["t01", "t05"]})  # each write changes 2 traces
             t0 = time.monotonic()
             result = await client.call_tool(tool, args)
             latencies.append(time.monotonic() - t0)
@@ -65,8 +66,9 @@ async def _calls(name: str, db: Path, env: dict[str, str], seconds: float, rate:
                 busy, other = busy + ("locked by" in text), other + ("locked by" not in text)
             elif tool == "tag_trace":
                 writes += 1
+                acked.append(args["value"])
             i += 1
-    out[name] = {"latencies": latencies, "busy": busy, "other": other, "writes": writes, "failed": None}
+    out[name] = {"latencies": latencies, "busy": busy, "other": other, "writes": writes, "failed": None, "acked": acked}
 
 
 async def drive(db: Path, *, servers: int, seconds: float, rate: float, env: dict[str, str]) -> dict[str, Any]:
@@ -77,14 +79,15 @@ async def drive(db: Path, *, servers: int, seconds: float, rate: float, env: dic
             group.start_soon(_client, f"s{n}", db, env, seconds, rate, per)
     latencies = sorted(x for p in per.values() for x in p["latencies"])
     con = duckdb.connect(str(db), read_only=True)
-    stored = con.execute("SELECT count(DISTINCT key) FROM tag_history WHERE regexp_matches(key, '^s[0-9]+_')"
-                         ).fetchone()[0]
+    stored = set(con.execute("SELECT DISTINCT key, value FROM tag_history WHERE regexp_matches(key, '^s[0-9]+$') "
+                             "GROUP BY 1, 2 HAVING count(*) = 2").fetchall())
     con.close()
+    lost = [(name, v) for name, p in per.items() for v in p["acked"] if (name, v) not in stored]
     writes = sum(p["writes"] for p in per.values())
     return {"calls": len(latencies), "servers_failed": [p["failed"] for p in per.values() if p["failed"]],
             "busy_errors": sum(p["busy"] for p in per.values()),
             "other_errors": sum(p["other"] for p in per.values()), "writes_acknowledged": writes,
-            "writes_lost": writes - stored,
+            "writes_lost": len(lost), "lost_examples": lost[:5],
             "p50_ms": round(1000 * statistics.median(latencies), 1) if latencies else None,
             "p95_ms": round(1000 * latencies[int(0.95 * (len(latencies) - 1))], 1) if latencies else None,
             "max_ms": round(1000 * latencies[-1], 1) if latencies else None}
@@ -107,7 +110,7 @@ def main() -> None:
     seeded.release()
     runs = {"release_on_a_clock": {}}
     if not args.skip_baseline:
-        runs["baseline_idle_release_only"] = {"TRACESIEVE_MAX_HOLD_MS": "3600000", "TRACESIEVE_WRITE_INTENT": "off"}
+        runs["baseline_idle_release_only"] = {"TRACESIEVE_MAX_HOLD_MS": "3600000", "TRACESIEVE_WAIT_SIGNAL": "off"}
     report: dict[str, Any] = {"servers": args.servers, "seconds": args.seconds, "rate_per_client": args.rate}
     for name, env in runs.items():
         db = work / f"{name}.duckdb"

@@ -8,7 +8,9 @@ without use (``TRACESIEVE_IDLE_RELEASE_MS``, default 500). Idleness alone is not
 process whose clients never pause never goes idle, and the audit saw others time out behind it.
 So a connection is also let go between two calls once it has been held ``max_hold_s``
 (``TRACESIEVE_MAX_HOLD_MS``, default 2000), and the process then waits ``YIELD_S`` before opening
-the file again, longer than a waiting process's retry step, so the others get their turn. Reads hold the file read-only, so
+the file again, longer than a waiting process's retry step, so the others get their turn; a
+process that meets the lock also raises a ``WaitSignal`` (``wait_signal``) that makes the
+holders let go after their current call. Reads hold the file read-only, so
 servers read side by side; a write upgrades to read-write for its own burst. A call that meets
 another process's lock retries with jittered backoff for up to ``lock_timeout_s`` and then fails
 with a ``StoreBusyError`` naming the holder.
@@ -40,7 +42,7 @@ from typing import Any
 
 import duckdb
 
-from server.storage.duckdb.write_intent import WriteIntent
+from server.storage.duckdb.wait_signal import WaitSignal
 from tools.errors import StoreBusyError
 
 #: Settings for connections that run caller-written SQL: no files, network or extensions,
@@ -80,6 +82,9 @@ WAL_AUTOCHECKPOINT = "1GB"
 #: at most every ``_MAX_RETRY_STEP`` seconds, so each of them gets a try in that pause.
 YIELD_S = 0.12
 _MAX_RETRY_STEP = 0.05
+#: How long a process waits quietly before raising the ``WaitSignal``: a short wait is cheaper
+#: than making every holder close and reopen the file.
+SIGNAL_AFTER_S = 0.3
 
 _PID = re.compile(r"PID (\d+)")
 _process_locks_guard = threading.Lock()
@@ -117,20 +122,21 @@ def _is_lock_conflict(error: duckdb.Error) -> bool:
 
 
 def connect(path: Path, *, read_only: bool, lock_timeout_s: float, config: dict[str, str | bool] | None = None,
-            intent: WriteIntent | None = None) -> duckdb.DuckDBPyConnection:
+            signal: WaitSignal | None = None) -> duckdb.DuckDBPyConnection:
     """Open ``path``, waiting with jittered backoff while another process holds its lock; a
-    writer that has to wait announces it through ``intent`` so the holders let go."""
+    process that has to wait says so through ``signal``, so the holders let go."""
     with ExitStack() as announced:
         def announce() -> None:
-            if intent is not None and not read_only:
-                announced.enter_context(intent.waiting_to_write())
+            if signal is not None:
+                announced.enter_context(signal.waiting())
 
         return _connect(path, read_only, lock_timeout_s, config, announce)
 
 
 def _connect(path: Path, read_only: bool, lock_timeout_s: float, config: dict[str, str | bool] | None,
              announce: Callable[[], None]) -> duckdb.DuckDBPyConnection:
-    deadline = time.monotonic() + lock_timeout_s
+    started = time.monotonic()
+    deadline = started + lock_timeout_s
     delay, waited = 0.005, False
     while True:
         try:
@@ -138,7 +144,7 @@ def _connect(path: Path, read_only: bool, lock_timeout_s: float, config: dict[st
         except duckdb.IOException as error:
             if not _is_lock_conflict(error):
                 raise
-            if not waited:
+            if not waited and time.monotonic() >= started + SIGNAL_AFTER_S:
                 announce()
                 waited = True
             if time.monotonic() >= deadline:
@@ -180,7 +186,7 @@ class ConnectionKeeper:
         self._cursors = 0
         self._cursors_done = threading.Condition()
         self.max_hold_s = default_max_hold()
-        self.intent = WriteIntent(path)
+        self.signal = WaitSignal(path)
 
     @contextmanager
     def use(self, *, write: bool, lock_timeout_s: float, idle_release_s: float,
@@ -224,12 +230,11 @@ class ConnectionKeeper:
         if self._con is None:
             if (pause := self._yield_until - time.monotonic()) > 0:
                 time.sleep(pause)  # holding self.lock on purpose: this whole process stays off the file
-            if not write:  # let a waiting writer in first (a bounded wait: it holds the file for one burst)
-                deadline = time.monotonic() + lock_timeout_s
-                while self.intent.writer_waiting() and time.monotonic() < deadline:
-                    time.sleep(_MAX_RETRY_STEP)
+            deadline = time.monotonic() + lock_timeout_s  # let a waiting process in first (it holds one burst)
+            while self.signal.someone_waiting() and time.monotonic() < deadline:
+                time.sleep(_MAX_RETRY_STEP)
             self._con = connect(self.path, read_only=not write, lock_timeout_s=lock_timeout_s,
-                                config=None if write else sandbox_config(), intent=self.intent)
+                                config=None if write else sandbox_config(), signal=self.signal)
             self._read_only = not write
             self._opened_at = time.monotonic()
         return self._con
@@ -245,7 +250,7 @@ class ConnectionKeeper:
         if idle_release_s <= 0:
             self.release()
         elif self._con is not None and (time.monotonic() - self._opened_at >= self.max_hold_s
-                                        or self.intent.writer_waiting()):
+                                        or self.signal.someone_waiting()):
             self.release()
             self._yield_until = time.monotonic() + YIELD_S
         else:

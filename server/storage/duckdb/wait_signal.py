@@ -1,16 +1,17 @@
-"""Telling other processes on the same store that a writer is waiting.
+"""Telling the other processes on a store that someone is waiting for the file.
 
 DuckDB's file lock is all a process sees of the others: a read-only holder shares it with other
-readers, a writer needs it alone. With several busy servers the readers' holds overlap, so there
-is never a moment with no reader and a writer times out (the audit: 17 of 3,561 calls failed with
-``StoreBusyError``, and a server could not even start, as start-up checks the schema read-write).
+readers, a writer needs it alone. With several busy servers their holds overlap or follow each
+other so closely that a waiting process can miss every gap, above all on a loaded machine (the
+audit: 17 of 3,561 calls failed with ``StoreBusyError``, and a server could not even start, as
+start-up checks the schema read-write).
 
-So a process waiting to write takes an exclusive ``flock`` on a sidecar file
-(``<store>.write-intent``) for as long as it waits, and every process checks it (a non-blocking
-shared lock, a few microseconds) after each call: while a writer waits, holders let the file go
-at the end of their call and readers do not open it again. Without ``fcntl`` (Windows) the
-checks are no-ops and the release clock in ``connection`` is all there is
-(``TRACESIEVE_WRITE_INTENT=off`` does the same, for the baseline of ``bench.multi_server_bench``).
+So a process that meets the lock takes an exclusive ``flock`` on a sidecar file
+(``<store>.waiting``) for as long as it waits, and every process checks it (a non-blocking shared
+lock, a few microseconds) after each call: while someone waits, holders let the file go at the
+end of their call and do not open it again until the waiter is in. Without ``fcntl`` (Windows),
+or with ``TRACESIEVE_WAIT_SIGNAL=off`` (the baseline of ``bench.multi_server_bench``), the checks
+are no-ops and the release clock in ``connection`` is all there is.
 """
 
 from __future__ import annotations
@@ -26,15 +27,15 @@ except ImportError:  # pragma: no cover - not on Windows
     fcntl = None  # type: ignore[assignment]
 
 
-class WriteIntent:
+class WaitSignal:
     """The sidecar lock of one store file."""
 
     def __init__(self, store_path: Path) -> None:
-        self.path = store_path.with_name(store_path.name + ".write-intent")
+        self.path = store_path.with_name(store_path.name + ".waiting")
         self._fd: int | None = None
 
     def _file(self) -> int | None:
-        if fcntl is None or os.environ.get("TRACESIEVE_WRITE_INTENT", "on") == "off":
+        if fcntl is None or os.environ.get("TRACESIEVE_WAIT_SIGNAL", "on") == "off":
             return None
         if self._fd is None:
             try:
@@ -43,8 +44,8 @@ class WriteIntent:
                 return None
         return self._fd
 
-    def writer_waiting(self) -> bool:
-        """True while another process waits to write (holds the intent lock)."""
+    def someone_waiting(self) -> bool:
+        """True while another process waits for the file (holds the signal's lock)."""
         fd = self._file()
         if fd is None:
             return False
@@ -56,8 +57,8 @@ class WriteIntent:
         return False
 
     @contextmanager
-    def waiting_to_write(self) -> Iterator[None]:
-        """Announce a waiting writer for the block (if another writer already does, that suffices)."""
+    def waiting(self) -> Iterator[None]:
+        """Signal for the block that this process waits (if another one already does, that suffices)."""
         fd = self._file()
         held = False
         if fd is not None:
