@@ -240,9 +240,10 @@ class ConnectionKeeper:
         return self._con
 
     def _done(self, idle_release_s: float) -> None:
-        """After a call: release now if idle release is off or the file has been held for
+        """After a call: release now if idle release is off, the file has been held for
         ``max_hold_s`` (so a process whose clients never pause still lets others in between
-        bursts), else after ``idle_release_s`` without use. The caller holds ``self.lock``."""
+        bursts) or another process signals that it waits; else after ``idle_release_s`` without
+        use. The caller holds ``self.lock``."""
         self._drop_unfinished_result()
         self._generation += 1
         if self._cursors:
