@@ -11,6 +11,7 @@ wins", a whitespace-only token accepted, and half-sent request headers held open
 from __future__ import annotations
 
 import hmac
+import json
 import os
 import socket
 
@@ -74,7 +75,7 @@ async def _refuse(send: Send, status: int, message: str, challenge: str | None =
     headers = [(b"content-type", b"application/json")]
     if challenge:
         headers.append((b"www-authenticate", challenge.encode()))
-    body = ('{"error": "%s"}' % message.replace('"', "'")).encode()
+    body = json.dumps({"error": message}).encode()
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
