@@ -86,7 +86,8 @@ def test_a_calibration_of_another_judge_version_does_not_count(rstore: DuckDBTra
     assert not j1.gating and j1.calibration.startswith("calibrated version v0 ≠ run version(s) v1")
 
 
-def test_runs_on_different_items_are_compared_unpaired(tmp_path: Path) -> None:
+def test_runs_on_different_items_are_not_comparable_and_never_a_regression(tmp_path: Path) -> None:
+    """The audit's case: no shared item, a large unpaired drop, and "regressed (exit 1)" with p = 4e-9."""
     store = build_store(tmp_path, n=120)
     add_scores(store, "week1", "j1", {f"c{i:02d}": "fail" if i < 5 else "pass" for i in range(60)})
     add_scores(store, "week2", "j1", {f"c{i:02d}": "fail" if i < 80 else "pass"
@@ -95,7 +96,21 @@ def test_runs_on_different_items_are_compared_unpaired(tmp_path: Path) -> None:
     j1 = r.judges[0]
     assert (r.paired, r.shared_items, j1.paired) == (False, 0, False)
     assert j1.p_value == pytest.approx(sps.fisher_exact([[55, 5], [40, 20]]).pvalue)
-    assert r.verdict == "regressed" and r.flips == [] and "unpaired" in r.summary
+    assert (r.verdict, r.exit_code, j1.verdict) == ("undecided", 2, "undecided")
+    assert j1.reason.startswith("not comparable: the runs share 0 items (< min_items 20, or under half of either "
+                                "run); unpaired pass rate 91.7% → 66.7% (Fisher p=")
+    assert r.flips == [] and "unpaired" in r.summary
+
+
+def test_a_few_shared_items_below_min_items_are_not_comparable_either(tmp_path: Path) -> None:
+    store = build_store(tmp_path, n=40)
+    add_scores(store, "a", "j1", {f"c{i:02d}": "pass" for i in range(10)})
+    add_scores(store, "b", "j1", {f"c{i:02d}": "fail" for i in range(10)})
+    r = compare(store, baseline="a", candidate="b", allow_uncalibrated=True)
+    assert (r.paired, r.shared_items, r.verdict, r.exit_code) == (False, 10, "undecided", 2)
+    assert r.judges[0].reason.startswith("not comparable: the runs share 10 items (< min_items 20")
+    paired = compare(store, baseline="a", candidate="b", allow_uncalibrated=True, min_items=10)
+    assert (paired.paired, paired.verdict) == (True, "regressed")
 
 
 def test_too_few_items_or_too_many_errors_cannot_decide(tmp_path: Path) -> None:

@@ -69,8 +69,8 @@ def test_gate_runs_the_judges_on_two_dataset_versions(tmp_path: Path) -> None:
         spec={"type": "status", "trace_ok": False, "span_types": ["TOOL"]}), now_ms=1)
     result = CliRunner().invoke(cli, ["gate", "--db", str(store.path), "--baseline-dataset", "rel41@1",
                                       "--dataset", "rel42@1", "--judges", "tool_failures", "--allow-uncalibrated"])
-    assert result.exit_code == 1, result.output
-    assert "**regressed** (exit 1)" in result.output and "unpaired" in result.output
+    assert result.exit_code == 2, result.output  # two datasets of different traces: not comparable
+    assert "**undecided** (exit 2)" in result.output and "not comparable" in result.output
     missing = CliRunner().invoke(cli, ["gate", "--db", str(store.path), "--baseline-dataset", "rel41@1",
                                        "--candidate", "x"])
     assert missing.exit_code == 2 and "Give --judges" in missing.output

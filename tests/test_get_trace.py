@@ -80,3 +80,15 @@ def test_an_unknown_trace_id_suggests_close_ids(store: DuckDBTraceStore) -> None
 def test_an_unknown_span_id_lists_the_real_ones(store: DuckDBTraceStore) -> None:
     with pytest.raises(NotFoundError, match="has no span 'nope'. Its spans: t03-root, t03-llm, t03-tool"):
         get_trace(store, GetTraceInput(trace_id="t03", span_id="nope", field="inputs"))
+
+
+def test_a_trace_whose_header_alone_spends_the_budget_still_answers(tmp_path) -> None:
+    """Found by bench/multi_server_bench: 200 tags on a trace and max_chars=2000 raised ValueError."""
+    from server.storage.duckdb.store import DuckDBTraceStore
+    from tests.factory import trace
+    from tools.traces import view
+
+    store = DuckDBTraceStore(tmp_path / "tags.duckdb")
+    store.write_traces([trace("t01", 0, tags={f"k{i}": "v" * 20 for i in range(200)})])
+    result = view.get_trace(store, view.GetTraceInput(trace_id="t01", max_chars=2000))
+    assert result.trace.trace_id == "t01" and len(result.trace.tags) == 200

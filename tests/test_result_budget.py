@@ -15,6 +15,7 @@ from server.mcp.budget import BUDGET_CHARS, size
 from server.monitoring.loop import run_pass
 from server.storage.duckdb.store import DuckDBTraceStore
 from tests.factory import BASE_MS, span, trace
+from tools.traces.tagging import MAX_UNKNOWN_LISTED
 
 pytestmark = pytest.mark.anyio
 
@@ -97,7 +98,7 @@ async def test_writes_and_their_reads_stay_within_the_budget(heavy: Path, tmp_pa
     async with Client(build_app(DuckDBTraceStore(copy))) as client:
         tagged, text = await _call(client, "tag_trace", {"key": "eval_candidate", "value": "x",
                                                          "trace_ids": unknown + ["tr-0001"]})
-        assert (tagged["changed"], tagged["unknown_count"], len(tagged["unknown_ids"])) == (1, 9_999, 10)
+        assert (tagged["changed"], tagged["unknown_count"], len(tagged["unknown_ids"])) == (1, 9_999, MAX_UNKNOWN_LISTED)
         assert "truncated_to_fit" not in tagged and len(text) < 200
         untagged, _ = await _call(client, "untag_trace", {"key": "eval_candidate", "trace_ids": unknown})
         assert untagged["changed"] == 0

@@ -45,6 +45,14 @@ class SearchPage(BaseModel):
     total_exact: bool = Field(True, description="False when counting stopped at the cap: total_matches is a lower bound.")
 
 
+class PreviousValue(BaseModel):
+    """A value of the tag key that a write replaced (tag) or removed (untag), on how many traces."""
+
+    value: str
+    traces: int
+    example_trace_ids: list[str] = Field(description="Up to 3 of those traces, in id order.")
+
+
 class TagChange(BaseModel):
     """Outcome of a batch tag write."""
 
@@ -52,12 +60,16 @@ class TagChange(BaseModel):
     changed: int = Field(description="Traces whose tag was added, changed or removed.")
     unchanged: int = Field(description="Traces that already had that tag value (or lacked the tag).")
     unknown_ids: list[str] = Field(default_factory=list, description="Requested ids not in the store.")
+    replaced: int = Field(0, description="Changed traces that had another value before (untag: had any value).")
+    previous: list[PreviousValue] = Field(
+        default_factory=list, description="Values the changed traces had before (a few, most common first).")
 
 
 class SqlResult(BaseModel):
     columns: list[str]
     rows: list[list[Any]]
     truncated: bool
+    note: str | None = None
 
 
 class TraceStore(Protocol):

@@ -148,13 +148,16 @@ def queue_cmd(db: Path, criterion: str, filter_: str, limit: int, random_share: 
 @click.option("--gate", "gate_threshold", type=float, default=0.6, show_default=True, help="MCC to gate.")
 @click.option("--signal", "signal_threshold", type=float, default=0.4, show_default=True, help="MCC for 'signal'.")
 @click.option("--min-labels", type=int, default=10, show_default=True)
+@click.option("--min-per-class", type=int, default=5, show_default=True, help="Human labels of each class needed.")
+@click.option("--gate-on", type=click.Choice(["point", "lower_bound"]), default="point", show_default=True,
+              help="Judge by the MCC point estimate or by the lower bound of its 95% interval.")
 @click.option("--resamples", type=int, default=2000, show_default=True)
 @click.option("--window", type=click.Choice(["day", "week", "month", "none"]), default="week", show_default=True)
 @click.option("--png", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write the plot here.")
 @table_option
 def calibrate_cmd(db: Path, judge: str, criterion: str | None, run_id: str | None, judge_version: str | None,
-                  gate_threshold: float, signal_threshold: float, min_labels: int, resamples: int, window: str,
-                  png: Path | None, as_table: bool) -> None:
+                  gate_threshold: float, signal_threshold: float, min_labels: int, min_per_class: int, gate_on: str,
+                  resamples: int, window: str, png: Path | None, as_table: bool) -> None:
     """How well JUDGE agrees with human labels (MCC, kappa, CIs) and whether it may gate releases.
 
     Example:
@@ -165,7 +168,8 @@ def calibrate_cmd(db: Path, judge: str, criterion: str | None, run_id: str | Non
         calib = DuckDBCalibrationStore(DuckDBTraceStore(db))
         inp = cal.CalibrationReportInput(judge=judge, criterion=criterion, run_id=run_id, judge_version=judge_version,
                                          gate_threshold=gate_threshold, signal_threshold=signal_threshold,
-                                         min_labels=min_labels, resamples=resamples, window=window)  # type: ignore
+                                         min_labels=min_labels, min_per_class=min_per_class, gate_on=gate_on,
+                                         resamples=resamples, window=window)  # type: ignore
         with calib.session():
             result = cal.calibration_report(calib, inp, now_ms=now_ms())
         if png is not None:

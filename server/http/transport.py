@@ -1,61 +1,37 @@
-"""Streamable HTTP transport: loopback by default, bearer token required anywhere else."""
+"""Streamable HTTP transport: loopback by default, bearer token required anywhere else.
+
+The checks themselves (Host/Origin, token, header and body deadlines) live in ``guards``. With a
+store, the same server also serves the ``/label`` page, whose reviewers sign in with their own
+tokens rather than the MCP bearer token.
+"""
 
 from __future__ import annotations
 
-import hmac
-import ipaddress
 import logging
 
 import uvicorn
 from mcp.server import MCPServer
-from starlette.types import ASGIApp, Receive, Scope, Send
+from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE
+from starlette.types import ASGIApp
 
+from server.http.guards import (BearerAuth, BodyDeadline, HeaderDeadlineProtocol, body_timeout, checked_token,
+                                transport_security)
 from server.http.label.mount import with_label_page
 from server.storage.duckdb.store import DuckDBTraceStore
-from tools.errors import InvalidInputError
 
 log = logging.getLogger("tracesieve.http")
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-class BearerAuth:
-    """ASGI middleware: every request must carry ``Authorization: Bearer <token>``."""
-
-    def __init__(self, app: ASGIApp, token: str) -> None:
-        self.app = app
-        self.expected = f"Bearer {token}".encode()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            given = dict(scope.get("headers") or []).get(b"authorization", b"")
-            if not hmac.compare_digest(given, self.expected):
-                body = b'{"error": "missing or wrong bearer token: send Authorization: Bearer <TRACESIEVE_TOKEN>"}'
-                await send({"type": "http.response.start", "status": 401,
-                            "headers": [(b"content-type", b"application/json"),
-                                        (b"www-authenticate", b'Bearer realm="tracesieve"')]})
-                await send({"type": "http.response.body", "body": body})
-                return
-        await self.app(scope, receive, send)
-
-
 def http_app(mcp: MCPServer, *, host: str, token: str | None, store: DuckDBTraceStore | None = None) -> ASGIApp:
-    """The ASGI app to serve, refusing a non-loopback bind without a token; with ``store``, also the
-    ``/label`` page (its reviewers sign in with their own tokens, not the MCP bearer token)."""
-    if not is_loopback(host) and not token:
-        raise InvalidInputError(
-            f"Refusing to serve on {host} without authentication: anyone who can reach it could read "
-            "your traces. Pass --token (or set TRACESIEVE_TOKEN), or bind to 127.0.0.1.")
-    app: ASGIApp = mcp.streamable_http_app(host=host)
+    """The ASGI app to serve: refuses a bind other than 127.0.0.1/::1/localhost without a token,
+    checks Host/Origin on every bind, and bounds how long a request body may take; with ``store``,
+    also the ``/label`` page."""
+    token = checked_token(host, token)
+    app: ASGIApp = mcp.streamable_http_app(host=host, transport_security=transport_security(host))
     app = BearerAuth(app, token) if token else app
-    return with_label_page(app, store) if store is not None else app
+    if store is not None:
+        app = with_label_page(app, store)
+    return BodyDeadline(app, timeout_s=body_timeout(), max_bytes=DEFAULT_MAX_REQUEST_BODY_SIZE)
 
 
 def serve_http(mcp: MCPServer, *, host: str, port: int, token: str | None,
@@ -63,4 +39,4 @@ def serve_http(mcp: MCPServer, *, host: str, port: int, token: str | None,
     app = http_app(mcp, host=host, token=token, store=store)
     log.info("tracesieve MCP over streamable HTTP at http://%s:%d/mcp%s", host, port,
              " (bearer token required)" if token else "")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    uvicorn.run(app, host=host, port=port, log_level="warning", http=HeaderDeadlineProtocol)

@@ -62,7 +62,12 @@ def list_files(path: Path) -> list[Path]:
 
 def _read_tree(path: Path, fmt: Format) -> Iterator[Trace | IngestError]:
     for file in list_files(path):
-        yield from _read_file(file, fmt)
+        try:
+            yield from _read_file(file, fmt)
+        except RecursionError:  # a nesting the depth checks in json_text did not foresee
+            yield IngestError("nested too deeply to read (Python's recursion limit); the traces of this file "
+                              "read before it were kept. Fix or remove the file; the other files still load.",
+                              source=str(file))
 
 
 def _skipped(relative: Path) -> bool:

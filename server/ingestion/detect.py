@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Literal
 
-from server.ingestion.json_text import replace_lone_surrogates
+from server.ingestion.json_text import TooDeepError, parse, replace_lone_surrogates
 from tools.errors import IngestError
 
 __all__ = ["Document", "PROTOBUF_SUFFIXES", "document_items", "is_attribute_map", "looks_like_protobuf", "read_documents", "sniff"]
@@ -51,7 +51,7 @@ def read_documents(path: Path, text: str) -> Iterator[Document | IngestError]:
         yield IngestError("the file is empty; export at least one trace into it.", source=source)
         return
     try:
-        whole = json.loads(text)
+        whole = parse(text)
     except ValueError as error:  # JSONDecodeError, or an integer literal too long to convert
         lines = text.splitlines()
         if not _looks_like_json_lines([line for line in lines if line.strip()]):
@@ -66,7 +66,7 @@ def read_documents(path: Path, text: str) -> Iterator[Document | IngestError]:
         if not line.strip():
             continue
         try:
-            yield Document(json.loads(line), location=f"line {number}")
+            yield Document(parse(line), location=f"line {number}")
         except ValueError as exc:
             where = f" (column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
             yield IngestError(f"not valid JSON: {_json_problem(exc)}{where}; fix or remove this line.",
@@ -76,6 +76,8 @@ def read_documents(path: Path, text: str) -> Iterator[Document | IngestError]:
 def _json_problem(error: ValueError) -> str:
     if isinstance(error, json.JSONDecodeError):
         return error.msg
+    if isinstance(error, TooDeepError):
+        return str(error)
     return "an integer literal is too long to read (over 4300 digits; no count, time or id is that long)"
 
 
@@ -91,7 +93,7 @@ def _looks_like_json_lines(lines: list[str]) -> bool:
 
 def _is_object_line(line: str) -> bool:
     try:
-        value = json.loads(line)
+        value = parse(line)
     except ValueError:
         return False
     return isinstance(value, dict) and bool(value)

@@ -20,7 +20,47 @@ import json
 import re
 from typing import Any
 
-__all__ = ["loads", "replace_lone_surrogates"]
+__all__ = ["MAX_DEPTH", "TooDeepError", "check_depth", "loads", "parse", "replace_lone_surrogates"]
+
+#: Deepest nesting of arrays/objects accepted. OTLP spends three levels per nested AnyValue and
+#: five on its envelope, so this still allows 40 levels of nested attribute values.
+MAX_DEPTH = 128
+_SCREEN_DEPTH = 32
+#: ``_SCREEN_DEPTH`` openers in a row, each optionally after a key: how deep values start.
+_DEEP_RUN = re.compile(r'(?:[\[{]\s*(?:"(?:[^"\\]|\\.)*"\s*:\s*)?){%d}' % _SCREEN_DEPTH)
+
+
+class TooDeepError(ValueError):
+    """A JSON value nested deeper than ``MAX_DEPTH``."""
+
+    def __init__(self) -> None:
+        super().__init__(f"nested over {MAX_DEPTH} levels deep (the limit is {MAX_DEPTH}); no trace format needs "
+                         "that, so the value is likely corrupt or hostile")
+
+
+def parse(text: str) -> Any:
+    """``json.loads`` for a document whose surrogates are already replaced, depth-bounded."""
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise TooDeepError() from None
+    if _DEEP_RUN.search(text):
+        check_depth(value)
+    return value
+
+
+def check_depth(value: Any, limit: int = MAX_DEPTH) -> None:
+    """Raise ``TooDeepError`` if ``value`` nests lists/dicts deeper than ``limit`` (iteratively)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            raise TooDeepError()
+        if isinstance(item, dict):
+            stack.extend((child, depth + 1) for child in item.values() if isinstance(child, dict | list))
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item if isinstance(child, dict | list))
+
 
 #: A surrogate escape: a high one with the low one that may follow it, or a low one alone.
 _SURROGATE_ESCAPE = re.compile(
@@ -45,7 +85,7 @@ def loads(text: str) -> Any:
     """
     if "\\ud" in text or "\\uD" in text:
         text = _SURROGATE_ESCAPE.sub(_replace, text)
-    return json.loads(text)
+    return parse(text)
 
 
 def _replace(match: re.Match[str]) -> str:

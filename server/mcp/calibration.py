@@ -129,15 +129,18 @@ def register(mcp: MCPServer, backend: Backend) -> None:
     def calibration_report(judge: cal.JudgeName, criterion: cal.CriterionOpt = None, run_id: cal.RunId = None,
                            judge_version: cal.JudgeVersion = None, gate_threshold: cal.GateThreshold = 0.6,
                            signal_threshold: cal.SignalThreshold = 0.4, min_labels: cal.MinLabels = 10,
+                           min_per_class: cal.MinPerClass = 5, gate_on: cal.GateOn = "point",
                            resamples: cal.Resamples = 2000, seed: cal.SeedParam = cal.stats.DEFAULT_SEED,
                            window: cal.WindowParam = "week", max_disagreements: cal.MaxDisagreements = 20,
                            reweight: cal.Reweight = None, correct_run_id: cal.CorrectRun = None,
                            include_plot: IncludePlot = True, people_only: PeopleOnly = False
                            ) -> Annotated[CallToolResult, cal.CalibrationReportResult]:
         """How well a judge agrees with human labels (positive = fail): confusion matrix, TPR/TNR,
-        precision/recall/F1, MCC and kappa with bootstrap 95% CIs, and the verdict: gate (MCC >= 0.6), signal
-        (0.4-0.6), revise (< 0.4) or insufficient; plus disagreements, correlations, drift by version and week,
-        labels needed, and a run's bias-corrected pass rate. Stored: compare_runs gates only on calibrated judges.
+        precision/recall/F1, MCC and kappa with bootstrap 95% CIs, and the verdict with its interval: gate
+        (MCC >= 0.6), signal (0.4-0.6), revise (< 0.4) or insufficient (under min_per_class labels of a class,
+        or an MCC interval reaching 0); gate_on='lower_bound' gates on the interval's lower bound. Plus
+        disagreements, correlations, drift, labels needed, and a run's bias-corrected pass rate (stored:
+        compare_runs gates only on calibrated judges).
         Example: calibration_report(judge='grounded_citations', criterion='citation_grounded')
         """
         calib = features.calibration.restricted(people_only=people_only)
@@ -145,7 +148,7 @@ def register(mcp: MCPServer, backend: Backend) -> None:
             result = cal.calibration_report(calib, cal.CalibrationReportInput(
                 judge=judge, criterion=criterion, run_id=run_id, judge_version=judge_version,
                 gate_threshold=gate_threshold, signal_threshold=signal_threshold, min_labels=min_labels,
-                resamples=resamples, seed=seed, window=window, max_disagreements=max_disagreements,
+                min_per_class=min_per_class, gate_on=gate_on, resamples=resamples, seed=seed, window=window, max_disagreements=max_disagreements,
                 reweight=reweight, correct_run_id=correct_run_id), now_ms=clock.now_ms())
         content: list[TextContent | ImageContent] = [TextContent(type="text", text=render_calibration(result))]
         if include_plot:

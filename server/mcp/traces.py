@@ -7,7 +7,6 @@ from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import InputRequiredResult
-from pydantic import Field
 
 from server.errors import surface_errors, surface_errors_async
 from server.mcp import confirm
@@ -33,23 +32,11 @@ Example: SELECT span_type, count(), quantile(0.95)(duration_ms) FROM otel_spans 
 """
 
 
-#: Unknown ids a tag result lists; the rest are counted (an agent that passed 10,000 wrong ids needs
-#: to know that, and a few examples, not all 10,000 back).
-UNKNOWN_EXAMPLES = 10
 #: A tag write selecting more traces than this by filter asks the person first (when the client can ask).
 CONFIRM_ABOVE = 100
 CONFIRM_SCHEMA = {"type": "object", "properties": {"confirm": {"type": "boolean", "title": "Apply to all of them"}},
                   "required": ["confirm"]}
 
-
-class BoundedTagResult(tagging.TagResult):
-    unknown_count: int = Field(0, description=f"How many requested ids are not in the store (unknown_ids lists "
-                                              f"the first {UNKNOWN_EXAMPLES}).")
-
-
-def bounded(result: tagging.TagResult) -> BoundedTagResult:
-    return BoundedTagResult(**{**result.model_dump(), "unknown_ids": result.unknown_ids[:UNKNOWN_EXAMPLES],
-                               "unknown_count": len(result.unknown_ids)})
 
 
 def register(mcp: MCPServer, backend: Backend) -> None:
@@ -117,23 +104,23 @@ def register(mcp: MCPServer, backend: Backend) -> None:
     @mcp.tool(annotations=IDEMPOTENT_WRITE)
     @surface_errors_async
     async def tag_trace(ctx: Context, key: TagKey, value: TagValue = "true", trace_ids: TraceIds = None,
-                        filter: SelectFilter = None) -> BoundedTagResult | InputRequiredResult:
+                        filter: SelectFilter = None) -> tagging.TagResult | InputRequiredResult:
         """Set tag key=value on traces chosen by trace_ids or a filter, to curate (datasets are built from
         tags). Idempotent; a new value replaces the old (kept in history). Over 100 traces by filter: the user
-        is asked first. Returns matched/changed counts and counts unknown ids (a few listed).
+        is asked first. Returns matched/changed counts, `replaced` and `previous_values` (which other values
+        it overwrote, with example ids: check before overwriting someone else's curation), unknown ids counted.
         Example: tag_trace(key='eval_candidate', value='error_case', trace_ids=['tr-1','tr-2'])
         """
         inp = tagging.TagTraceInput(trace_ids=trace_ids, filter=filter, key=key, value=value)
         pending = await confirmed(ctx, "set tag", key, inp.filter)
         if pending is not None:
             return pending
-        return bounded(await anyio.to_thread.run_sync(
-            lambda: tagging.tag_trace(store, inp, by="mcp", now_ms=clock.now_ms())))
+        return await anyio.to_thread.run_sync(lambda: tagging.tag_trace(store, inp, by="mcp", now_ms=clock.now_ms()))
 
     @mcp.tool(annotations=DESTRUCTIVE)
     @surface_errors_async
     async def untag_trace(ctx: Context, key: TagKey, trace_ids: TraceIds = None,
-                          filter: SelectFilter = None) -> BoundedTagResult | InputRequiredResult:
+                          filter: SelectFilter = None) -> tagging.TagResult | InputRequiredResult:
         """Remove a tag key from traces chosen by trace_ids or a filter (kept in the tag history).
         Example: untag_trace(key='eval_candidate', trace_ids=['tr-1'])
         """
@@ -141,14 +128,14 @@ def register(mcp: MCPServer, backend: Backend) -> None:
         pending = await confirmed(ctx, "remove tag", key, inp.filter)
         if pending is not None:
             return pending
-        return bounded(await anyio.to_thread.run_sync(
-            lambda: tagging.untag_trace(store, inp, by="mcp", now_ms=clock.now_ms())))
+        return await anyio.to_thread.run_sync(lambda: tagging.untag_trace(store, inp, by="mcp", now_ms=clock.now_ms()))
 
     @mcp.tool(annotations=READ_ONLY, description=None if backend.engine == "duckdb" else CLICKHOUSE_SQL)
     @surface_errors
     def query_sql(sql: sql_tool.SqlText, limit: sql_tool.RowLimit = 100) -> sql_tool.QuerySqlResult:
         """Run one read-only SELECT (DuckDB dialect) for aggregate questions no other tool answers (error rate by day,
-        latency percentiles by span type, tokens by model). Writes, ATTACH, COPY, files and network are refused.
-        Returns columns and at most `limit` rows (`truncated` if more); long cells are cut with a marker.
+        latency percentiles by span type, tokens by model). Writes, temporary objects, ATTACH, COPY, files,
+        network and settings are refused; DESCRIBE <table> lists columns. Returns columns and at most `limit`
+        rows, cut at ~200k characters (`truncated`/`note` say how to get the rest); slow queries stop at 30 s.
         """
         return sql_tool.query_sql(store, sql_tool.QuerySqlInput(sql=sql, limit=limit))

@@ -5,8 +5,11 @@ the judge's verdict (from ``run_id``, or the judge's newest score on that trace)
 **positive = fail** (a judge detects failures) the report gives the confusion matrix, TPR/TNR,
 precision/recall/F1, accuracy, MCC and Cohen's kappa with bootstrap 95% intervals, and the
 seed's verdict: MCC ≥ 0.6 **gate**, 0.4–0.6 **signal**, < 0.4 **revise** (configurable);
-**insufficient** when there are fewer than ``min_labels`` pairs or the humans used one class
-only. ``unknown`` verdicts are left out of agreement and reported as a count and coverage.
+**insufficient** when there are fewer than ``min_labels`` pairs, fewer than ``min_per_class``
+human labels of either class, or the MCC interval reaches 0 (the sample cannot tell the judge
+from chance: the audit saw "gate" for a window whose interval was [0.00, 1.00]). The interval
+stands beside every verdict; ``gate_on='lower_bound'`` judges by its lower bound instead of the
+point estimate. ``unknown`` verdicts are left out of agreement and reported as a count and coverage.
 Graded judges also get Spearman and Kendall against the human labels (numeric labels where
 given, else pass = 1 / fail = 0; a higher judge score means "more pass").
 
@@ -29,9 +32,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from tools.calibration import stats
+from tools.calibration.verdicts import CalibrationVerdict, Thresholds, per_class_counts, classify
 from tools.errors import InvalidInputError, NotFoundError
 
-CalibrationVerdict = Literal["gate", "signal", "revise", "insufficient"]
 Window = Literal["day", "week", "month", "none"]
 _WINDOW_MS = {"day": 86_400_000, "week": 7 * 86_400_000, "month": 30 * 86_400_000}
 
@@ -47,6 +50,11 @@ GateThreshold = Annotated[float, Field(ge=-1, le=1, description="MCC at or above
 SignalThreshold = Annotated[float, Field(ge=-1, le=1, description="MCC at or above which it is a useful signal "
                                                                   "(seed: 0.4); below is 'revise'.")]
 MinLabels = Annotated[int, Field(ge=2, le=100_000, description="Pairs needed before any verdict (default 10).")]
+MinPerClass = Annotated[int, Field(ge=1, le=100_000, description="Human labels of each class (pass and fail) needed "
+                                                                 "before any verdict (default 5).")]
+GateOn = Annotated[Literal["point", "lower_bound"], Field(
+    description="Verdict from the MCC point estimate (the seed's rule) or from its 95% interval's lower bound "
+                "(stricter).")]
 Resamples = Annotated[int, Field(ge=100, le=20_000, description="Bootstrap resamples (default 2000).")]
 SeedParam = Annotated[int, Field(description="Bootstrap seed; the same seed gives the same intervals.")]
 WindowParam = Annotated[Window, Field(description="Drift table: agreement per 'day', 'week' (default) or 'month' "
@@ -165,12 +173,6 @@ class CorrectedPassRate(BaseModel):
     note: str
 
 
-class Thresholds(BaseModel):
-    gate: float
-    signal: float
-    min_labels: int
-
-
 class CalibrationReportInput(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -181,6 +183,8 @@ class CalibrationReportInput(BaseModel):
     gate_threshold: GateThreshold = 0.6
     signal_threshold: SignalThreshold = 0.4
     min_labels: MinLabels = 10
+    min_per_class: MinPerClass = 5
+    gate_on: GateOn = "point"
     resamples: Resamples = stats.DEFAULT_RESAMPLES
     seed: SeedParam = stats.DEFAULT_SEED
     window: WindowParam = "week"
@@ -225,22 +229,6 @@ def _closest(name: str, options: list[str]) -> str:
     return f" Did you mean {', '.join(repr(o) for o in near)}?" if near else ""
 
 
-def classify(mcc: float | None, n: int, th: Thresholds, *, one_class_truth: bool) -> tuple[CalibrationVerdict, str]:
-    """The seed's verdict from MCC, with the reason in words."""
-    if n < th.min_labels:
-        return "insufficient", (f"only {n} labelled pairs; label at least {th.min_labels} (the seed: 10-20 per "
-                                "failure mode) before trusting any verdict")
-    if one_class_truth:
-        return "insufficient", "the humans used one class only, so agreement is undefined; label both passes and fails"
-    value = 0.0 if mcc is None else mcc
-    if value >= th.gate:
-        return "gate", f"MCC {value:.2f} ≥ {th.gate:g}: reliable enough to gate releases"
-    if value >= th.signal:
-        return "signal", f"MCC {value:.2f} in [{th.signal:g}, {th.gate:g}): use as a signal, not a gate"
-    why = " (the judge gave one verdict throughout)" if mcc is None else ""
-    return "revise", f"MCC {value:.2f} < {th.signal:g}{why}: revise the rubric or prompt"
-
-
 def _metric_block(y: np.ndarray, p: np.ndarray, resamples: int, seed: int) -> tuple[dict[str, Metric], np.ndarray]:
     point = stats.point_metrics(y, p)
     ci = stats.bootstrap_intervals(y, p, resamples=resamples, seed=seed) if len(y) else {}
@@ -259,8 +247,10 @@ def _groups(pairs: list[Pair], key, th: Thresholds, resamples: int, seed: int) -
         # the count formulas (checked against scikit-learn in test_stats) avoid its per-call overhead
         point = {k: stats.finite_or_none(float(v)) for k, v in stats.metrics_from_cells(stats.fast_cells(y, p)).items()}
         mcc_ci = stats.bootstrap_intervals(y, p, resamples=resamples, seed=seed)["mcc"]
-        verdict, _ = classify(point["mcc"], len(members), th, one_class_truth=len(set(y.tolist())) < 2)
         defined = point["mcc"] is not None
+        verdict, _ = classify(point["mcc"], len(members), th, one_class_truth=len(set(y.tolist())) < 2,
+                              low=mcc_ci.low if defined else None, high=mcc_ci.high if defined else None,
+                              per_class=per_class_counts(y))
         rows.append(GroupRow(group=group, n=len(members), mcc=point["mcc"], mcc_low=mcc_ci.low if defined else None,
                              mcc_high=mcc_ci.high if defined else None,
                              kappa=point["kappa"], accuracy=point["accuracy"], verdict=verdict))
@@ -348,13 +338,15 @@ def calibration_report(store: CalibrationStore, inp: CalibrationReportInput, *, 
         raise NotFoundError(f"Judge '{inp.judge}' has no scores in run '{inp.run_id}'.{_closest(inp.run_id, runs)} "
                             f"Its runs: {', '.join(runs[:10]) or 'none'}.")
     pairs, labelled = store.calibration_pairs(inp.judge, criterion, inp.run_id, inp.judge_version)
-    th = Thresholds(gate=inp.gate_threshold, signal=inp.signal_threshold, min_labels=inp.min_labels)
+    th = Thresholds(gate=inp.gate_threshold, signal=inp.signal_threshold, min_labels=inp.min_labels,
+                    min_per_class=inp.min_per_class, gate_on=inp.gate_on)
     known = [p for p in pairs if p.verdict in ("pass", "fail")]
     binary = [p for p in known if p.label_value in ("pass", "fail")]
     y, pred = stats.as_fail([b.label_value for b in binary]), stats.as_fail([b.verdict for b in binary])
     metrics, cells = _metric_block(y, pred, inp.resamples, inp.seed)
     one_class = len(set(y.tolist())) < 2
-    verdict, reason = classify(metrics["mcc"].value, len(binary), th, one_class_truth=one_class)
+    verdict, reason = classify(metrics["mcc"].value, len(binary), th, one_class_truth=one_class,
+                               low=metrics["mcc"].low, high=metrics["mcc"].high, per_class=per_class_counts(y))
     warnings: list[str] = []
     if binary and len(set(pred.tolist())) < 2:
         warnings.append(f"The judge said '{binary[0].verdict}' on every labelled trace: MCC is undefined (treated as 0).")

@@ -1,10 +1,13 @@
 """compare_runs: did the candidate run get worse than the baseline, judge by judge?
 
 Items are paired by ``item_id`` (the dataset record, or the trace in monitoring mode), else by
-``trace_id``. When the two runs share most items the comparison is paired: exact McNemar on the
-discordant pairs and a paired bootstrap interval on the pass-rate delta. When they do not (two
-monitoring windows judge different traces) it says so and uses Fisher's exact test with an
-unpaired bootstrap. p-values are Holm-adjusted across the gating judges.
+``trace_id``. When the two runs share most items (and at least ``min_items``) the comparison is
+paired: exact McNemar on the discordant pairs and a paired bootstrap interval on the pass-rate
+delta. When they do not (two monitoring windows, two datasets) the runs are *not comparable*:
+Fisher's exact test and an unpaired interval are shown for information, but the verdict is
+``undecided`` (exit 2), never ``regressed``: different items differ for reasons no judge
+measured (the audit saw "regressed, p = 4e-9" on two runs sharing no item). p-values are
+Holm-adjusted across the gating judges.
 
 A judge gates only if its latest calibration (``calibration_report``) has MCC at or above the
 gate threshold and is for the judge version the runs used; other judges are reported but do not
@@ -214,7 +217,12 @@ def _compare(base: list[RunScore], cand: list[RunScore], paired: bool, inp: Comp
             "ci": (ci.low, ci.high), "p": sp.fisher_exact(bp, len(b) - bp, cp, len(c) - cp)}
 
 
-def _judge_verdict(stat: dict, p_adj: float | None, inp: CompareRunsInput) -> tuple[str, str]:
+def _judge_verdict(stat: dict, p_adj: float | None, inp: CompareRunsInput, paired: bool) -> tuple[str, str]:
+    if not paired:
+        seen = (f"; unpaired pass rate {stat['base']:.1%} → {stat['cand']:.1%} (Fisher p={stat['p']:.3g}) is shown "
+                "for information only" if stat["base"] is not None and stat["p"] is not None else "")
+        return "undecided", (f"not comparable: the runs share {stat['shared']} items (< min_items {inp.min_items}, "
+                             f"or under half of either run){seen}. Judge the same dataset version or traces in both runs")
     if stat["errors"] > 0.2 * stat["total"]:
         return "undecided", f"{stat['errors']} of {stat['total']} items had judge errors (> 20%)"
     if stat["n"] < inp.min_items:
@@ -280,20 +288,20 @@ def compare_runs(store: RegressionStore, inp: CompareRunsInput) -> CompareRunsRe
     one_sided = sorted(j for j in by_judge if j not in compared)
     base_keys, cand_keys = {r.key for r in base_all}, {r.key for r in cand_all}
     shared = len(base_keys & cand_keys)
-    paired = shared > 0 and shared >= 0.5 * min(len(base_keys), len(cand_keys))
+    paired = shared >= max(1, inp.min_items) and shared >= 0.5 * min(len(base_keys), len(cand_keys))
     calibrations = store.latest_calibrations(compared)
-    stats_by = {j: _compare(*by_judge[j], paired, inp) for j in compared}
+    stats_by = {j: {**_compare(*by_judge[j], paired, inp), "shared": shared} for j in compared}
     gating = {}
     for j in compared:
         versions = {r.judge_version for r in by_judge[j][0] + by_judge[j][1]}
         gating[j] = _calibration(j, calibrations.get(j), versions, inp)
-    family = [j for j in compared if gating[j][0] and stats_by[j]["p"] is not None and
+    family = [j for j in compared if paired and gating[j][0] and stats_by[j]["p"] is not None and
               stats_by[j]["n"] >= inp.min_items]
     adjusted = dict(zip(family, sp.holm([stats_by[j]["p"] for j in family])))
     comparisons, flips = [], []
     for j in compared:
         s = stats_by[j]
-        verdict, reason = _judge_verdict(s, adjusted.get(j), inp)
+        verdict, reason = _judge_verdict(s, adjusted.get(j), inp, paired)
         comparisons.append(JudgeComparison(
             judge=j, gating=gating[j][0], calibration=gating[j][1], paired=paired, n=s["n"],
             baseline_pass_rate=s["base"], candidate_pass_rate=s["cand"], delta=s["delta"], delta_low=s["ci"][0],

@@ -8,27 +8,10 @@ quoted strings and keys into ``Token.value``.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from enum import Enum
-
-from tools.errors import FilterError
+from tools.filters.limits import check_shape, check_size
+from tools.filters.tokens import Token, TokenType, filter_error
 
 __all__ = ["KEYWORDS", "Token", "TokenType", "filter_error", "tokenize"]
-
-
-class TokenType(str, Enum):
-    IDENT = "identifier"
-    STRING = "string"
-    NUMBER = "number"
-    DURATION = "duration"
-    OP = "operator"
-    KEYWORD = "keyword"
-    LPAREN = "("
-    RPAREN = ")"
-    COMMA = ","
-    MINUS = "-"
-    PLUS = "+"
-    EOF = "end"
 
 
 #: Words that are never field names (matched case-insensitively, only as a single bare segment).
@@ -48,51 +31,6 @@ _NUMBER = re.compile(r"\d+(?:\.\d+)?|\.\d+")
 _CHAR_HINTS = {"&": "Use AND to combine conditions.", "|": "Use OR to combine conditions.",
                "!": "Use != to compare or NOT to negate.", ";": "A filter is one expression; remove ';'.",
                "[": "Write lists as IN ('a', 'b').", "]": "Write lists as IN ('a', 'b')."}
-_EXCERPT_WIDTH = 100
-
-
-@dataclass(frozen=True)
-class Token:
-    """One lexeme. ``value``: decoded string, int/float, canonical operator, upper-cased keyword,
-    the tuple of name segments for identifiers, or ``(amount, unit)`` for durations like ``7d``."""
-
-    type: TokenType
-    text: str
-    pos: int
-    value: object = None
-
-    @property
-    def end(self) -> int:
-        return self.pos + len(self.text)
-
-    def shown(self) -> str:
-        """How error messages quote the token: strings as written, everything else in '…'."""
-        if self.type is TokenType.EOF:
-            return "the end of the filter"
-        return self.text if self.type is TokenType.STRING else f"'{self.text}'"
-
-
-def filter_error(text: str, reason: str, pos: int | None = None, length: int = 1,
-                 hint: str = "") -> FilterError:
-    """Build a FilterError whose caret excerpt stays readable for long or multi-line filters.
-
-    Newlines and tabs become spaces (one for one, so positions still line up), and filters
-    longer than ~100 characters are cut to a window around the error with '…' marks.
-    """
-    shown = re.sub(r"\s", " ", text)
-    if pos is None:
-        return FilterError(reason, text=shown, hint=hint)
-    if len(shown) <= _EXCERPT_WIDTH:
-        return FilterError(reason, text=shown, position=pos, length=length, hint=hint)
-    start = max(0, pos - 40)
-    end = min(len(shown), max(pos + length, start + _EXCERPT_WIDTH - 20) + 1)
-    prefix, suffix = ("…" if start else ""), ("…" if end < len(shown) else "")
-    error = FilterError(reason, text=prefix + shown[start:end] + suffix,
-                        position=pos - start + len(prefix), length=length, hint=hint)
-    error.text, error.position = text, pos   # the attributes stay absolute; only the excerpt is cut
-    return error
-
-
 def _quoted(text: str, i: int, quote: str, what: str) -> tuple[str, int]:
     """Decode a quoted run starting at ``text[i] == quote``; a doubled quote is a literal one."""
     out, j = [], i + 1
@@ -134,7 +72,9 @@ def _name(text: str, i: int) -> tuple[tuple[str, ...], int]:
 
 
 def tokenize(text: str) -> list[Token]:
-    """Split ``text`` into tokens ending with one EOF token; raise FilterError on bad characters."""
+    """Split ``text`` into tokens ending with one EOF token; raise FilterError on bad characters
+    and on filters past the bounds in ``limits``."""
+    check_size(text)
     tokens: list[Token] = []
     i, n = 0, len(text)
     while i < n:
@@ -169,6 +109,7 @@ def tokenize(text: str) -> list[Token]:
             raise filter_error(text, f"Unexpected character '{c}' at position {i}.", i, 1,
                                _CHAR_HINTS.get(c, ""))
     tokens.append(Token(TokenType.EOF, "", n))
+    check_shape(text, tokens)
     return tokens
 
 

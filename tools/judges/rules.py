@@ -34,13 +34,25 @@ INPUT_PATHS: tuple[tuple[str | int, ...], ...] = (
     ("messages", -1, "content"), (-1, "parts", 0, "content"), (-1, "content"), ("contents", -1, "parts", 0, "text"),
     ("contents",), ("request",), ("input",), ("question",), ("query",), ("prompt",), ("text",), ("content",))
 SNIPPET = 80
+#: Whitespace both paths strip before deciding a text is missing (DuckDB's trim takes a list).
+BLANK = " \t\n\r\f"
+#: What a request/response holds when there is none: nothing, blanks, JSON null or "".
+EMPTY_TEXTS = ("", "null", '""')
+
+
+def present(text: str | None) -> str | None:
+    """``text``, or None when it is missing in substance (see ``EMPTY_TEXTS``).
+
+    A rule asked about a missing answer must say ``unknown``: the audit saw ``must: not_match``
+    pass all 24 traces that had no output, a verdict the data cannot support."""
+    return None if text is None or text.strip(BLANK) in EMPTY_TEXTS else text
 
 
 def field_text(item: Item, field: str) -> str | None:
     if field == "input":
-        return item.input
+        return present(item.input)
     if field == "output":
-        return item.output
+        return present(item.output)
     if field == "retrieved_context":
         return "\n".join(item.retrieved) if item.retrieved else None
     args = [c.arguments for c in item.tool_calls if c.arguments]
@@ -98,7 +110,7 @@ def _schema_errors(schema: dict[str, Any], raw: str | None) -> str | None:
 
 def json_schema(spec: S.JsonSchemaRule, item: Item) -> Verdict:
     if spec.target == "output":
-        if item.output is None:
+        if present(item.output) is None:
             return _unknown("no output to check")
         problem = _schema_errors(spec.json_schema, item.output)
         return _binary(problem is None, "output is valid JSON for the schema" if problem is None else
@@ -214,7 +226,7 @@ def cited_ids(spec: S.CitationRule, text: str) -> list[str]:
 
 
 def citation_grounding(spec: S.CitationRule, item: Item) -> Verdict:
-    if item.output is None:
+    if present(item.output) is None:
         return _unknown("no output to check")
     cited = cited_ids(spec, item.output)
     if not cited:
@@ -239,6 +251,8 @@ def latency(spec: S.LatencyRule, item: Item) -> Verdict:
 
 
 def status(spec: S.StatusRule, item: Item) -> Verdict:
+    if item.status is None:
+        return _unknown("no trace status recorded")
     problems = []
     if spec.trace_ok and item.status == "ERROR":
         problems.append("trace status ERROR")

@@ -9,14 +9,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from tools.ports import TraceStore
 
 SQL_HELP = (
-    "One read-only DuckDB SELECT. Views: trace_unified (one row per trace: trace_id, request_time, "
-    "timestamp_ms, state, execution_duration_ms, request, response, session_id, user_id, model, environment, "
-    "input_tokens, output_tokens, total_tokens, tags MAP, trace_metadata JSON, span_count, error_count, "
-    "tool_names) and otel_spans (one row per span: trace_id, span_id, parent_span_id, name, span_type, "
-    "start_time, end_time, duration_ms, status_code, status_message, model, input_tokens, output_tokens, "
-    "tool_name, inputs, outputs, attributes JSON). Tables: traces (traces.tags is the trace's tags as one JSON "
-    "object: tags->>'environment'), spans, tags, tag_history, labels, scores. "
-    "Example: SELECT span_type, count(*), median(duration_ms) FROM otel_spans GROUP BY 1 ORDER BY 3 DESC")
+    "One read-only DuckDB SELECT. Views: trace_unified (per trace: trace_id, request_time, timestamp_ms, state, "
+    "execution_duration_ms, request, response, session_id, user_id, model, environment, input/output/total_tokens, "
+    "tags MAP, trace_metadata JSON, span_count, error_count, tool_names), otel_spans (per span: trace_id, span_id, "
+    "parent_span_id, name, span_type, start_time, end_time, duration_ms, status_code, status_message, model, "
+    "input/output_tokens, tool_name, inputs, outputs, attributes JSON). Tables: traces (tags JSON: "
+    "tags->>'environment'), spans, tags, tag_history, labels, scores. "
+    "Example: SELECT span_type, count(*), median(duration_ms) FROM otel_spans GROUP BY 1")
 
 
 SqlText = Annotated[str, Field(min_length=1, description=SQL_HELP)]
@@ -34,10 +33,11 @@ class QuerySqlResult(BaseModel):
     columns: list[str]
     rows: list[list[Any]]
     row_count: int
-    truncated: bool = Field(description="True if more rows existed than `limit`; add LIMIT/aggregate or raise limit.")
+    truncated: bool = Field(description="True if rows were left out (more than `limit`, or the result's size cap).")
+    note: str | None = Field(default=None, description="Why rows were left out and how to get the rest; null if none were.")
 
 
 def query_sql(store: TraceStore, inp: QuerySqlInput) -> QuerySqlResult:
     result = store.query_sql(inp.sql, limit=inp.limit)
     return QuerySqlResult(columns=result.columns, rows=result.rows, row_count=len(result.rows),
-                          truncated=result.truncated)
+                          truncated=result.truncated, note=result.note)

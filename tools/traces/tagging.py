@@ -1,7 +1,10 @@
 """tag_trace / untag_trace: batch, idempotent curation marks on traces.
 
 Tags are how analysts and agents curate (``eval_candidate=error_case``); datasets are later
-built from them. Every change is written to a history so nothing silently disappears.
+built from them. Every change is written to a history so nothing silently disappears, and the
+result says which traces had another value of the key and what it was (counts per value and a
+few example ids, never the whole selection), so one agent's tagging cannot quietly move traces
+out of another's ``eval_candidate=error_case``.
 """
 
 from __future__ import annotations
@@ -13,10 +16,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tools.filters import parser
 from tools.errors import InvalidInputError
-from tools.ports import TagChange, TraceStore
+from tools.ports import PreviousValue, TagChange, TraceStore
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_IDS = 10_000
+#: Unknown ids echoed back; a call of 10,000 wrong ids should not answer with all of them.
+MAX_UNKNOWN_LISTED = 20
 
 TraceIds = Annotated[list[str] | None, Field(
     description="Trace ids to tag (from search_traces), up to 10000. Give either trace_ids or filter.")]
@@ -70,7 +75,15 @@ class TagResult(BaseModel):
     matched: int = Field(description="Traces selected by the ids or the filter.")
     changed: int = Field(description="Traces whose tag was added, changed or removed by this call.")
     unchanged: int = Field(description="Selected traces already in the requested state (calls are idempotent).")
-    unknown_ids: list[str] = Field(description="Requested ids that are not in the store (nothing was done for them).")
+    unknown_ids: list[str] = Field(description=f"Requested ids that are not in the store (nothing was done for "
+                                               f"them); the first {MAX_UNKNOWN_LISTED}, see unknown_count.")
+    unknown_count: int = Field(0, description="How many requested ids are not in the store.")
+    replaced: int = Field(0, description="tag_trace: changed traces that had another value of the key, now "
+                                         "overwritten (see previous_values); untag_trace: traces whose value was removed.")
+    previous_values: list[PreviousValue] = Field(
+        default_factory=list, description="The values replaced or removed: per value, how many traces had it and up "
+                                          "to 3 example ids (at most 10 values, most common first). The tag history "
+                                          "keeps every old value.")
     filter_explained: str | None = None
 
 
@@ -86,7 +99,8 @@ def _apply(store: TraceStore, sel: _Selection, key: str, *, write) -> TagResult:
         ids = [i for i in ids if i in known]
     change: TagChange = write(ids, expr) if ids is None or ids else TagChange(matched=0, changed=0, unchanged=0)
     return TagResult(key=key, value=None, matched=change.matched, changed=change.changed,
-                     unchanged=change.unchanged, unknown_ids=unknown,
+                     unchanged=change.unchanged, unknown_ids=unknown[:MAX_UNKNOWN_LISTED],
+                     unknown_count=len(unknown), replaced=change.replaced, previous_values=change.previous,
                      filter_explained=parser.explain(expr) if expr is not None else None)
 
 

@@ -132,7 +132,7 @@ def _fair_cap(sizes: list[int], budget: int) -> int:
     """Largest per-field cap c with sum(min(size, c) + marker) within budget (water-filling)."""
     if sum(sizes) <= budget:
         return max(sizes, default=0)
-    lo, hi = 0, max(sizes)
+    lo, hi = 0, max(sizes, default=0)  # no fields and a spent budget: nothing to share
     while lo < hi:
         mid = (lo + hi + 1) // 2
         cost = sum(s if s <= mid else mid + _MARKER_RESERVE for s in sizes)

@@ -4,7 +4,13 @@ Several MCP clients usually each start their own ``tracesieve serve`` on the sam
 and DuckDB lets only one process hold a file read-write (a reader cannot open it while a writer
 holds it either). Opening the file costs tens of milliseconds, far more than most queries, so a
 process keeps its connection while calls keep coming and lets go of it after ``idle_release_s``
-without use (``TRACESIEVE_IDLE_RELEASE_MS``, default 500). Reads hold the file read-only, so
+without use (``TRACESIEVE_IDLE_RELEASE_MS``, default 500). Idleness alone is not enough: a
+process whose clients never pause never goes idle, and the audit saw others time out behind it.
+So a connection is also let go between two calls once it has been held ``max_hold_s``
+(``TRACESIEVE_MAX_HOLD_MS``, default 2000), and the process then waits ``YIELD_S`` before opening
+the file again, longer than a waiting process's retry step, so the others get their turn; a
+process that meets the lock also raises a ``WaitSignal`` (``wait_signal``) that makes the
+holders let go after their current call. Reads hold the file read-only, so
 servers read side by side; a write upgrades to read-write for its own burst. A call that meets
 another process's lock retries with jittered backoff for up to ``lock_timeout_s`` and then fails
 with a ``StoreBusyError`` naming the holder.
@@ -13,8 +19,12 @@ Within one process a lock serialises calls: DuckDB caches one database instance 
 refuses a second one with a different configuration (read-only vs read-write, sandboxed).
 
 The kept read-only connection is the sandboxed one (no files, network or extensions, settings
-locked), so caller-written SQL runs on it without paying for a private open per call; our own
-reads never need more. Every connection is opened with the resource limits below.
+locked, a cap on temporary disk). Caller-written SQL runs on a cursor of its own made from it
+(``sandboxed_cursor``): a separate DuckDB session that no other code path uses and that is closed
+after the call, so temporary objects cannot shadow the tables other readers see. That cursor runs
+outside the keeper's lock, so a slow query does not hold up other tools; the file is not
+released (or reopened read-write) until it finishes. Every connection is opened with the
+resource limits below.
 """
 
 from __future__ import annotations
@@ -25,13 +35,14 @@ import random
 import re
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
+from server.storage.duckdb.wait_signal import WaitSignal
 from tools.errors import StoreBusyError
 
 #: Settings for connections that run caller-written SQL: no files, network or extensions,
@@ -45,6 +56,16 @@ SANDBOX_CONFIG: dict[str, str | bool] = {
     "lock_configuration": True,
 }
 
+#: Default for ``TRACESIEVE_SPILL_LIMIT``: the temporary disk a read-only (query_sql) connection may
+#: fill when a sort or join spills past ``memory_limit``; the audit saw one query spill 3.4 GB.
+DEFAULT_SPILL_LIMIT = "1GB"
+
+
+def sandbox_config() -> dict[str, str | bool]:
+    """``SANDBOX_CONFIG`` plus the spill cap from the environment."""
+    return {**SANDBOX_CONFIG,
+            "max_temp_directory_size": os.environ.get("TRACESIEVE_SPILL_LIMIT", DEFAULT_SPILL_LIMIT)}
+
 #: Defaults for ``TRACESIEVE_MEMORY_LIMIT`` / ``TRACESIEVE_THREADS``. DuckDB's own default memory
 #: limit is 80 % of RAM; a server that sits beside an IDE should stay small, and DuckDB spills to
 #: disk (sorts, joins, aggregates) rather than fail when a query needs more.
@@ -56,6 +77,14 @@ DEFAULT_MEMORY_LIMIT = "1GB"
 #: threshold the log stays small and the checkpoint happens once, when the connection is
 #: released after a burst of writes (``ConnectionKeeper``), or when the log really is this big.
 WAL_AUTOCHECKPOINT = "1GB"
+
+#: After letting go on the clock, how long a process keeps off the file; waiting processes retry
+#: at most every ``_MAX_RETRY_STEP`` seconds, so each of them gets a try in that pause.
+YIELD_S = 0.12
+_MAX_RETRY_STEP = 0.05
+#: How long a process waits quietly before raising the ``WaitSignal``: a short wait is cheaper
+#: than making every holder close and reopen the file.
+SIGNAL_AFTER_S = 0.3
 
 _PID = re.compile(r"PID (\d+)")
 _process_locks_guard = threading.Lock()
@@ -69,6 +98,12 @@ def default_lock_timeout() -> float:
 def default_idle_release() -> float:
     """Seconds an idle connection is kept before the file is released (``TRACESIEVE_IDLE_RELEASE_MS``)."""
     return float(os.environ.get("TRACESIEVE_IDLE_RELEASE_MS", "500")) / 1000
+
+
+def default_max_hold() -> float:
+    """Seconds a process may keep the file through a burst of calls before it lets go between two
+    calls (``TRACESIEVE_MAX_HOLD_MS``, default 2000), so other processes get their turn."""
+    return float(os.environ.get("TRACESIEVE_MAX_HOLD_MS", "2000")) / 1000
 
 
 def resource_config() -> dict[str, str | bool]:
@@ -86,17 +121,32 @@ def _is_lock_conflict(error: duckdb.Error) -> bool:
     return "Could not set lock" in text or "Conflicting lock" in text
 
 
-def connect(path: Path, *, read_only: bool, lock_timeout_s: float,
-            config: dict[str, str | bool] | None = None) -> duckdb.DuckDBPyConnection:
-    """Open ``path``, waiting with jittered backoff while another process holds its lock."""
-    deadline = time.monotonic() + lock_timeout_s
-    delay = 0.005
+def connect(path: Path, *, read_only: bool, lock_timeout_s: float, config: dict[str, str | bool] | None = None,
+            signal: WaitSignal | None = None) -> duckdb.DuckDBPyConnection:
+    """Open ``path``, waiting with jittered backoff while another process holds its lock; a
+    process that has to wait says so through ``signal``, so the holders let go."""
+    with ExitStack() as announced:
+        def announce() -> None:
+            if signal is not None:
+                announced.enter_context(signal.waiting())
+
+        return _connect(path, read_only, lock_timeout_s, config, announce)
+
+
+def _connect(path: Path, read_only: bool, lock_timeout_s: float, config: dict[str, str | bool] | None,
+             announce: Callable[[], None]) -> duckdb.DuckDBPyConnection:
+    started = time.monotonic()
+    deadline = started + lock_timeout_s
+    delay, waited = 0.005, False
     while True:
         try:
             return _open(path, read_only, {**resource_config(), **(config or {})})
         except duckdb.IOException as error:
             if not _is_lock_conflict(error):
                 raise
+            if not waited and time.monotonic() >= started + SIGNAL_AFTER_S:
+                announce()
+                waited = True
             if time.monotonic() >= deadline:
                 pid = _PID.search(str(error))
                 holder = f"another process (PID {pid.group(1)})" if pid else "another process"
@@ -105,8 +155,8 @@ def connect(path: Path, *, read_only: bool, lock_timeout_s: float,
                     f"{lock_timeout_s:g}s. Stop it (often a 'tracesieve serve' or a notebook holding "
                     "the file open), raise TRACESIEVE_LOCK_TIMEOUT, or pass --db to use another store."
                 ) from error
-            time.sleep(delay * (0.5 + random.random()))
-            delay = min(delay * 2, 0.2)
+            time.sleep(min(delay * (0.5 + random.random()), _MAX_RETRY_STEP))
+            delay = min(delay * 2, _MAX_RETRY_STEP)
 
 
 def _open(path: Path, read_only: bool, config: dict[str, str | bool]) -> duckdb.DuckDBPyConnection:
@@ -131,32 +181,83 @@ class ConnectionKeeper:
         self._con: duckdb.DuckDBPyConnection | None = None
         self._read_only = True
         self._generation = 0
+        self._opened_at = 0.0
+        self._yield_until = 0.0
+        self._cursors = 0
+        self._cursors_done = threading.Condition()
+        self.max_hold_s = default_max_hold()
+        self.signal = WaitSignal(path)
 
     @contextmanager
     def use(self, *, write: bool, lock_timeout_s: float, idle_release_s: float,
             sandboxed: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         """The kept connection: read-write if ``write``; read-only and sandboxed if ``sandboxed``
         (a read-write one kept from a write burst is let go first); otherwise whichever is held."""
+        with self.lock:
+            con = self._hold(write=write, sandboxed=sandboxed, lock_timeout_s=lock_timeout_s)
+            try:
+                yield con
+            finally:
+                self._done(idle_release_s)
+
+    @contextmanager
+    def sandboxed_cursor(self, *, lock_timeout_s: float,
+                         idle_release_s: float) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A fresh cursor (its own DuckDB session) of the sandboxed connection, closed after the block.
+
+        The block runs outside ``self.lock``, so other calls go on while a slow query runs;
+        ``release`` waits for it, so the file is never closed or reopened under a running query."""
+        with self.lock:
+            cursor = self._hold(write=False, sandboxed=True, lock_timeout_s=lock_timeout_s).cursor()
+            with self._cursors_done:
+                self._cursors += 1
+        try:
+            yield cursor
+        finally:
+            cursor.close()
+            with self._cursors_done:
+                self._cursors -= 1
+                self._cursors_done.notify_all()
+            with self.lock:
+                self._done(idle_release_s)
+
+    def _hold(self, *, write: bool, sandboxed: bool, lock_timeout_s: float) -> duckdb.DuckDBPyConnection:
+        """The kept connection in the mode asked for, opened if need be; the caller holds ``self.lock``."""
         if write and sandboxed:
             raise ValueError("a sandboxed connection is read-only")
-        with self.lock:
-            if self._con is not None and ((write and self._read_only) or (sandboxed and not self._read_only)):
-                self.release()
-            if self._con is None:
-                self._con = connect(self.path, read_only=not write, lock_timeout_s=lock_timeout_s,
-                                    config=None if write else SANDBOX_CONFIG)
-                self._read_only = not write
-            try:
-                yield self._con
-            finally:
-                self._drop_unfinished_result()
-                self._generation += 1
-                if idle_release_s <= 0:
-                    self.release()
-                else:
-                    timer = threading.Timer(idle_release_s, self._release_if_idle, args=(self._generation,))
-                    timer.daemon = True
-                    timer.start()
+        if self._con is not None and ((write and self._read_only) or (sandboxed and not self._read_only)):
+            self.release()
+        if self._con is None:
+            if (pause := self._yield_until - time.monotonic()) > 0:
+                time.sleep(pause)  # holding self.lock on purpose: this whole process stays off the file
+            deadline = time.monotonic() + lock_timeout_s  # let a waiting process in first (it holds one burst)
+            while self.signal.someone_waiting() and time.monotonic() < deadline:
+                time.sleep(_MAX_RETRY_STEP)
+            self._con = connect(self.path, read_only=not write, lock_timeout_s=lock_timeout_s,
+                                config=None if write else sandbox_config(), signal=self.signal)
+            self._read_only = not write
+            self._opened_at = time.monotonic()
+        return self._con
+
+    def _done(self, idle_release_s: float) -> None:
+        """After a call: release now if idle release is off, the file has been held for
+        ``max_hold_s`` (so a process whose clients never pause still lets others in between
+        bursts) or another process signals that it waits; else after ``idle_release_s`` without
+        use. The caller holds ``self.lock``."""
+        self._drop_unfinished_result()
+        self._generation += 1
+        if self._cursors:
+            return  # the last running query's _done decides
+        if idle_release_s <= 0:
+            self.release()
+        elif self._con is not None and (time.monotonic() - self._opened_at >= self.max_hold_s
+                                        or self.signal.someone_waiting()):
+            self.release()
+            self._yield_until = time.monotonic() + YIELD_S
+        else:
+            timer = threading.Timer(idle_release_s, self._release_if_idle, args=(self._generation,))
+            timer.daemon = True
+            timer.start()
 
     def _drop_unfinished_result(self) -> None:
         """Cancel whatever result the block left half-read (a ``fetchone`` of a query).
@@ -176,11 +277,13 @@ class ConnectionKeeper:
 
     def _release_if_idle(self, generation: int) -> None:
         with self.lock:
-            if generation == self._generation:
+            if generation == self._generation and not self._cursors:
                 self.release()
 
     def release(self) -> None:
         with self.lock:
+            with self._cursors_done:
+                self._cursors_done.wait_for(lambda: self._cursors == 0)
             if self._con is not None:
                 con, self._con = self._con, None
                 con.close()

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tools.judges import specs as S
-from tools.judges.rules import SNIPPET
+from tools.judges.rules import BLANK, EMPTY_TEXTS, SNIPPET
 
 NL = "chr(10)"
 
@@ -50,8 +50,16 @@ def _ratio(ok: str, total: str) -> str:
     return f"(CASE WHEN ({total}) = 0 THEN 1.0 ELSE round(({ok}) / ({total}), 6) END)"
 
 
+def _present(column: str) -> str:
+    """``column``, NULL when it is missing in substance (``rules.present``)."""
+    blank = " || ".join(f"chr({ord(c)})" for c in BLANK)
+    empty = ", ".join("'" + e.replace("'", "''") + "'" for e in EMPTY_TEXTS)
+    return f"(CASE WHEN trim({column}, {blank}) IN ({empty}) THEN NULL ELSE {column} END)"
+
+
 def _text(field_name: str) -> str | None:
-    return {"input": "input_text", "output": "output_text"}.get(field_name)
+    column = {"input": "input_text", "output": "output_text"}.get(field_name)
+    return _present(column) if column else None
 
 
 def regex(spec: S.RegexRule) -> RuleSql | None:
@@ -183,15 +191,16 @@ def citation_grounding(spec: S.CitationRule) -> RuleSql:
         params["j_retriever"] = spec.retriever
     no_cites = ("CASE WHEN $j_require THEN 'no citations, but require_citation is set' ELSE 'no citations' END")
     return RuleSql(
-        pre={"cited_all": "regexp_extract_all(output_text, $j_cite, 1)",
+        pre={"answer": _present("output_text"),
+             "cited_all": "regexp_extract_all(answer, $j_cite, 1)",
              "cited": "list_filter(cited_all, lambda x, i: list_position(cited_all, x) = i)",
              "context": f"array_to_string(list_transform({docs}, lambda d: d.text), {NL})",
              "missing": "list_filter(cited, lambda c: NOT contains(coalesce(context, ''), c))"},
-        verdict="CASE WHEN output_text IS NULL THEN 'unknown' WHEN len(cited) = 0 THEN "
+        verdict="CASE WHEN answer IS NULL THEN 'unknown' WHEN len(cited) = 0 THEN "
                 "(CASE WHEN $j_require THEN 'fail' ELSE 'pass' END) WHEN len(missing) = 0 THEN 'pass' ELSE 'fail' END",
-        score="CASE WHEN output_text IS NULL THEN NULL WHEN len(cited) = 0 THEN (CASE WHEN $j_require THEN 0.0 "
+        score="CASE WHEN answer IS NULL THEN NULL WHEN len(cited) = 0 THEN (CASE WHEN $j_require THEN 0.0 "
               f"ELSE 1.0 END) ELSE {_ratio('len(cited) - len(missing)', 'len(cited)')} END",
-        reason=f"CASE WHEN output_text IS NULL THEN 'no output to check' WHEN len(cited) = 0 THEN {no_cites} "
+        reason=f"CASE WHEN answer IS NULL THEN 'no output to check' WHEN len(cited) = 0 THEN {no_cites} "
                "WHEN len(missing) = 0 THEN 'all ' || len(cited) || ' citations appear in the retrieved documents' "
                "ELSE 'cites ' || array_to_string(missing, ', ') || ', not in the retrieved documents (' || "
                "(len(cited) - len(missing)) || ' of ' || len(cited) || ' grounded)' END",
@@ -208,22 +217,27 @@ def latency(spec: S.LatencyRule) -> RuleSql:
 
 
 def status(spec: S.StatusRule) -> RuleSql:
+    """Spans are read only when ``span_types`` is given: with the default (the trace's own status)
+    the items carry no ``error_spans`` column, which the audit's ``{'type': 'status'}`` judge read."""
     trace_bad = "status = 'ERROR'" if spec.trace_ok else "FALSE"
-    errors = "coalesce(error_spans, [])"
-    types = "CAST($j_types AS VARCHAR[])"
-    first = (f"list_filter({errors}, lambda e: list_contains({types}, e.type))[1]")
-    detail = _cut(f"{first}.name || ': ' || coalesce({first}.message, '')")
-    rule = RuleSql(
-        pre={"trace_bad": trace_bad,
-             "failed_types": f"list_filter({types}, lambda x: len(list_filter({errors}, lambda e: e.type = x)) > 0)"},
-        verdict="CASE WHEN trace_bad OR len(failed_types) > 0 THEN 'fail' ELSE 'pass' END",
-        score="CASE WHEN trace_bad OR len(failed_types) > 0 THEN 0.0 ELSE 1.0 END",
-        reason="CASE WHEN trace_bad OR len(failed_types) > 0 THEN concat_ws('; ', CASE WHEN trace_bad THEN "
-               "'trace status ERROR' END, CASE WHEN len(failed_types) > 0 THEN 'a ' || "
+    if spec.span_types:
+        errors = "coalesce(error_spans, [])"
+        types = "CAST($j_types AS VARCHAR[])"
+        first = f"list_filter({errors}, lambda e: list_contains({types}, e.type))[1]"
+        failed_types = f"list_filter({types}, lambda x: len(list_filter({errors}, lambda e: e.type = x)) > 0)"
+        detail = _cut(f"{first}.name || ': ' || coalesce({first}.message, '')")
+    else:
+        failed_types, detail = "CAST([] AS VARCHAR[])", "''"
+    bad = "trace_bad OR len(failed_types) > 0"
+    return RuleSql(
+        pre={"trace_bad": trace_bad, "failed_types": failed_types},
+        verdict=f"CASE WHEN status IS NULL THEN 'unknown' WHEN {bad} THEN 'fail' ELSE 'pass' END",
+        score=f"CASE WHEN status IS NULL THEN NULL WHEN {bad} THEN 0.0 ELSE 1.0 END",
+        reason=f"CASE WHEN status IS NULL THEN 'no trace status recorded' WHEN {bad} THEN concat_ws('; ', "
+               "CASE WHEN trace_bad THEN 'trace status ERROR' END, CASE WHEN len(failed_types) > 0 THEN 'a ' || "
                f"array_to_string(failed_types, '/') || ' span has status ERROR (' || {detail} || ')' END) "
                "ELSE 'no error status' END",
-        params={"j_types": list(spec.span_types)}, needs_spans=bool(spec.span_types))
-    return rule
+        params={"j_types": list(spec.span_types)} if spec.span_types else {}, needs_spans=bool(spec.span_types))
 
 
 _COMPILERS = {"regex": regex, "length": length, "token_budget": token_budget, "phrases": phrases,

@@ -28,7 +28,7 @@ from server.storage.duckdb.writer import write_batch, write_tables
 from tools import clock
 from tools.errors import InvalidInputError
 from tools.models import Span, Trace
-from tools.ports import SearchPage, SqlResult, TagChange, TraceRow
+from tools.ports import PreviousValue, SearchPage, SqlResult, TagChange, TraceRow
 
 
 class DuckDBTraceStore:
@@ -209,12 +209,22 @@ class DuckDBTraceStore:
                                FROM traces t WHERE {where}""",
                            {**params, "sel_key": filter_sql.json_pointer(key)}).fetchone()[0]
 
+    @staticmethod
+    def _previous(con: duckdb.DuckDBPyConnection, value: str | None) -> tuple[int, list[PreviousValue]]:
+        """How many selected traces (``sel``) hold another value of the key, and the most common ones."""
+        rows = con.execute("""SELECT old, count(*) n, list(trace_id ORDER BY trace_id)[1:3], sum(count(*)) OVER ()
+                              FROM sel WHERE old IS NOT NULL AND old IS DISTINCT FROM $value
+                              GROUP BY old ORDER BY n DESC, old LIMIT 10""", {"value": value}).fetchall()
+        total = int(rows[0][3]) if rows else 0
+        return total, [PreviousValue(value=old, traces=n, example_trace_ids=list(ids)) for old, n, ids, _ in rows]
+
     def set_tag(self, *, trace_ids: Sequence[str] | None, expr: Any, key: str, value: str, by: str,
                 now_ms: int) -> TagChange:
         args = {"key": key, "value": value, "at": now_ms, "by": by}
         changing = "FROM sel WHERE old IS DISTINCT FROM $value"
         with self.transaction() as con:
             matched = self._selection(con, trace_ids, expr, now_ms, key)
+            replaced, previous = self._previous(con, value)
             changed = con.execute(f"INSERT INTO tag_history SELECT trace_id, $key, $value, 'set', $at, $by {changing}",
                                   args).fetchone()[0]
             if changed:
@@ -223,13 +233,15 @@ class DuckDBTraceStore:
                 con.execute(f"INSERT INTO tags SELECT trace_id, $key, $value, $at, $by {changing}", args)
                 trace_tags_sql.patch(con, f"SELECT rid {changing}", key, value)
             con.execute("DROP TABLE sel")
-        return TagChange(matched=matched, changed=changed, unchanged=matched - changed)
+        return TagChange(matched=matched, changed=changed, unchanged=matched - changed, replaced=replaced,
+                         previous=previous)
 
     def remove_tag(self, *, trace_ids: Sequence[str] | None, expr: Any, key: str, by: str,
                    now_ms: int) -> TagChange:
         args = {"key": key, "at": now_ms, "by": by}
         with self.transaction() as con:
             matched = self._selection(con, trace_ids, expr, now_ms, key)
+            replaced, previous = self._previous(con, None)
             changed = con.execute("INSERT INTO tag_history SELECT trace_id, $key, old, 'delete', $at, $by "
                                   "FROM sel WHERE old IS NOT NULL", args).fetchone()[0]
             if changed:
@@ -237,7 +249,8 @@ class DuckDBTraceStore:
                             {"key": key})
                 trace_tags_sql.patch(con, "SELECT rid FROM sel WHERE old IS NOT NULL", key, None)
             con.execute("DROP TABLE sel")
-        return TagChange(matched=matched, changed=changed, unchanged=matched - changed)
+        return TagChange(matched=matched, changed=changed, unchanged=matched - changed, replaced=replaced,
+                         previous=previous)
 
     def tag_history(self, trace_id: str) -> list[dict[str, Any]]:
         with self.reading() as con:
@@ -280,9 +293,13 @@ class DuckDBTraceStore:
             }
 
     def query_sql(self, sql: str, *, limit: int) -> SqlResult:
-        with self._keeper.use(write=False, sandboxed=True, lock_timeout_s=self.lock_timeout_s,
-                              idle_release_s=self.idle_release_s) as con:
-            return run_query(con, sql, limit=limit)
+        try:
+            with self._keeper.sandboxed_cursor(lock_timeout_s=self.lock_timeout_s,
+                                               idle_release_s=self.idle_release_s) as cursor:
+                return run_query(cursor, sql, limit=limit)
+        except InvalidInputError as error:  # DuckDB's own messages may name files beside the store
+            text = str(error).replace(str(self.path.parent), "<store folder>")
+            raise InvalidInputError(text) from error
 
 
 class StoreFeature:
