@@ -66,8 +66,9 @@ def serve(db: Path, use_http: bool, host: str, port: int, token: str | None) -> 
 @cli.command()
 @db_option
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["auto", "otlp", "mlflow", "langfuse"]), default="auto",
-              show_default=True, help="Input format; auto sniffs each file.")
+@click.option("--format", "fmt", type=click.Choice(["auto", "otlp", "mlflow", "langfuse", "otel-python", "otel-js",
+                                                    "phoenix"]), default="auto",
+              show_default=True, help="Input format; auto sniffs each file (gzipped .gz files too).")
 @click.option("--from-mlflow", "tracking_uri", default=None,
               help="Read live traces from an MLflow tracking URI (e.g. sqlite:///mlflow.db or http://host:5000).")
 @click.option("--experiment", default=None, help="With --from-mlflow: experiment name or id (default: all).")
