@@ -229,10 +229,10 @@ ERRORS = [
      "Operator '>' does not apply to text field 'tags.model'. Use =, !=, IN, LIKE or ILIKE.\n"
      "  tags.model > 'x'\n"
      "             ^"),
-    ("attributes.status LIKE 'O%'",
-     "Operator 'LIKE' does not apply to enum field 'attributes.status'. Use =, !=, IN or NOT IN.\n"
-     "  attributes.status LIKE 'O%'\n"
-     "                    ^^^^"),
+    ("attributes.status > 'O'",
+     "Operator '>' does not apply to enum field 'attributes.status'. Use =, !=, IN or NOT IN.\n"
+     "  attributes.status > 'O'\n"
+     "                    ^"),
     ("attributes.execution_time_ms NOT LIKE '1%'",
      "Operator 'NOT LIKE' does not apply to number field 'attributes.execution_time_ms'. "
      "Use =, !=, <, <=, >, >= or IN.\n"

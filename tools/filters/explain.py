@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from tools.filters.fields import ENGLISH_BY_KIND, OPERATORS, Family, Kind
+from tools.span_types import stored_names, synonyms_of
 from tools.filters.nodes import UNIT_WORDS, And, Comparison, Expr, Not, Or, RelativeTime, SpanExists
 
 __all__ = ["explain", "format_ms"]
@@ -55,7 +56,19 @@ def _comparison(c: Comparison, in_span: bool) -> str:
     if in_span and c.op == "=":
         template = "{s} {v}"     # "one span has type TOOL and status ERROR"
     bare = in_span and kind is Kind.ENUM
-    return template.format(s=_subject(c), v=_value(c.value, kind, bare))
+    return template.format(s=_subject(c), v=_value(c.value, kind, bare)) + _synonyms(c)
+
+
+def _synonyms(c: Comparison) -> str:
+    """Say which other names a span type matched where a store can hold several (LLM and
+    CHAT_MODEL; tools.span_types), so a CHAT_MODEL filter matching OpenInference LLM spans is no
+    surprise."""
+    if c.field.spec.name != "span.type" or c.op not in ("=", "!=", "IN", "NOT IN"):
+        return ""
+    values = c.value if isinstance(c.value, tuple) else (c.value,)
+    notes = [f"{', '.join(names[:3])} {'is a synonym' if len(names) == 1 else 'are synonyms'} of {v}"
+             for v in values if len(stored_names(str(v))) > 1 and (names := synonyms_of(str(v)))]
+    return f" ({'; '.join(notes)})" if notes else ""
 
 
 def _subject(c: Comparison) -> str:

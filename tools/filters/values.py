@@ -16,9 +16,11 @@ from tools.filters import fields as F
 from tools.errors import FilterError
 from tools.filters.fields import Kind, ResolvedField
 from tools.filters.nodes import Scalar
+from tools.span_types import canonical_span_type
 
 __all__ = ["Lit", "coerce", "parse_timestamp"]
 
+_PATTERN_OPS = frozenset({"LIKE", "NOT LIKE", "ILIKE", "NOT ILIKE"})
 _NUMERIC = re.compile(r"\s*-?(\d+(\.\d*)?|\.\d+)\s*\Z")
 #: fail(reason, position, length, hint) -> FilterError, supplied by the parser (it owns the text).
 Fail = Callable[..., FilterError]
@@ -68,6 +70,10 @@ def coerce(fail: Fail, field: ResolvedField, op: str, lit: Lit) -> Scalar:
                   f"or now() - 7d; got {lit.text}.")
     if kind is Kind.ENUM:
         given = lit.text if lit.kind != "str" else str(lit.value)
+        if op in _PATTERN_OPS:  # MLflow allows LIKE / ILIKE on status and span type: a pattern, not a value
+            return given
+        if field.spec.name == "span.type" and (canonical := canonical_span_type(given)):
+            return canonical  # 'CHAT_MODEL', 'GENERATION', 'chat' -> 'LLM' (tools.span_types)
         for v in field.spec.values:
             if v.upper() == given.strip().upper():
                 return v
