@@ -172,8 +172,10 @@ FIELDS: tuple[FieldSpec, ...] = (
           "attributes.timestamp_ms > now() - 7d", aliases=("timestamp", "request_time"), sortable=True,
           label="timestamp"),
     _attr("execution_time_ms", N, "End-to-end latency in milliseconds.",
-          "attributes.execution_time_ms > 2000", aliases=("execution_duration_ms", "duration_ms"),
+          "attributes.execution_time_ms > 2000", aliases=("execution_duration_ms", "duration_ms", "execution_time", "execution_duration"),
           sortable=True),
+    _attr("end_time_ms", TS, "End time: timestamp_ms + execution_time_ms, same forms as timestamp_ms.",
+          "attributes.end_time_ms < now() - 1h", column=None, label="end time"),
     _attr("status", E, "Trace outcome.", "attributes.status = 'ERROR'", aliases=("state",),
           values=("OK", "ERROR", "IN_PROGRESS"), sortable=True),
     _attr("name", T, "Trace (root span) name.", "attributes.name = 'chat'", sortable=True),
@@ -232,6 +234,20 @@ BY_NAME: dict[str, FieldSpec] = {f.name: f for f in FIELDS}
 ATTRIBUTE_PREFIXES = ("attributes", "attribute", "attr", "trace")
 #: Tag keys that are really the trace id (MLflow users filter by id this way).
 TRACE_ID_TAGS = frozenset({"mlflow.traceId"})
+#: MLflow tag and metadata keys that every dialect stores as a trace column: a filter on them reads
+#: the column, so ``tags.`mlflow.traceName``` finds Langfuse and OTLP traces too, not only MLflow's.
+KEY_FIELDS: dict[tuple[Family, str], str] = {
+    (Family.TAG, "mlflow.traceId"): "attributes.trace_id",
+    (Family.TAG, "mlflow.traceName"): "attributes.name",
+    (Family.METADATA, "mlflow.traceName"): "attributes.name",
+    (Family.METADATA, "mlflow.trace.session"): "attributes.session_id",
+    (Family.METADATA, "mlflow.trace.user"): "attributes.user_id",
+}
+#: Short metadata keys MLflow accepts for its long ones (``metadata.run_id`` is the run a trace
+#: was logged under, stored as ``mlflow.sourceRun``).
+METADATA_KEYS: dict[str, str] = {"run_id": "mlflow.sourceRun", "client_request_id": "mlflow.clientRequestId"}
+#: Trace attribute names MLflow has that live in metadata here.
+ATTRIBUTE_METADATA: dict[str, str] = {"run_id": "mlflow.sourceRun", "client_request_id": "mlflow.clientRequestId"}
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
@@ -283,7 +299,20 @@ def _spellings() -> dict[str, tuple[FieldSpec, bool]]:
     return out
 
 
-SPELLINGS = _spellings()
+#: A stand-in spec marking spellings (``attributes.run_id``, ``trace.client_request_id``) that
+#: resolve to a metadata key (``ATTRIBUTE_METADATA``).
+_RUN_ID_ALIAS = FieldSpec("attributes.run_id", Kind.TEXT, Family.METADATA, "MLflow run the trace was logged under.",
+                          "attributes.run_id = '<run id>'", "run id")
+
+
+def _with_metadata_attributes(spellings: dict[str, tuple[FieldSpec, bool]]) -> dict[str, tuple[FieldSpec, bool]]:
+    for name in ATTRIBUTE_METADATA:
+        for prefix in ("", *(p + "." for p in ATTRIBUTE_PREFIXES)):
+            spellings.setdefault(prefix + name, (_RUN_ID_ALIAS, False))
+    return spellings
+
+
+SPELLINGS = _with_metadata_attributes(_spellings())
 
 
 def lookup(segments: list[str]) -> ResolvedField | FieldSpec | None:
@@ -299,13 +328,18 @@ def lookup(segments: list[str]) -> ResolvedField | FieldSpec | None:
         if hit is None:
             continue
         spec, needs_key = hit
+        if spec is _RUN_ID_ALIAS:
+            return ResolvedField(BY_NAME["metadata.<key>"], ATTRIBUTE_METADATA[low[cut - 1]]) \
+                if cut == len(segments) else None
         if not needs_key:
             return ResolvedField(spec) if cut == len(segments) else None
         if cut == len(segments):
             return spec
         key = ".".join(segments[cut:])
-        if spec.family is Family.TAG and key in TRACE_ID_TAGS:
-            return ResolvedField(BY_NAME["attributes.trace_id"])
+        if (spec.family, key) in KEY_FIELDS:
+            return ResolvedField(BY_NAME[KEY_FIELDS[spec.family, key]])
+        if spec.family is Family.METADATA:
+            key = METADATA_KEYS.get(key, key)
         return ResolvedField(spec, key)
     return None
 
@@ -333,10 +367,10 @@ def describe_grammar() -> str:
     spans = ", ".join(short(f) for f in FIELDS if f.family is Family.SPAN)
     return (
         "Empty = all traces; MLflow search_traces filters work as-is.\n"
-        f"attributes.<name> (or bare <name>): {attrs}. "
+        f"attributes.<name> (or bare): {attrs}. "
         "text (request or response), tags.<key>, metadata.<key>, labels.<criterion>, "
         "scores.<judge> ('pass'|'fail'|'unknown' or number). "
-        f"span.<name>: {spans}, attributes.<key>; AND-ed span conditions hold on one span.\n"
+        f"span.<name>: {spans}, attributes.<key>; AND-ed span tests hold on one span.\n"
         "Ops: = != < <= > >= IN (..) NOT IN LIKE ILIKE CONTAINS IS [NOT] NULL; AND OR NOT ( ). "
         "Quote text; dotted keys in backticks: tags.`mlflow.user`. "
         "Time: epoch ms, '2026-11-16T10:00Z', now() - 7d (ms s m h d w).\n"

@@ -60,6 +60,7 @@ LIST_TEMPLATES: dict[str, str] = {
 COMPUTED: dict[str, str] = {
     "attributes.total_tokens": "(coalesce({a}.input_tokens, 0) + coalesce({a}.output_tokens, 0))",
     "span.duration_ms": "((s.end_time_ns - s.start_time_ns) / 1e6)",
+    "attributes.end_time_ms": "({a}.timestamp_ms + coalesce({a}.execution_time_ms, 0))",
 }
 _RESERVED = {"s", "g", "l", "sc"}
 #: Equality on span.type becomes set membership over the type's stored names.
