@@ -217,14 +217,14 @@ ERRORS = [
      "  ^^^^^^^^^^^^^^^^^\n"
      "Fields: attributes.input_tokens, attributes.name, attributes.request, attributes.response, "
      "attributes.source, attributes.status, attributes.timestamp_ms, attributes.total_tokens, "
-     "attributes.trace_id, span.status (and 27 more)."),
+     "attributes.trace_id, span.status (and 28 more)."),
     ("tgas.environment = 'production'",
      "Unknown field 'tgas.environment' at position 0. Did you mean 'tags.environment'?\n"
      "  tgas.environment = 'production'\n"
      "  ^^^^^^^^^^^^^^^^\n"
      "Fields: attributes.end_time_ms, attributes.environment, attributes.error_count, "
-     "attributes.execution_time_ms, attributes.name, attributes.response, attributes.session_id, "
-     "labels.<criterion>, span.name, tags.<key> (and 27 more)."),
+     "attributes.execution_time_ms, attributes.name, attributes.response, labels.<criterion>, "
+     "span.content, span.name, tags.<key> (and 28 more)."),
     ("tags.model > 'x'",
      "Operator '>' does not apply to text field 'tags.model'. Use =, !=, IN, LIKE or ILIKE.\n"
      "  tags.model > 'x'\n"

@@ -68,6 +68,7 @@ OPERATORS: dict[str, Operator] = {op.symbol: op for op in (
     Operator("NOT LIKE", "value", "{s} does not match {v}"),
     Operator("ILIKE", "value", "{s} matches {v} ignoring case"),
     Operator("NOT ILIKE", "value", "{s} does not match {v} ignoring case"),
+    Operator("RLIKE", "value", "{s} matches the regular expression {v}"),
     Operator("CONTAINS", "value", "{s} contains {v}"),
     Operator("IS NULL", "none", "{s} is not set"),
     Operator("IS NOT NULL", "none", "{s} is set"),
@@ -89,7 +90,7 @@ ENGLISH_BY_KIND: dict[tuple[Kind, str], str] = {
 }
 
 _NULLS = ("IS NULL", "IS NOT NULL")
-_TEXT_OPS = ("=", "!=", "IN", "NOT IN", "LIKE", "NOT LIKE", "ILIKE", "NOT ILIKE", "CONTAINS", *_NULLS)
+_TEXT_OPS = ("=", "!=", "IN", "NOT IN", "LIKE", "NOT LIKE", "ILIKE", "NOT ILIKE", "RLIKE", "CONTAINS", *_NULLS)
 _ORDER_OPS = ("=", "!=", "<", "<=", ">", ">=", "IN", "NOT IN", *_NULLS)
 
 #: (operators a kind accepts, the short list an error suggests).
@@ -97,7 +98,7 @@ KIND_OPERATORS: dict[Kind, tuple[tuple[str, ...], tuple[str, ...]]] = {
     Kind.TEXT: (_TEXT_OPS, ("=", "!=", "IN", "LIKE", "ILIKE")),
     Kind.NUMBER: (_ORDER_OPS, ("=", "!=", "<", "<=", ">", ">=", "IN")),
     Kind.TIMESTAMP: (_ORDER_OPS, ("=", "<", "<=", ">", ">=")),
-    Kind.ENUM: (("=", "!=", "IN", "NOT IN", "LIKE", "NOT LIKE", "ILIKE", "NOT ILIKE", *_NULLS),
+    Kind.ENUM: (("=", "!=", "IN", "NOT IN", "LIKE", "NOT LIKE", "ILIKE", "NOT ILIKE", "RLIKE", *_NULLS),
                 ("=", "!=", "IN", "NOT IN")),
     Kind.LIST: (("=", "!=", "IN", "NOT IN", "CONTAINS", *_NULLS), ("=", "!=", "IN", "NOT IN", "IS NULL")),
     Kind.JSON_KEY: (tuple(dict.fromkeys(_TEXT_OPS + _ORDER_OPS)), ("=", "!=", "<", ">", "IN", "LIKE", "IS NULL")),
@@ -221,6 +222,8 @@ FIELDS: tuple[FieldSpec, ...] = (
     _span("duration_ms", N, "Span duration in milliseconds.", "span.duration_ms > 1000", column=None),
     _span("input_tokens", N, "Span prompt tokens.", "span.input_tokens > 1000"),
     _span("output_tokens", N, "Span completion tokens.", "span.output_tokens > 500"),
+    _span("content", T, "A span's name, inputs, outputs and attributes as text (MLflow's span.content; "
+          "trace.text means any span's content).", "span.content ILIKE '%refund%'", column=None),
     _span("inputs", T, "Span inputs, JSON or text.", "span.inputs CONTAINS 'invoice'"),
     _span("outputs", T, "Span outputs, JSON or text.", "span.outputs CONTAINS 'error'"),
     FieldSpec("span.attributes.<key>", Kind.JSON_KEY, Family.SPAN_ATTRIBUTE, "A raw span attribute.",
@@ -306,6 +309,8 @@ _RUN_ID_ALIAS = FieldSpec("attributes.run_id", Kind.TEXT, Family.METADATA, "MLfl
 
 
 def _with_metadata_attributes(spellings: dict[str, tuple[FieldSpec, bool]]) -> dict[str, tuple[FieldSpec, bool]]:
+    for prefix in ATTRIBUTE_PREFIXES:  # MLflow's trace.text: any span's content (the root's holds request/response)
+        spellings.setdefault(f"{prefix}.text", (BY_NAME["span.content"], False))
     for name in ATTRIBUTE_METADATA:
         for prefix in ("", *(p + "." for p in ATTRIBUTE_PREFIXES)):
             spellings.setdefault(prefix + name, (_RUN_ID_ALIAS, False))
@@ -366,12 +371,12 @@ def describe_grammar() -> str:
     attrs = ", ".join(short(f) for f in FIELDS if f.family is Family.ATTRIBUTE)
     spans = ", ".join(short(f) for f in FIELDS if f.family is Family.SPAN)
     return (
-        "Empty = all traces; MLflow search_traces filters work as-is.\n"
+        "Empty = all traces; MLflow filters work as-is.\n"
         f"attributes.<name> (or bare): {attrs}. "
         "text (request or response), tags.<key>, metadata.<key>, labels.<criterion>, "
         "scores.<judge> ('pass'|'fail'|'unknown' or number). "
         f"span.<name>: {spans}, attributes.<key>; AND-ed span tests hold on one span.\n"
-        "Ops: = != < <= > >= IN (..) NOT IN LIKE ILIKE CONTAINS IS [NOT] NULL; AND OR NOT ( ). "
+        "Ops: = != < <= > >= IN (..) NOT IN LIKE ILIKE RLIKE CONTAINS IS [NOT] NULL; AND OR NOT ( ). "
         "Quote text; dotted keys in backticks: tags.`mlflow.user`. "
         "Time: epoch ms, '2026-11-16T10:00Z', now() - 7d (ms s m h d w).\n"
         "Examples:\n"

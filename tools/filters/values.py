@@ -20,7 +20,7 @@ from tools.span_types import canonical_span_type
 
 __all__ = ["Lit", "coerce", "parse_timestamp"]
 
-_PATTERN_OPS = frozenset({"LIKE", "NOT LIKE", "ILIKE", "NOT ILIKE"})
+_PATTERN_OPS = frozenset({"LIKE", "NOT LIKE", "ILIKE", "NOT ILIKE", "RLIKE"})
 _NUMERIC = re.compile(r"\s*-?(\d+(\.\d*)?|\.\d+)\s*\Z")
 #: fail(reason, position, length, hint) -> FilterError, supplied by the parser (it owns the text).
 Fail = Callable[..., FilterError]
@@ -40,6 +40,8 @@ def coerce(fail: Fail, field: ResolvedField, op: str, lit: Lit) -> Scalar:
     """Check ``lit`` against the field's kind and return the value the AST stores."""
     kind, name = field.kind, field.name
     ordering = op in ("<", "<=", ">", ">=")
+    if op == "RLIKE":
+        _check_regex(fail, lit)
 
     def bad(reason: str, hint: str | None = None) -> FilterError:
         example = f"Example: {field.spec.example}."
@@ -97,6 +99,15 @@ def coerce(fail: Fail, field: ResolvedField, op: str, lit: Lit) -> Scalar:
     if lit.kind == "num" and op in ("LIKE", "NOT LIKE", "ILIKE", "NOT ILIKE", "CONTAINS"):
         return lit.text
     return lit.value  # type: ignore[return-value]
+
+
+def _check_regex(fail: Fail, lit: Lit) -> None:
+    """RLIKE takes a regular expression: a broken one is an error here, not in the store."""
+    try:
+        re.compile(str(lit.value))
+    except re.error as exc:
+        raise fail(f"'{lit.value}' is not a regular expression ({exc.msg}).", lit.pos, len(lit.text),
+                   "Example: name RLIKE '^rag_.*'.") from None
 
 
 def _number(s: str) -> int | float:

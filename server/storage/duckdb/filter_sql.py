@@ -45,7 +45,7 @@ SQL_TEMPLATES: dict[str, str] = {
     ">": "{c} > {v}", ">=": "{c} >= {v}",
     "IN": "{c} IN ({v})", "NOT IN": "{c} NOT IN ({v})",
     "LIKE": "{c} LIKE {v}", "NOT LIKE": "{c} NOT LIKE {v}",
-    "ILIKE": "{c} ILIKE {v}", "NOT ILIKE": "{c} NOT ILIKE {v}",
+    "ILIKE": "{c} ILIKE {v}", "NOT ILIKE": "{c} NOT ILIKE {v}", "RLIKE": "regexp_matches({c}, {v})",
     "CONTAINS": "contains(lower({c}), lower({v}))",
     "IS NULL": "{c} IS NULL", "IS NOT NULL": "{c} IS NOT NULL",
 }
@@ -60,6 +60,7 @@ LIST_TEMPLATES: dict[str, str] = {
 COMPUTED: dict[str, str] = {
     "attributes.total_tokens": "(coalesce({a}.input_tokens, 0) + coalesce({a}.output_tokens, 0))",
     "span.duration_ms": "((s.end_time_ns - s.start_time_ns) / 1e6)",
+    "span.content": "concat_ws(' ', s.name, s.inputs, s.outputs, CAST(s.attributes AS VARCHAR))",
     "attributes.end_time_ms": "({a}.timestamp_ms + coalesce({a}.execution_time_ms, 0))",
 }
 _RESERVED = {"s", "g", "l", "sc"}
