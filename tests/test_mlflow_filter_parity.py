@@ -74,7 +74,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                agent("rag_agent", "How do I trace?", model_type="LLM", tool=None, retriever=True, user="ana"),
                agent("rag_agent", "What is a span?", model_type="LLM", tool="search_docs", session="sess-2")]
         with mlflow.start_run() as run:
-            ids.append(agent("run_agent", "Logged in a run", tool="calc"))
+            with mlflow.start_span("run_agent", span_type="AGENT") as span:
+                span.set_inputs({"question": "Logged in a run"})
+                mlflow.update_current_trace(client_request_id="req-42")
+                with mlflow.start_span("chat", span_type="CHAT_MODEL"):
+                    pass
+            ids.append(mlflow.get_last_active_trace_id())
             ids.append(agent("run_agent", "Also in the run", fail=True))
         mlflow.set_trace_tag(ids[0], "environment", "production")
         mlflow.set_trace_tag(ids[1], "environment", "staging")
@@ -150,6 +155,8 @@ PARITY = [
     "span.type LIKE 'RETR%'",
     "span.status = 'ERROR'",
     "span.type = 'TOOL' AND attributes.status = 'OK'",
+    "trace.client_request_id = 'req-42'",
+    "attributes.client_request_id = 'req-42'",
     "trace.text ILIKE '%Paris%'",
     "trace.text LIKE '%tracing guide%'",
     "span.content ILIKE '%paris%'",
