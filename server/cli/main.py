@@ -77,7 +77,8 @@ def serve(db: Path, use_http: bool, host: str, port: int, token: str | None) -> 
                    "1 reads in this process). Only loads of several files and 16 MiB or more use them.")
 def ingest(db: Path, paths: tuple[Path, ...], fmt: str, tracking_uri: str | None, experiment: str | None,
            workers: int | None) -> None:
-    """Load traces from files/folders (OTLP JSON or protobuf, MLflow JSON, Langfuse) or an MLflow server.
+    """Load traces from files/folders (OTLP JSON or protobuf, MLflow JSON, Langfuse, OTel Python/JS span dumps,
+    Phoenix span exports; gzipped too) or an MLflow server.
 
     Re-ingesting a trace replaces it. Bad files or traces are reported and skipped; the rest load.
 

@@ -76,7 +76,7 @@ def describe_store(store: TraceStore, *, sql_tables: list[str]) -> DescribeStore
              "tag_trace(trace_ids=[...], key='eval_candidate', value='error_case') to curate"]
     if s["trace_count"] == 0:
         steps = ["The store is empty: load traces with `tracesieve ingest PATH` (OTLP JSON/protobuf, MLflow, "
-                 "Langfuse) or `tracesieve demo` for sample data."]
+                 "Langfuse, OTel SDK span dumps, Phoenix; .gz too) or `tracesieve demo` for sample data."]
     return DescribeStoreResult(
         trace_count=s["trace_count"], span_count=s["span_count"],
         first_trace_time=iso_ms(s["first_timestamp_ms"]), last_trace_time=iso_ms(s["last_timestamp_ms"]),
