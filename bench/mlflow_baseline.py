@@ -216,5 +216,6 @@ def _by_type(spans: list[Any]) -> dict[str, tuple[int, float]]:
     durations: dict[str, list[float]] = defaultdict(list)
     for s in spans:
         # named as tracesieve stores them (one name per kind: MLflow's CHAT_MODEL is LLM; tools.span_types)
-        durations[canonical_span_type(str(s.span_type)) or str(s.span_type)].append((s.end_time_ns - s.start_time_ns) / 1e9)
+        name = canonical_span_type(str(s.span_type)) or str(s.span_type)
+        durations[name].append((s.end_time_ns - s.start_time_ns) / 1e9)
     return {k: (len(v), sum(v)) for k, v in durations.items()}

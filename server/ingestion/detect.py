@@ -15,7 +15,8 @@ from typing import Any, Iterable, Iterator, Literal
 from server.ingestion.json_text import replace_lone_surrogates
 from tools.errors import IngestError
 
-__all__ = ["Document", "PROTOBUF_SUFFIXES", "SHAPES", "diagnose", "document_items", "is_attribute_map", "looks_like_protobuf", "read_documents", "sniff"]
+__all__ = ["Document", "PROTOBUF_SUFFIXES", "SHAPES", "diagnose", "document_items", "is_attribute_map",
+           "looks_like_protobuf", "read_documents", "sniff"]
 
 Kind = Literal["otlp", "mlflow", "langfuse", "otel-python", "otel-js", "phoenix"]
 PROTOBUF_SUFFIXES = frozenset({".pb", ".binpb", ".otlp"})

@@ -14,7 +14,8 @@ from typing import Any, Iterable, Iterator
 
 from server.ingestion.assemble import (TraceProblem, build_trace, make_span, time_ms, time_ns, trace_or_error,
                                       verdict_and_score)
-from server.ingestion.attributes import Usage, as_int, as_text, maybe_json, usage_from_details
+from server.ingestion.attributes import as_int, as_text, maybe_json
+from server.ingestion.usage import Usage, usage_from_details
 from server.ingestion.detect import Document, document_items
 from tools.errors import IngestError
 from tools.models import Label, Score, Span, Trace

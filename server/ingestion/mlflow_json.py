@@ -78,7 +78,8 @@ def trace_from_mlflow_dict(doc: dict) -> Trace:
         input_tokens=as_int(usage.get("input_tokens")), output_tokens=as_int(usage.get("output_tokens")),
         metadata={**metadata, **({"experiment_id": str(experiment)} if experiment is not None else {}),
                   # TraceInfo.client_request_id, kept where trace.client_request_id filters find it
-                  **({"mlflow.clientRequestId": str(info["client_request_id"])} if info.get("client_request_id") else {})},
+                  **({"mlflow.clientRequestId": str(info["client_request_id"])}
+                     if info.get("client_request_id") else {})},
         tags=tags, labels=labels, scores=scores)
 
 

@@ -84,4 +84,5 @@ def describe_store(store: TraceStore, *, sql_tables: list[str]) -> DescribeStore
         prompt_versions=_counts(s["prompt_versions"]), sources=_counts(s["sources"]),
         span_types=_row_counts(s["span_types"], "spans"), tools=_row_counts(s["tools"], "spans"),
         tag_keys=[TagKeySummary(**t) for t in s["tag_keys"]],
-        label_criteria=_row_counts(s["label_criteria"], "labels"), judges=_row_counts(s["judges"], "scores"), filter_fields=examples, sql_tables=sql_tables, next_steps=steps)
+        label_criteria=_row_counts(s["label_criteria"], "labels"), judges=_row_counts(s["judges"], "scores"),
+        filter_fields=examples, sql_tables=sql_tables, next_steps=steps)
