@@ -24,6 +24,7 @@ from typing import Any
 from bench.datagen import Dataset
 from bench.measure import Timing, measure
 from bench.workloads import DAY_MS, PAGE, PAGES, search_questions
+from tools.span_types import canonical_span_type
 
 EXPERIMENT = "bench"
 
@@ -214,5 +215,7 @@ class MlflowSide:
 def _by_type(spans: list[Any]) -> dict[str, tuple[int, float]]:
     durations: dict[str, list[float]] = defaultdict(list)
     for s in spans:
-        durations[str(s.span_type)].append((s.end_time_ns - s.start_time_ns) / 1e9)
+        # named as tracesieve stores them (one name per kind: MLflow's CHAT_MODEL is LLM; tools.span_types)
+        name = canonical_span_type(str(s.span_type)) or str(s.span_type)
+        durations[name].append((s.end_time_ns - s.start_time_ns) / 1e9)
     return {k: (len(v), sum(v)) for k, v in durations.items()}

@@ -217,22 +217,22 @@ ERRORS = [
      "  ^^^^^^^^^^^^^^^^^\n"
      "Fields: attributes.input_tokens, attributes.name, attributes.request, attributes.response, "
      "attributes.source, attributes.status, attributes.timestamp_ms, attributes.total_tokens, "
-     "attributes.trace_id, span.status (and 26 more)."),
+     "attributes.trace_id, span.status (and 28 more)."),
     ("tgas.environment = 'production'",
      "Unknown field 'tgas.environment' at position 0. Did you mean 'tags.environment'?\n"
      "  tgas.environment = 'production'\n"
      "  ^^^^^^^^^^^^^^^^\n"
-     "Fields: attributes.environment, attributes.error_count, attributes.execution_time_ms, "
-     "attributes.name, attributes.response, attributes.session_id, attributes.span_count, "
-     "labels.<criterion>, span.name, tags.<key> (and 26 more)."),
+     "Fields: attributes.end_time_ms, attributes.environment, attributes.error_count, "
+     "attributes.execution_time_ms, attributes.name, attributes.response, labels.<criterion>, "
+     "span.content, span.name, tags.<key> (and 28 more)."),
     ("tags.model > 'x'",
      "Operator '>' does not apply to text field 'tags.model'. Use =, !=, IN, LIKE or ILIKE.\n"
      "  tags.model > 'x'\n"
      "             ^"),
-    ("attributes.status LIKE 'O%'",
-     "Operator 'LIKE' does not apply to enum field 'attributes.status'. Use =, !=, IN or NOT IN.\n"
-     "  attributes.status LIKE 'O%'\n"
-     "                    ^^^^"),
+    ("attributes.status > 'O'",
+     "Operator '>' does not apply to enum field 'attributes.status'. Use =, !=, IN or NOT IN.\n"
+     "  attributes.status > 'O'\n"
+     "                    ^"),
     ("attributes.execution_time_ms NOT LIKE '1%'",
      "Operator 'NOT LIKE' does not apply to number field 'attributes.execution_time_ms'. "
      "Use =, !=, <, <=, >, >= or IN.\n"

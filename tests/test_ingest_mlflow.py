@@ -108,7 +108,7 @@ def check_ok_trace(trace: Trace, mlflow_store: Store) -> None:
     assert trace.name == "weather_agent" and trace.status == "OK"
     spans = {span.name: span for span in trace.spans}
     assert {name: span.span_type for name, span in spans.items()} == {
-        "weather_agent": "AGENT", "chat gpt-4o": "CHAT_MODEL", "get_weather": "TOOL"}
+        "weather_agent": "AGENT", "chat gpt-4o": "LLM", "get_weather": "TOOL"}
     assert all(len(span.span_id) == 16 and int(span.span_id, 16) >= 0 for span in trace.spans)
     assert spans["chat gpt-4o"].parent_span_id == spans["weather_agent"].span_id
     assert (spans["chat gpt-4o"].input_tokens, spans["chat gpt-4o"].output_tokens) == (12, 8)
@@ -202,7 +202,7 @@ def test_an_mlflow_2x_trace_with_hex_ids_and_request_metadata() -> None:
     assert spans["rag_pipeline"].span_id == "5e6f7a8b9c0d1e2f" and spans["rag_pipeline"].parent_span_id is None
     assert spans["retrieve_docs"].parent_span_id == "5e6f7a8b9c0d1e2f"
     assert [spans[n].span_type for n in ("rag_pipeline", "retrieve_docs", "ChatOpenAI")] == [
-        "CHAIN", "RETRIEVER", "CHAT_MODEL"]
+        "CHAIN", "RETRIEVER", "LLM"]  # MLflow's CHAT_MODEL is stored under the one name for model calls
     chat = spans["ChatOpenAI"]
     assert chat.status == "ERROR" and chat.status_message == "Rate limit reached for gpt-4o-mini"
     assert (trace.input_tokens, trace.output_tokens) == (42, 0)

@@ -56,8 +56,8 @@ def test_the_otlp_example_gets_lowercase_ids_and_nanosecond_times() -> None:
 # --- bare attribute maps (OpenInference / GenAI fixtures) ---------------------------------------
 
 @pytest.mark.parametrize("name, span_type", [
-    ("otel_genai_client_span_tool_calls.json", "CHAT_MODEL"),
-    ("otel_genai_deprecated_client_span_tool_calls.json", "CHAT_MODEL"),
+    ("otel_genai_client_span_tool_calls.json", "LLM"),
+    ("otel_genai_deprecated_client_span_tool_calls.json", "LLM"),
     ("openinference_client_span_tool_calls.json", "LLM"),
     ("openinference_client_span_input_output_only.json", "LLM"),
 ])
@@ -120,7 +120,7 @@ def test_base64_ids_string_enums_and_string_ints_are_normalised() -> None:
     assert trace.source_id == "CvdlGRbNQ92ESOshHIAxnA=="
     assert (agent.span_id, chat.parent_span_id) == ("b7ad6b7169203331", "b7ad6b7169203331")
     assert chat.span_id == "00f067aa0ba902b7" and tool.span_id == "1111111111111111"
-    assert (agent.span_type, chat.span_type, tool.span_type) == ("AGENT", "CHAT_MODEL", "TOOL")
+    assert (agent.span_type, chat.span_type, tool.span_type) == ("AGENT", "LLM", "TOOL")
     assert agent.attributes["otel.span.kind"] == "INTERNAL" and chat.attributes["otel.span.kind"] == "CLIENT"
     assert agent.status == "ERROR" and agent.status_message == "tool failed"  # "STATUS_CODE_ERROR"
     assert chat.status == "OK"  # "STATUS_CODE_OK"

@@ -88,7 +88,7 @@ def test_sdk_output_maps_types_tokens_and_status(kind: str, exports: dict[str, P
     by_name = {}
     for span in trace.spans:
         by_name.setdefault(span.name, []).append(span)
-    assert [s.span_type for s in by_name["chat gpt-4o"]] == ["CHAT_MODEL", "CHAT_MODEL"]
+    assert [s.span_type for s in by_name["chat gpt-4o"]] == ["LLM", "LLM"]
     assert by_name["invoke_agent weather"][0].span_type == "AGENT"
     (tool,) = by_name["execute_tool get_weather"]
     assert (tool.span_type, tool.tool_name) == ("TOOL", "get_weather")

@@ -8,15 +8,23 @@ would quote and cut it with an explicit marker.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 _TEXT_KEYS = ("content", "text", "query", "question", "input", "prompt", "message", "answer", "output",
               "response", "result")
 
 
+#: The first text value in JSON that does not parse (a head cut off mid-document, as search rows
+#: and queue items carry): ``"content": "…"`` or ``"text": "…"``, the string read up to its end.
+_TEXT_VALUE = re.compile(r'"(?:content|text|query|question|prompt)"\s*:\s*"((?:[^"\\]|\\.)*)("?)')
+
+
 def _text_of(value: Any, *, prefer_last_user: bool) -> str | None:
     if isinstance(value, str):
         return value
+    if isinstance(value, dict) and value.get("type") in ("tool_call", "function_call") and value.get("name"):
+        return f"[calls {value['name']}]"  # a model turn that only calls a tool: say so, not its JSON
     if isinstance(value, list):
         messages = [m for m in value if isinstance(m, dict) and "role" in m]
         if messages:
@@ -50,9 +58,21 @@ def preview(raw: str | None, *, chars: int = 160, is_request: bool = True) -> st
         try:
             text = _text_of(json.loads(raw), prefer_last_user=is_request)
         except ValueError:
-            text = None
+            text = _text_in_broken_json(raw)
     text = " ".join((text if text is not None else raw).split())
     return text if len(text) <= chars else text[: chars - 1] + "…"
+
+
+def _text_in_broken_json(raw: str) -> str | None:
+    """The first text value of a JSON document cut off mid-way (its closing quote may be gone)."""
+    match = _TEXT_VALUE.search(raw)
+    if match is None:
+        return None
+    body = match.group(1)
+    try:
+        return json.loads(f'"{body}"')
+    except ValueError:  # cut inside an escape: drop the partial escape
+        return json.loads(f'"{body.rsplit(chr(92), 1)[0]}"') if chr(92) in body else body
 
 
 def cut(text: str, limit: int, *, hint: str) -> tuple[str, bool]:

@@ -50,9 +50,10 @@ def dataset() -> None:
 @click.option("--new-version", is_flag=True, help="Allow a new version with a different definition under NAME.")
 @click.option("--collapse-near-duplicates", is_flag=True, help="Fold near-identical requests into one record.")
 @click.option("--no-labels", is_flag=True, help="Do not copy human labels into expectations.")
+@click.option("--skip-empty", is_flag=True, help="Leave out records whose inputs or outputs are empty.")
 def build_cmd(db: Path, name: str, tags: tuple[str, ...], filter_: str | None, n: int | None, seed: int,
               stratify_by: tuple[str, ...], allocation: str, no_redact: bool, description: str | None,
-              new_version: bool, collapse_near_duplicates: bool, no_labels: bool) -> None:
+              new_version: bool, collapse_near_duplicates: bool, no_labels: bool, skip_empty: bool) -> None:
     """Build (or find unchanged) a dataset version from tagged traces.
 
     Example:
@@ -66,7 +67,7 @@ def build_cmd(db: Path, name: str, tags: tuple[str, ...], filter_: str | None, n
         inp = builder.BuildDatasetInput(
             name=name, tags=list(tags) or None, filter=filter_, sample=sample, redact=not no_redact,
             description=description, new_version=new_version, collapse_near_duplicates=collapse_near_duplicates,
-            expectations_from_labels=not no_labels)
+            expectations_from_labels=not no_labels, skip_empty=skip_empty)
         echo_result(builder.build_dataset_from_tags(_store(db), inp, now_ms=now_ms()))
 
 

@@ -82,8 +82,9 @@ def serve(db: StoreUrl, use_http: bool, host: str, port: int, token: str | None,
 @cli.command()
 @store_option
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(["auto", "otlp", "mlflow", "langfuse"]), default="auto",
-              show_default=True, help="Input format; auto sniffs each file.")
+@click.option("--format", "fmt", type=click.Choice(["auto", "otlp", "mlflow", "langfuse", "otel-python", "otel-js",
+                                                    "phoenix"]), default="auto",
+              show_default=True, help="Input format; auto sniffs each file (gzipped .gz files too).")
 @click.option("--from-mlflow", "tracking_uri", default=None,
               help="Read live traces from an MLflow tracking URI (e.g. sqlite:///mlflow.db or http://host:5000).")
 @click.option("--experiment", default=None, help="With --from-mlflow: experiment name or id (default: all).")
@@ -92,7 +93,8 @@ def serve(db: StoreUrl, use_http: bool, host: str, port: int, token: str | None,
                    "1 reads in this process). Only loads of several files and 16 MiB or more use them.")
 def ingest(db: StoreUrl, paths: tuple[Path, ...], fmt: str, tracking_uri: str | None, experiment: str | None,
            workers: int | None) -> None:
-    """Load traces from files/folders (OTLP JSON or protobuf, MLflow JSON, Langfuse) or an MLflow server.
+    """Load traces from files/folders (OTLP JSON or protobuf, MLflow JSON, Langfuse, OTel Python/JS span dumps,
+    Phoenix span exports; gzipped too) or an MLflow server.
 
     Re-ingesting a trace replaces it. Bad files or traces are reported and skipped; the rest load.
 

@@ -7,20 +7,25 @@ malformed record never stops the good ones in the same batch from loading.
 
 from __future__ import annotations
 
+import gzip
+import zlib
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Literal
 
-from server.ingestion.detect import Document, looks_like_protobuf, read_documents, sniff
+from server.ingestion.detect import Document, diagnose, looks_like_protobuf, read_documents, sniff
 from server.ingestion.langfuse import read_langfuse_documents
 from server.ingestion.mlflow_json import read_mlflow_documents
 from server.ingestion.mlflow_live import read_mlflow_tracking
+from server.ingestion.otel_js import read_otel_js_documents
+from server.ingestion.otel_python import read_otel_python_documents
 from server.ingestion.otlp import read_otlp_documents, read_otlp_protobuf
+from server.ingestion.phoenix import read_phoenix_documents
 from tools.errors import IngestError, InvalidInputError
 from tools.models import Trace
 
 __all__ = ["FORMATS", "Format", "read_mlflow_tracking", "read_path"]
 
-Format = Literal["auto", "otlp", "mlflow", "langfuse"]
+Format = Literal["auto", "otlp", "mlflow", "langfuse", "otel-python", "otel-js", "phoenix"]
 FORMATS: tuple[str, ...] = Format.__args__  # type: ignore[attr-defined]
 
 _Reader = Callable[[Iterable[Document | IngestError], Path], Iterator[Trace | IngestError]]
@@ -28,9 +33,13 @@ _READERS: dict[str, _Reader] = {
     "otlp": read_otlp_documents,
     "mlflow": read_mlflow_documents,
     "langfuse": read_langfuse_documents,
+    "otel-python": read_otel_python_documents,
+    "otel-js": read_otel_js_documents,
+    "phoenix": read_phoenix_documents,
 }
 #: Files a directory walk skips: Langfuse's derived chat views, and the license and readme texts
 #: that sit beside exported data; hidden files too.
+_GZIP_MAGIC = b"\x1f\x8b"
 _SKIPPED_SUFFIXES = (".chatml.json", ".md")
 _SKIPPED_PREFIXES = ("LICENSE",)
 
@@ -81,7 +90,17 @@ def _read_file(path: Path, fmt: Format) -> Iterator[Trace | IngestError]:
     except OSError as exc:
         yield IngestError(f"cannot read the file ({exc.strerror}); check its permissions.", source=str(path))
         return
-    if fmt in ("auto", "otlp") and looks_like_protobuf(path, data[:64]):
+    if data[:2] == _GZIP_MAGIC:  # any format may be gzipped; the name without ".gz" still says protobuf
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as exc:
+            yield IngestError(f"a gzip file that cannot be decompressed ({exc}); check the download is complete "
+                              "or gunzip it to see what is wrong.", source=str(path))
+            return
+        path_for_kind = path.with_suffix("") if path.suffix.lower() == ".gz" else path
+    else:
+        path_for_kind = path
+    if fmt in ("auto", "otlp") and looks_like_protobuf(path_for_kind, data[:64]):
         yield from read_otlp_protobuf(data, path)
         return
     try:
@@ -100,9 +119,7 @@ def _read_file(path: Path, fmt: Format) -> Iterator[Trace | IngestError]:
             continue
         kind = sniff(doc.value)
         if kind is None:
-            yield IngestError("could not tell the trace format from the content (expected an OTLP export, an MLflow "
-                              "trace or a Langfuse {trace, observations} export); pass the format explicitly.",
-                              source=str(path), location=doc.location)
+            yield IngestError(diagnose(doc.value), source=str(path), location=doc.location)
             return
         yield from _READERS[kind](_chain(doc, docs), path)
         return

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from server.ingestion.attributes import map_attributes, trace_field
 from server.ingestion.checked_span import checked_span
+from server.ingestion.request_text import fill_request
 from tools.errors import IngestError
 from tools.models import MODEL_SPAN_TYPES, Span, Trace
 
@@ -222,6 +223,7 @@ def build_trace(trace_id: str, spans: list[Span], *, source: str, **given: Any) 
                 derived[name] = value
                 wanted.discard(name)
     fields = {**derived, **{key: value for key, value in given.items() if value is not None}}
+    fill_request(fields, spans, root)  # the user's words when neither the source nor the root states them
     if fields.get("timestamp_ms") is None:
         raise TraceProblem(f"trace '{trace_id}' has no spans and no start time; export it with its spans")
     trace = Trace(trace_id=trace_id, spans=spans, source=source, **fields)

@@ -19,6 +19,7 @@ from typing import Any, Mapping, NamedTuple
 
 from server.ingestion.json_text import loads
 from tools.models import SPAN_TYPES
+from tools.span_types import canonical_span_type
 
 __all__ = [
     "Attr", "Flat", "Sub", "SpanFields", "FIELD_KEYS", "GENAI_OPERATIONS", "LANGFUSE_TYPES",
@@ -91,7 +92,7 @@ FIELD_KEYS: dict[str, tuple[Key, ...]] = {
 #: Span type sources in precedence order: (key, value map). Values not in the map are taken as
 #: is when they name a canonical type; anything else ("SPAN", "chain" from LangSmith) falls through.
 GENAI_OPERATIONS: dict[str, str] = {
-    "chat": "CHAT_MODEL", "text_completion": "LLM", "generate_content": "LLM",
+    "chat": "LLM", "text_completion": "LLM", "generate_content": "LLM",
     "execute_tool": "TOOL", "retrieval": "RETRIEVER", "embeddings": "EMBEDDING",
     "invoke_agent": "AGENT", "create_agent": "AGENT", "invoke_workflow": "WORKFLOW",
 }
@@ -200,8 +201,9 @@ def _span_type(raw: Any, mapping: Mapping[str, str]) -> str | None:
     value = maybe_json(raw)  # MLflow double-encodes: '"AGENT"'
     if not isinstance(value, str) or not value:
         return None
-    mapped = mapping.get(value) or mapping.get(value.upper()) or mapping.get(value.lower()) or value.upper()
-    return mapped if mapped in _KNOWN_TYPES else None
+    mapped = mapping.get(value) or mapping.get(value.upper()) or mapping.get(value.lower()) or value
+    canonical = canonical_span_type(mapped)  # one name per kind: MLflow's CHAT_MODEL is stored as LLM
+    return canonical if canonical in _KNOWN_TYPES else None
 
 
 # --- value helpers ----------------------------------------------------------------------------

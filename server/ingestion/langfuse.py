@@ -15,6 +15,7 @@ from typing import Any, Iterable, Iterator
 from server.ingestion.assemble import (TraceProblem, build_trace, make_span, time_ms, time_ns, trace_or_error,
                                       verdict_and_score)
 from server.ingestion.attributes import as_int, as_text, maybe_json
+from server.ingestion.usage import Usage, usage_from_details
 from server.ingestion.detect import Document, document_items
 from tools.errors import IngestError
 from tools.models import Label, Score, Span, Trace
@@ -88,6 +89,10 @@ def _span(observation: dict) -> Span:
         if value is not None:
             attributes.setdefault(key, value)
     usage = _usage(observation)
+    for key, value in (("gen_ai.usage.reasoning.output_tokens", usage.reasoning_tokens),
+                       ("gen_ai.usage.cache_read.input_tokens", usage.cached_tokens)):
+        if value:  # the parts, under the GenAI names, so every dialect's spans answer one filter
+            attributes.setdefault(key, value)
     error = str(observation.get("level") or "").upper() == "ERROR"
     return make_span(
         span_id=str(span_id), parent_span_id=observation.get("parentObservationId") or None, name=name,
@@ -97,15 +102,21 @@ def _span(observation: dict) -> Span:
         inputs=as_text(observation.get("input")), outputs=as_text(observation.get("output")))
 
 
-def _usage(observation: dict) -> tuple[int | None, int | None]:
-    """Tokens from ``usageDetails`` (v3), ``usage`` (v2: input/output or promptTokens/completionTokens)."""
-    for holder in (observation.get("usageDetails"), observation.get("usage")):
+def _usage(observation: dict) -> Usage:
+    """Tokens from ``usageDetails`` (v3, reasoning and cached parts included in the totals) or
+    ``usage`` (v2: input/output or promptTokens/completionTokens)."""
+    details = observation.get("usageDetails")
+    if isinstance(details, dict) and details:
+        found = usage_from_details(details)
+        if (found.input_tokens, found.output_tokens) != (None, None):
+            return found
+    for holder in (details, observation.get("usage")):
         if isinstance(holder, dict) and holder:
-            found = (as_int(holder.get("input", holder.get("promptTokens"))),
-                     as_int(holder.get("output", holder.get("completionTokens"))))
-            if found != (None, None):
+            found = Usage(as_int(holder.get("input", holder.get("promptTokens"))),
+                          as_int(holder.get("output", holder.get("completionTokens"))), None, None)
+            if (found.input_tokens, found.output_tokens) != (None, None):
                 return found
-    return None, None
+    return Usage(None, None, None, None)
 
 
 def _prompt(observation: dict) -> str | None:

@@ -76,7 +76,10 @@ def trace_from_mlflow_dict(doc: dict) -> Trace:
         environment=tags.get("environment") or metadata.get("environment") or None,
         prompt_version=_prompt_version(tags, metadata),
         input_tokens=as_int(usage.get("input_tokens")), output_tokens=as_int(usage.get("output_tokens")),
-        metadata={**metadata, **({"experiment_id": str(experiment)} if experiment is not None else {})},
+        metadata={**metadata, **({"experiment_id": str(experiment)} if experiment is not None else {}),
+                  # TraceInfo.client_request_id, kept where trace.client_request_id filters find it
+                  **({"mlflow.clientRequestId": str(info["client_request_id"])}
+                     if info.get("client_request_id") else {})},
         tags=tags, labels=labels, scores=scores)
 
 

@@ -7,7 +7,7 @@ Files are only written to / read from ``<store folder>/exports/`` (see ``dataset
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from mcp.server import MCPServer
 from pydantic import Field
@@ -19,9 +19,10 @@ from server.storage.backend import Backend
 from tools import clock
 from tools.datasets import merge as dataset_merge, builder
 from tools.datasets import versions as dv
+from tools.datasets.empty_records import SkipEmpty
 from tools.datasets.models import (CollapseNear, CreateIfMissing, DatasetFilter, DatasetName, Description,
                                   ExportFormat, Expectations, FromLabels, MaxChars, NewVersion, Offset, PageLimit,
-                                  RecordIds, RecordsArg, Redact, SampleArg, TagSelectors, Version, VersionA, VersionB)
+                                  RecordIds, RecordsArg, Redact, TagSelectors, Version, VersionA, VersionB)
 
 
 # Shorter wordings of the tools' aliases for arguments that recur across these tools: a host pays for
@@ -38,6 +39,15 @@ ImportNewVersion = Annotated[bool, Field(
     description="Allow importing into a name that was built another way (e.g. from tags); makes a new version.")]
 
 
+#: ``sample`` is a plain object in the tool's schema, validated into ``SampleSpec`` by the input model:
+#: the nested schema cost ~240 tokens of definitions on every turn; this description lists every key.
+SampleObject = Annotated[dict[str, Any] | None, Field(description=(
+    "Sampling, e.g. {'n': 100, 'seed': 7, 'stratify_by': ['status', 'tool_path'], 'allocation': 'equal'}: n records "
+    "(required); seed (same seed, same sample); stratify_by up to 3 of status, model, environment, prompt_version, "
+    "tool_path, span_path, latency_tier, tag:<key>; allocation 'proportional' (default) or 'equal'. Omit to keep "
+    "every selected trace."))]
+
+
 def register(mcp: MCPServer, backend: Backend) -> None:
     """Add this feature's tools to ``mcp``."""
     ds = backend.require_features("datasets").datasets
@@ -45,21 +55,22 @@ def register(mcp: MCPServer, backend: Backend) -> None:
     @mcp.tool(annotations=VERSIONED_WRITE)
     @surface_errors
     def build_dataset_from_tags(name: DatasetName, tags: TagSelectors = None, filter: DatasetFilter = None,
-                                sample: SampleArg = None, redact: Redact = True, description: Description = None,
+                                sample: SampleObject = None, redact: Redact = True, description: Description = None,
                                 new_version: NewVersion = False, collapse_near_duplicates: CollapseNear = False,
-                                expectations_from_labels: FromLabels = True) -> builder.DatasetWriteResult:
+                                expectations_from_labels: FromLabels = True,
+                                skip_empty: SkipEmpty = False) -> builder.DatasetWriteResult:
         """Build a versioned eval dataset from tagged traces (and/or a filter): one record per trace with
         inputs (request), outputs (response), expectations (from labels), strata and selection probability.
 
         A trace with ANY of `tags` is selected; `filter` narrows (or alone selects); `sample` draws n, stratified
-        and seeded. PII is redacted by default. The same definition returns the existing version (created=false)
-        or, if the selection changed, version N+1; a different definition needs new_version=true.
+        and seeded. PII is redacted by default. The same definition returns the existing version (created=false) or, if the selection
+        changed, version N+1; a different definition needs new_version=true.
         Example: build_dataset_from_tags(name='error_cases', tags=['eval_candidate=error_case'])
         """
         return builder.build_dataset_from_tags(ds, builder.BuildDatasetInput(
             name=name, tags=tags, filter=filter, sample=sample, redact=redact, description=description,
             new_version=new_version, collapse_near_duplicates=collapse_near_duplicates,
-            expectations_from_labels=expectations_from_labels), now_ms=clock.now_ms())
+            expectations_from_labels=expectations_from_labels, skip_empty=skip_empty), now_ms=clock.now_ms())
 
     @mcp.tool(annotations=READ_ONLY)
     @surface_errors

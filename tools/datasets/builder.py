@@ -31,6 +31,7 @@ from tools.datasets.models import (BASE_DIMENSIONS, CollapseNear, DatasetFilter,
 from tools.errors import ConflictError, InvalidInputError
 from tools.previews import cut
 from tools.privacy.redaction import RedactionReport, Redactor, names_description, prime, redact_record
+from tools.datasets.empty_records import SkipEmpty, empty_warnings, split_empty
 from tools.datasets.sampling import StratumCount, stratified_sample
 
 MAX_RECORDS = 50_000
@@ -48,6 +49,7 @@ class BuildDatasetInput(BaseModel):
     new_version: NewVersion = False
     collapse_near_duplicates: CollapseNear = False
     expectations_from_labels: FromLabels = True
+    skip_empty: SkipEmpty = False
 
     @model_validator(mode="after")
     def _something_selected(self) -> BuildDatasetInput:
@@ -147,6 +149,8 @@ def build_dataset_from_tags(store: DatasetStore, inp: BuildDatasetInput, *, now_
             "sample": inp.sample.model_dump() if inp.sample else None, "redact": inp.redact,
             "collapse_near_duplicates": inp.collapse_near_duplicates,
             "expectations_from_labels": inp.expectations_from_labels}
+    if inp.skip_empty:  # only when set, so definitions built before the option existed stay equal
+        spec["skip_empty"] = True
     versions = store.versions(name)
     latest = versions[-1] if versions else None
     check_clash(name, latest, spec, inp.new_version)
@@ -210,6 +214,14 @@ def build_dataset_from_tags(store: DatasetStore, inp: BuildDatasetInput, *, now_
                                      outputs=clean["outputs"], expectations=clean["expectations"],
                                      strata={**values[trace_id], "stratum": stratum},
                                      selection_probability=probability, redaction=counts))
+    full, no_inputs, no_outputs = split_empty(records)
+    warnings += empty_warnings(no_inputs, no_outputs, skipped=inp.skip_empty)
+    if inp.skip_empty:
+        records = full
+        if not records and not any(r.trace_id is None for r in previous):
+            raise InvalidInputError(f"All {len(chosen)} selected traces have empty inputs or outputs, so skip_empty "
+                                    "left no records. Build without skip_empty, or check the traces with get_trace. "
+                                    "Nothing was written.")
     records += [r for r in previous if r.trace_id is None]  # hand-written cases survive a rebuild
     if inp.redact and not names_description().startswith("spaCy"):
         warnings.append("Person names were not redacted: " + names_description())

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from tools.filters.fields import ENGLISH_BY_KIND, OPERATORS, Family, Kind
+from tools.span_types import stored_names, synonyms_of
 from tools.filters.nodes import UNIT_WORDS, And, Comparison, Expr, Not, Or, RelativeTime, SpanExists
 
 __all__ = ["explain", "format_ms"]
@@ -55,7 +56,42 @@ def _comparison(c: Comparison, in_span: bool) -> str:
     if in_span and c.op == "=":
         template = "{s} {v}"     # "one span has type TOOL and status ERROR"
     bare = in_span and kind is Kind.ENUM
-    return template.format(s=_subject(c), v=_value(c.value, kind, bare))
+    return template.format(s=_subject(c), v=_value(c.value, kind, bare)) + _synonyms(c) + _unit_warning(c)
+
+
+#: Epoch milliseconds of real traces sit between these (1973 and 5138); a literal outside is almost
+#: certainly seconds (below) or microseconds/nanoseconds (above), read as a date nobody meant.
+_MS_LOW, _MS_HIGH = 100_000_000_000, 100_000_000_000_000
+
+
+def _unit_warning(c: Comparison) -> str:
+    """A warning when a timestamp literal looks like seconds or microseconds, with the fix."""
+    if c.field.kind is not Kind.TIMESTAMP:
+        return ""
+    values = c.value if isinstance(c.value, tuple) else (c.value,)
+    for v in values:
+        if not isinstance(v, int) or isinstance(v, bool) or v == 0:
+            continue
+        if abs(v) < _MS_LOW:
+            return (f" [warning: {v} looks like epoch seconds, but timestamps are epoch milliseconds; "
+                    f"did you mean {v * 1000}?]")
+        if abs(v) >= _MS_HIGH:
+            scale, unit = (1_000_000, "nanoseconds") if abs(v) >= _MS_HIGH * 1000 else (1_000, "microseconds")
+            return (f" [warning: {v} looks like epoch {unit}, but timestamps are epoch milliseconds; "
+                    f"did you mean {v // scale}?]")
+    return ""
+
+
+def _synonyms(c: Comparison) -> str:
+    """Say which other names a span type matched where a store can hold several (LLM and
+    CHAT_MODEL; tools.span_types), so a CHAT_MODEL filter matching OpenInference LLM spans is no
+    surprise."""
+    if c.field.spec.name != "span.type" or c.op not in ("=", "!=", "IN", "NOT IN"):
+        return ""
+    values = c.value if isinstance(c.value, tuple) else (c.value,)
+    notes = [f"{', '.join(names[:3])} {'is a synonym' if len(names) == 1 else 'are synonyms'} of {v}"
+             for v in values if len(stored_names(str(v))) > 1 and (names := synonyms_of(str(v)))]
+    return f" ({'; '.join(notes)})" if notes else ""
 
 
 def _subject(c: Comparison) -> str:
@@ -83,7 +119,10 @@ def _value(v: object, kind: Kind, bare: bool) -> str:
 
 def format_ms(ms: int) -> str:
     """``2026-11-16 10:00 UTC``; seconds and milliseconds only when present."""
-    dt = _EPOCH + timedelta(milliseconds=ms)
+    try:
+        dt = _EPOCH + timedelta(milliseconds=ms)
+    except OverflowError:  # microseconds or nanoseconds given as ms: beyond any date
+        return f"{ms} ms after 1970 (past the year 9999)"
     text = dt.strftime("%Y-%m-%d %H:%M")
     if dt.second or dt.microsecond:
         text += dt.strftime(":%S")

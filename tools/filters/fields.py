@@ -68,6 +68,7 @@ OPERATORS: dict[str, Operator] = {op.symbol: op for op in (
     Operator("NOT LIKE", "value", "{s} does not match {v}"),
     Operator("ILIKE", "value", "{s} matches {v} ignoring case"),
     Operator("NOT ILIKE", "value", "{s} does not match {v} ignoring case"),
+    Operator("RLIKE", "value", "{s} matches the regular expression {v}"),
     Operator("CONTAINS", "value", "{s} contains {v}"),
     Operator("IS NULL", "none", "{s} is not set"),
     Operator("IS NOT NULL", "none", "{s} is set"),
@@ -89,7 +90,7 @@ ENGLISH_BY_KIND: dict[tuple[Kind, str], str] = {
 }
 
 _NULLS = ("IS NULL", "IS NOT NULL")
-_TEXT_OPS = ("=", "!=", "IN", "NOT IN", "LIKE", "NOT LIKE", "ILIKE", "NOT ILIKE", "CONTAINS", *_NULLS)
+_TEXT_OPS = ("=", "!=", "IN", "NOT IN", "LIKE", "NOT LIKE", "ILIKE", "NOT ILIKE", "RLIKE", "CONTAINS", *_NULLS)
 _ORDER_OPS = ("=", "!=", "<", "<=", ">", ">=", "IN", "NOT IN", *_NULLS)
 
 #: (operators a kind accepts, the short list an error suggests).
@@ -97,7 +98,8 @@ KIND_OPERATORS: dict[Kind, tuple[tuple[str, ...], tuple[str, ...]]] = {
     Kind.TEXT: (_TEXT_OPS, ("=", "!=", "IN", "LIKE", "ILIKE")),
     Kind.NUMBER: (_ORDER_OPS, ("=", "!=", "<", "<=", ">", ">=", "IN")),
     Kind.TIMESTAMP: (_ORDER_OPS, ("=", "<", "<=", ">", ">=")),
-    Kind.ENUM: (("=", "!=", "IN", "NOT IN", *_NULLS), ("=", "!=", "IN", "NOT IN")),
+    Kind.ENUM: (("=", "!=", "IN", "NOT IN", "LIKE", "NOT LIKE", "ILIKE", "NOT ILIKE", "RLIKE", *_NULLS),
+                ("=", "!=", "IN", "NOT IN")),
     Kind.LIST: (("=", "!=", "IN", "NOT IN", "CONTAINS", *_NULLS), ("=", "!=", "IN", "NOT IN", "IS NULL")),
     Kind.JSON_KEY: (tuple(dict.fromkeys(_TEXT_OPS + _ORDER_OPS)), ("=", "!=", "<", ">", "IN", "LIKE", "IS NULL")),
     Kind.SCORE: (_ORDER_OPS, ("=", "!=", "<", ">", "IN", "IS NULL")),
@@ -171,8 +173,11 @@ FIELDS: tuple[FieldSpec, ...] = (
           "attributes.timestamp_ms > now() - 7d", aliases=("timestamp", "request_time"), sortable=True,
           label="timestamp"),
     _attr("execution_time_ms", N, "End-to-end latency in milliseconds.",
-          "attributes.execution_time_ms > 2000", aliases=("execution_duration_ms", "duration_ms"),
+          "attributes.execution_time_ms > 2000",
+          aliases=("execution_duration_ms", "duration_ms", "execution_time", "execution_duration"),
           sortable=True),
+    _attr("end_time_ms", TS, "End time: timestamp_ms + execution_time_ms, same forms as timestamp_ms.",
+          "attributes.end_time_ms < now() - 1h", column=None, label="end time"),
     _attr("status", E, "Trace outcome.", "attributes.status = 'ERROR'", aliases=("state",),
           values=("OK", "ERROR", "IN_PROGRESS"), sortable=True),
     _attr("name", T, "Trace (root span) name.", "attributes.name = 'chat'", sortable=True),
@@ -207,7 +212,8 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("scores.<judge>", Kind.SCORE, Family.SCORE,
               "The latest score of a judge: 'pass'/'fail'/'unknown' or a number.",
               "scores.safety = 'fail'", "judge", aliases=("score",)),
-    _span("type", E, "Span type (case-insensitive).", "span.type = 'TOOL'", aliases=("span_type",),
+    _span("type", E, "Span type (case-insensitive; synonyms such as CHAT_MODEL or GENERATION for LLM accepted).",
+          "span.type = 'TOOL'", aliases=("span_type",),
           column="span_type", values=SPAN_TYPES),
     _span("name", T, "Span name.", "span.name = 'retrieve_docs'"),
     _span("status", E, "Span status.", "span.status = 'ERROR'", values=("OK", "ERROR", "UNSET")),
@@ -217,6 +223,8 @@ FIELDS: tuple[FieldSpec, ...] = (
     _span("duration_ms", N, "Span duration in milliseconds.", "span.duration_ms > 1000", column=None),
     _span("input_tokens", N, "Span prompt tokens.", "span.input_tokens > 1000"),
     _span("output_tokens", N, "Span completion tokens.", "span.output_tokens > 500"),
+    _span("content", T, "A span's name, inputs, outputs and attributes as text (MLflow's span.content; "
+          "trace.text means any span's content).", "span.content ILIKE '%refund%'", column=None),
     _span("inputs", T, "Span inputs, JSON or text.", "span.inputs CONTAINS 'invoice'"),
     _span("outputs", T, "Span outputs, JSON or text.", "span.outputs CONTAINS 'error'"),
     FieldSpec("span.attributes.<key>", Kind.JSON_KEY, Family.SPAN_ATTRIBUTE, "A raw span attribute.",
@@ -230,6 +238,20 @@ BY_NAME: dict[str, FieldSpec] = {f.name: f for f in FIELDS}
 ATTRIBUTE_PREFIXES = ("attributes", "attribute", "attr", "trace")
 #: Tag keys that are really the trace id (MLflow users filter by id this way).
 TRACE_ID_TAGS = frozenset({"mlflow.traceId"})
+#: MLflow tag and metadata keys that every dialect stores as a trace column: a filter on them reads
+#: the column, so ``tags.`mlflow.traceName``` finds Langfuse and OTLP traces too, not only MLflow's.
+KEY_FIELDS: dict[tuple[Family, str], str] = {
+    (Family.TAG, "mlflow.traceId"): "attributes.trace_id",
+    (Family.TAG, "mlflow.traceName"): "attributes.name",
+    (Family.METADATA, "mlflow.traceName"): "attributes.name",
+    (Family.METADATA, "mlflow.trace.session"): "attributes.session_id",
+    (Family.METADATA, "mlflow.trace.user"): "attributes.user_id",
+}
+#: Short metadata keys MLflow accepts for its long ones (``metadata.run_id`` is the run a trace
+#: was logged under, stored as ``mlflow.sourceRun``).
+METADATA_KEYS: dict[str, str] = {"run_id": "mlflow.sourceRun", "client_request_id": "mlflow.clientRequestId"}
+#: Trace attribute names MLflow has that live in metadata here.
+ATTRIBUTE_METADATA: dict[str, str] = {"run_id": "mlflow.sourceRun", "client_request_id": "mlflow.clientRequestId"}
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
@@ -281,7 +303,22 @@ def _spellings() -> dict[str, tuple[FieldSpec, bool]]:
     return out
 
 
-SPELLINGS = _spellings()
+#: A stand-in spec marking spellings (``attributes.run_id``, ``trace.client_request_id``) that
+#: resolve to a metadata key (``ATTRIBUTE_METADATA``).
+_RUN_ID_ALIAS = FieldSpec("attributes.run_id", Kind.TEXT, Family.METADATA, "MLflow run the trace was logged under.",
+                          "attributes.run_id = '<run id>'", "run id")
+
+
+def _with_metadata_attributes(spellings: dict[str, tuple[FieldSpec, bool]]) -> dict[str, tuple[FieldSpec, bool]]:
+    for prefix in ATTRIBUTE_PREFIXES:  # MLflow's trace.text: any span's content (the root's holds request/response)
+        spellings.setdefault(f"{prefix}.text", (BY_NAME["span.content"], False))
+    for name in ATTRIBUTE_METADATA:
+        for prefix in ("", *(p + "." for p in ATTRIBUTE_PREFIXES)):
+            spellings.setdefault(prefix + name, (_RUN_ID_ALIAS, False))
+    return spellings
+
+
+SPELLINGS = _with_metadata_attributes(_spellings())
 
 
 def lookup(segments: list[str]) -> ResolvedField | FieldSpec | None:
@@ -297,13 +334,18 @@ def lookup(segments: list[str]) -> ResolvedField | FieldSpec | None:
         if hit is None:
             continue
         spec, needs_key = hit
+        if spec is _RUN_ID_ALIAS:
+            return ResolvedField(BY_NAME["metadata.<key>"], ATTRIBUTE_METADATA[low[cut - 1]]) \
+                if cut == len(segments) else None
         if not needs_key:
             return ResolvedField(spec) if cut == len(segments) else None
         if cut == len(segments):
             return spec
         key = ".".join(segments[cut:])
-        if spec.family is Family.TAG and key in TRACE_ID_TAGS:
-            return ResolvedField(BY_NAME["attributes.trace_id"])
+        if (spec.family, key) in KEY_FIELDS:
+            return ResolvedField(BY_NAME[KEY_FIELDS[spec.family, key]])
+        if spec.family is Family.METADATA:
+            key = METADATA_KEYS.get(key, key)
         return ResolvedField(spec, key)
     return None
 
@@ -330,12 +372,12 @@ def describe_grammar() -> str:
     attrs = ", ".join(short(f) for f in FIELDS if f.family is Family.ATTRIBUTE)
     spans = ", ".join(short(f) for f in FIELDS if f.family is Family.SPAN)
     return (
-        "Empty = all traces; MLflow search_traces filters work as-is.\n"
-        f"attributes.<name> (or bare <name>): {attrs}. "
+        "Empty = all traces; MLflow filters work as-is.\n"
+        f"attributes.<name> (or bare): {attrs}. "
         "text (request or response), tags.<key>, metadata.<key>, labels.<criterion>, "
         "scores.<judge> ('pass'|'fail'|'unknown' or number). "
-        f"span.<name>: {spans}, attributes.<key>; AND-ed span conditions hold on one span.\n"
-        "Ops: = != < <= > >= IN (..) NOT IN LIKE ILIKE CONTAINS IS [NOT] NULL; AND OR NOT ( ). "
+        f"span.<name>: {spans}, attributes.<key>; AND-ed span tests hold on one span.\n"
+        "Ops: = != < <= > >= IN (..) NOT IN LIKE ILIKE RLIKE CONTAINS IS [NOT] NULL; AND OR NOT ( ). "
         "Quote text; dotted keys in backticks: tags.`mlflow.user`. "
         "Time: epoch ms, '2026-11-16T10:00Z', now() - 7d (ms s m h d w).\n"
         "Examples:\n"

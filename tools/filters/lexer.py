@@ -15,7 +15,7 @@ __all__ = ["KEYWORDS", "Token", "TokenType", "filter_error", "tokenize"]
 
 
 #: Words that are never field names (matched case-insensitively, only as a single bare segment).
-KEYWORDS = frozenset({"AND", "OR", "NOT", "IN", "LIKE", "ILIKE", "CONTAINS", "IS", "NULL",
+KEYWORDS = frozenset({"AND", "OR", "NOT", "IN", "LIKE", "ILIKE", "RLIKE", "CONTAINS", "IS", "NULL",
                       "TRUE", "FALSE", "ASC", "DESC"})
 
 #: Comparison operators, longest first; value is the canonical spelling.

@@ -7,7 +7,8 @@ Grammar (precedence NOT > AND > OR; keywords case-insensitive)::
     and_expr   := not_expr (AND not_expr)*
     not_expr   := NOT not_expr | '(' or_expr ')' | comparison
     comparison := field ( cmp value | [NOT] IN '(' value (',' value)* ')'
-                        | [NOT] LIKE value | [NOT] ILIKE value | CONTAINS value | IS [NOT] NULL )
+                        | [NOT] LIKE value | [NOT] ILIKE value | RLIKE value | CONTAINS value
+                        | IS [NOT] NULL )
     cmp        := = | == | != | <> | < | <= | > | >=
     value      := 'text' | "text" | [-]number | TRUE | FALSE | now() [(-|+) 7d]
 
@@ -185,7 +186,7 @@ class _Parser:
         tok = self.take()
         if tok.type is TokenType.OP:
             return str(tok.value)
-        if tok.type is TokenType.KEYWORD and tok.value in ("IN", "LIKE", "ILIKE", "CONTAINS"):
+        if tok.type is TokenType.KEYWORD and tok.value in ("IN", "LIKE", "ILIKE", "RLIKE", "CONTAINS"):
             return str(tok.value)
         if tok.type is TokenType.KEYWORD and tok.value == "NOT":
             if self.kw("IN", "LIKE", "ILIKE"):

@@ -16,9 +16,11 @@ from tools.filters import fields as F
 from tools.errors import FilterError
 from tools.filters.fields import Kind, ResolvedField
 from tools.filters.nodes import Scalar
+from tools.span_types import canonical_span_type
 
 __all__ = ["Lit", "coerce", "parse_timestamp"]
 
+_PATTERN_OPS = frozenset({"LIKE", "NOT LIKE", "ILIKE", "NOT ILIKE", "RLIKE"})
 _NUMERIC = re.compile(r"\s*-?(\d+(\.\d*)?|\.\d+)\s*\Z")
 #: fail(reason, position, length, hint) -> FilterError, supplied by the parser (it owns the text).
 Fail = Callable[..., FilterError]
@@ -38,6 +40,8 @@ def coerce(fail: Fail, field: ResolvedField, op: str, lit: Lit) -> Scalar:
     """Check ``lit`` against the field's kind and return the value the AST stores."""
     kind, name = field.kind, field.name
     ordering = op in ("<", "<=", ">", ">=")
+    if op == "RLIKE":
+        _check_regex(fail, lit)
 
     def bad(reason: str, hint: str | None = None) -> FilterError:
         example = f"Example: {field.spec.example}."
@@ -68,6 +72,10 @@ def coerce(fail: Fail, field: ResolvedField, op: str, lit: Lit) -> Scalar:
                   f"or now() - 7d; got {lit.text}.")
     if kind is Kind.ENUM:
         given = lit.text if lit.kind != "str" else str(lit.value)
+        if op in _PATTERN_OPS:  # MLflow allows LIKE / ILIKE on status and span type: a pattern, not a value
+            return given
+        if field.spec.name == "span.type" and (canonical := canonical_span_type(given)):
+            return canonical  # 'CHAT_MODEL', 'GENERATION', 'chat' -> 'LLM' (tools.span_types)
         for v in field.spec.values:
             if v.upper() == given.strip().upper():
                 return v
@@ -91,6 +99,15 @@ def coerce(fail: Fail, field: ResolvedField, op: str, lit: Lit) -> Scalar:
     if lit.kind == "num" and op in ("LIKE", "NOT LIKE", "ILIKE", "NOT ILIKE", "CONTAINS"):
         return lit.text
     return lit.value  # type: ignore[return-value]
+
+
+def _check_regex(fail: Fail, lit: Lit) -> None:
+    """RLIKE takes a regular expression: a broken one is an error here, not in the store."""
+    try:
+        re.compile(str(lit.value))
+    except re.error as exc:
+        raise fail(f"'{lit.value}' is not a regular expression ({exc.msg}).", lit.pos, len(lit.text),
+                   "Example: name RLIKE '^rag_.*'.") from None
 
 
 def _number(s: str) -> int | float:

@@ -27,6 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tools.filters import parser
 from tools.errors import InvalidInputError
 from tools.labels.labelling import Criterion
+from tools.previews import preview
 
 Signal = Literal["error_status", "tool_error", "tool_retry", "guardrail", "resubmission", "context_pressure",
                  "token_spike", "latency_outlier", "judge_disagreement", "judge_flagged", "judge_uncertain"]
@@ -215,7 +216,7 @@ def _item(rank: int, c: Candidate, selected_by: str, probability: float) -> Queu
     return QueueItem(rank=rank, trace_id=c.trace_id, time=_iso(c.timestamp_ms), priority=priority,
                      selected_by=selected_by,  # type: ignore[arg-type]
                      selection_probability=round(probability, 8), reasons=reasons,
-                     request_preview=(c.request_head or "")[:200] or None)
+                     request_preview=preview(c.request_head, chars=200, is_request=True))
 
 
 def priority_of(c: Candidate) -> float:

@@ -16,6 +16,15 @@ class Count(BaseModel):
     traces: int
 
 
+class RowCount(BaseModel):
+    """How many rows (spans, labels or scores) have ``value``, and in how many traces."""
+
+    value: str | None
+    count: int = Field(description="Rows with this value: spans for span types and tools, labels, scores.")
+    counted: str = Field(description="What `count` counts: 'spans', 'labels' or 'scores'.")
+    traces: int = Field(description="Distinct traces holding at least one such row.")
+
+
 class TagKeySummary(BaseModel):
     key: str
     traces: int
@@ -39,11 +48,12 @@ class DescribeStoreResult(BaseModel):
     models: list[Count]
     prompt_versions: list[Count]
     sources: list[Count]
-    span_types: list[Count] = Field(description="Span counts (not traces) per span type.")
-    tools: list[Count] = Field(description="Span counts per tool name.")
+    span_types: list[RowCount] = Field(description="Per span type (canonical names; CHAT_MODEL counts as LLM): "
+                                               "spans and traces.")
+    tools: list[RowCount] = Field(description="Per tool name: spans and traces.")
     tag_keys: list[TagKeySummary] = Field(description="Up to 50 tag keys, most used first.")
-    label_criteria: list[Count] = Field(description="Human label counts per criterion.")
-    judges: list[Count] = Field(description="Score counts per judge.")
+    label_criteria: list[RowCount] = Field(description="Per criterion: human labels and labelled traces.")
+    judges: list[RowCount] = Field(description="Per judge: scores and scored traces.")
     filter_fields: list[FieldHelp] = Field(description="What search_traces' filter can use, with examples.")
     sql_tables: list[str] = Field(description="Tables and views query_sql can read.")
     next_steps: list[str]
@@ -51,6 +61,11 @@ class DescribeStoreResult(BaseModel):
 
 def _counts(pairs: list[tuple[Any, int]]) -> list[Count]:
     return [Count(value=None if v is None else str(v), traces=int(c)) for v, c in pairs]
+
+
+def _row_counts(triples: list[tuple[Any, int, int]], counted: str) -> list[RowCount]:
+    return [RowCount(value=None if v is None else str(v), count=int(c), counted=counted, traces=int(t))
+            for v, c, t in triples]
 
 
 def describe_store(store: TraceStore, *, sql_tables: list[str]) -> DescribeStoreResult:
@@ -61,12 +76,13 @@ def describe_store(store: TraceStore, *, sql_tables: list[str]) -> DescribeStore
              "tag_trace(trace_ids=[...], key='eval_candidate', value='error_case') to curate"]
     if s["trace_count"] == 0:
         steps = ["The store is empty: load traces with `tracesieve ingest PATH` (OTLP JSON/protobuf, MLflow, "
-                 "Langfuse) or `tracesieve demo` for sample data."]
+                 "Langfuse, OTel SDK span dumps, Phoenix; .gz too) or `tracesieve demo` for sample data."]
     return DescribeStoreResult(
         trace_count=s["trace_count"], span_count=s["span_count"],
         first_trace_time=iso_ms(s["first_timestamp_ms"]), last_trace_time=iso_ms(s["last_timestamp_ms"]),
         statuses=_counts(s["statuses"]), environments=_counts(s["environments"]), models=_counts(s["models"]),
         prompt_versions=_counts(s["prompt_versions"]), sources=_counts(s["sources"]),
-        span_types=_counts(s["span_types"]), tools=_counts(s["tools"]),
-        tag_keys=[TagKeySummary(**t) for t in s["tag_keys"]], label_criteria=_counts(s["label_criteria"]),
-        judges=_counts(s["judges"]), filter_fields=examples, sql_tables=sql_tables, next_steps=steps)
+        span_types=_row_counts(s["span_types"], "spans"), tools=_row_counts(s["tools"], "spans"),
+        tag_keys=[TagKeySummary(**t) for t in s["tag_keys"]],
+        label_criteria=_row_counts(s["label_criteria"], "labels"), judges=_row_counts(s["judges"], "scores"),
+        filter_fields=examples, sql_tables=sql_tables, next_steps=steps)

@@ -34,6 +34,7 @@ from typing import Any
 
 from tools.filters.fields import Family, FieldSpec, Kind
 from tools.filters.nodes import And, Comparison, Expr, Not, Or, OrderKey, RelativeTime, SpanExists
+from tools.span_types import stored_names
 
 __all__ = ["compile_filter", "compile_order_by", "json_pointer", "keyset_predicate", "order_expression",
            "sort_values_select"]
@@ -44,7 +45,7 @@ SQL_TEMPLATES: dict[str, str] = {
     ">": "{c} > {v}", ">=": "{c} >= {v}",
     "IN": "{c} IN ({v})", "NOT IN": "{c} NOT IN ({v})",
     "LIKE": "{c} LIKE {v}", "NOT LIKE": "{c} NOT LIKE {v}",
-    "ILIKE": "{c} ILIKE {v}", "NOT ILIKE": "{c} NOT ILIKE {v}",
+    "ILIKE": "{c} ILIKE {v}", "NOT ILIKE": "{c} NOT ILIKE {v}", "RLIKE": "regexp_matches({c}, {v})",
     "CONTAINS": "contains(lower({c}), lower({v}))",
     "IS NULL": "{c} IS NULL", "IS NOT NULL": "{c} IS NOT NULL",
 }
@@ -59,8 +60,12 @@ LIST_TEMPLATES: dict[str, str] = {
 COMPUTED: dict[str, str] = {
     "attributes.total_tokens": "(coalesce({a}.input_tokens, 0) + coalesce({a}.output_tokens, 0))",
     "span.duration_ms": "((s.end_time_ns - s.start_time_ns) / 1e6)",
+    "span.content": "concat_ws(' ', s.name, s.inputs, s.outputs, CAST(s.attributes AS VARCHAR))",
+    "attributes.end_time_ms": "({a}.timestamp_ms + coalesce({a}.execution_time_ms, 0))",
 }
 _RESERVED = {"s", "g", "l", "sc"}
+#: Equality on span.type becomes set membership over the type's stored names.
+_SET_OPS = {"=": "IN", "IN": "IN", "!=": "NOT IN", "NOT IN": "NOT IN"}
 _ALIAS = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 # Keyset sorting: NULL sort values are replaced by a sentinel at the far end of the order, so
@@ -173,6 +178,11 @@ class _Compiler:
             column = _column(c.field.spec, self.a)
             if c.field.kind is Kind.LIST:
                 return self.apply(LIST_TEMPLATES[op], f"coalesce({column}, []::VARCHAR[])", value)
+            if c.field.spec.name == "span.type" and op in _SET_OPS:
+                # every name a store may hold for the type: LLM spans written as CHAT_MODEL too
+                names = tuple(dict.fromkeys(n for v in (value if isinstance(value, tuple) else (value,))
+                                            for n in stored_names(str(v))))
+                return self.apply(SQL_TEMPLATES[_SET_OPS[op]], column, names)
             return self.apply(SQL_TEMPLATES[op], column, value)
         if fam is Family.SEARCH:
             if op in ("=", "CONTAINS"):

@@ -24,6 +24,7 @@ from server.storage.duckdb.connection import (default_idle_release, default_lock
 from server.storage.duckdb.id_lists import ids_in
 from server.storage.duckdb.schema import MIGRATIONS, SCHEMA_VERSION
 from server.storage.duckdb.sql_sandbox import run_query
+from server.storage.duckdb.span_counts_sql import SPAN_TYPE_SQL, counts_and_traces
 from server.storage.duckdb.writer import write_batch, write_tables
 from tools import clock
 from tools.errors import InvalidInputError
@@ -277,9 +278,9 @@ class DuckDBTraceStore:
                 "prompt_versions": counts(con, "SELECT prompt_version, count(*) c FROM traces WHERE "
                                                "prompt_version IS NOT NULL GROUP BY 1 ORDER BY c DESC LIMIT 20"),
                 "sources": counts(con, "SELECT source, count(*) c FROM traces GROUP BY 1 ORDER BY c DESC"),
-                "span_types": counts(con, "SELECT span_type, count(*) c FROM spans GROUP BY 1 ORDER BY c DESC"),
-                "tools": counts(con, "SELECT tool_name, count(*) c FROM spans WHERE tool_name IS NOT NULL "
-                                     "GROUP BY 1 ORDER BY c DESC LIMIT 20"),
+                # (value, rows, distinct traces): describe_store labels both (span_counts_sql)
+                "span_types": counts_and_traces(con, "spans", SPAN_TYPE_SQL, ""),
+                "tools": counts_and_traces(con, "spans", "tool_name", "WHERE tool_name IS NOT NULL", 20),
                 "tag_keys": [
                     {"key": k, "traces": c, "distinct_values": d, "top_values": list(v)}
                     for k, c, d, v in con.execute("""
@@ -287,9 +288,8 @@ class DuckDBTraceStore:
                         FROM (SELECT key, value, count(*) n FROM tags GROUP BY 1, 2)
                         GROUP BY key ORDER BY c DESC, key LIMIT 50""").fetchall()
                 ],
-                "label_criteria": counts(con, "SELECT criterion, count(*) c FROM labels GROUP BY 1 "
-                                              "ORDER BY c DESC LIMIT 50"),
-                "judges": counts(con, "SELECT judge, count(*) c FROM scores GROUP BY 1 ORDER BY c DESC LIMIT 50"),
+                "label_criteria": counts_and_traces(con, "labels", "criterion", "", 50),
+                "judges": counts_and_traces(con, "scores", "judge", "", 50),
             }
 
     def query_sql(self, sql: str, *, limit: int) -> SqlResult:
