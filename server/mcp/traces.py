@@ -2,17 +2,30 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from mcp.server import MCPServer
+from pydantic import BaseModel
 
 from server.errors import surface_errors
 from server.mcp.annotations import DESTRUCTIVE, IDEMPOTENT_WRITE, READ_ONLY
 from server.storage.duckdb.schema import QUERYABLE
 from server.storage.duckdb.store import DuckDBTraceStore
 from tools import clock
+from tools.privacy import outputs, switches
 from tools.traces import describe, search, tagging, view
 from tools.traces import sql as sql_tool
 from tools.traces.search import FilterText, Limit, OrderBy, PageToken
 from tools.traces.tagging import SelectFilter, TagKey, TagValue, TraceIds
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def redacted_read(result: M) -> M:
+    """With TRACESIEVE_REDACT_READS=1 a read result leaves with its PII redacted (see tools/privacy/switches.py)."""
+    if not switches.reads_redacted():
+        return result
+    return outputs.redact_model(result)[0]
 
 
 def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
@@ -47,8 +60,8 @@ def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
         (and the same filter/order_by) for the next page. A bad filter returns an error naming the
         offending token and the closest valid field.
         """
-        return search.search_traces(store, search.SearchTracesInput(
-            filter=filter, order_by=order_by, limit=limit, page_token=page_token), now_ms=clock.now_ms())
+        return redacted_read(search.search_traces(store, search.SearchTracesInput(
+            filter=filter, order_by=order_by, limit=limit, page_token=page_token), now_ms=clock.now_ms()))
 
     @mcp.tool(annotations=READ_ONLY)
     @surface_errors
@@ -65,9 +78,9 @@ def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
         If `next_span_offset` is set, more spans follow: pass it as span_offset.
         Examples: get_trace(trace_id='tr-abc')  |  get_trace(trace_id='tr-abc', span_id='9f1c', field='outputs', offset=4000)
         """
-        return view.get_trace(store, view.GetTraceInput(
+        return redacted_read(view.get_trace(store, view.GetTraceInput(
             trace_id=trace_id, max_chars=max_chars, span_id=span_id, field=field, offset=offset,
-            span_offset=span_offset, include_attributes=include_attributes))
+            span_offset=span_offset, include_attributes=include_attributes)))
 
     @mcp.tool(annotations=IDEMPOTENT_WRITE)
     @surface_errors

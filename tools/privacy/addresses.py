@@ -3,7 +3,7 @@
 pyap recognises an address by its structure (house number, street name and type, optional unit,
 city, state or county, postcode), so it does not fire on a lone number or a city name. It costs
 about half a millisecond per country per string, so strings without a number followed by a word
-skip it. Addresses in other countries' formats are not recognised (see BENCHMARKS.md).
+skip it. Other countries' formats come from ``street_forms`` (street-type vocabularies).
 """
 
 from __future__ import annotations
@@ -13,13 +13,16 @@ from collections.abc import Iterator
 
 import pyap
 
+from tools.privacy.street_forms import street_addresses
+
 COUNTRIES = ("US", "CA", "GB")
 _MAYBE_ADDRESS = re.compile(r"\b\d{1,6}[A-Za-z]?,?\s+[A-Za-z]")
-_SENTENCE_BREAK = re.compile(r"[.!?]\s+(?=[A-Z0-9])")
+_SENTENCE_BREAK = re.compile(r"(?<=[a-z0-9])[.!?]\s+(?=[A-Z0-9])")  # not after an initial ("E. John")
 
 
 def addresses(text: str) -> Iterator[tuple[int, int]]:
-    """``(start, end)`` of each street address pyap finds in ``text``."""
+    """``(start, end)`` of each street address pyap or ``street_forms`` finds in ``text``."""
+    yield from street_addresses(text)
     if not _MAYBE_ADDRESS.search(text):
         return
     for country in COUNTRIES:

@@ -10,6 +10,8 @@ keep a private list of key prefixes, this module applies gitleaks' semantics to 
   regexes cheap per string);
 * the secret is the rule's ``secretGroup``, else the first non-empty group, else the match;
 * ``entropy`` is a floor on the secret's Shannon entropy (bits per character);
+* a key and its value must share a line (except for multi-line formats), where gitleaks' ``\s``
+  would pair an empty ``API_KEY=`` with the next line's ``REGION=eu-west-1``;
 * global and per-rule allowlists drop a finding (``regexTarget`` secret, match or line; stopwords
   are substrings of the secret; ``condition = "AND"`` needs every listed check to hold).
 
@@ -82,6 +84,12 @@ class Rule:
     secret_group: int | None
     allowlists: tuple[Allowlist, ...] = field(default=())
 
+    @property
+    def single_line(self) -> bool:
+        """gitleaks lets ``\\s`` between a key and its value cross a newline; in text that pairs an
+        empty ``key=`` with the next line. Only multi-line formats (curl commands, PEM keys) may."""
+        return not self.id.startswith(("curl", "private-key"))
+
     def findings(self, text: str, lowered: str, global_allow: Allowlist) -> Iterator[tuple[int, int, str]]:
         if self.keywords and not any(k in lowered for k in self.keywords):
             return
@@ -92,6 +100,8 @@ class Rule:
             secret = m.group(group) or ""
             if not secret or (self.entropy and shannon_entropy(secret) < self.entropy):
                 continue
+            if self.single_line and "\n" in text[m.start():m.start(group)]:
+                continue  # `API_KEY=` left empty: the next line's `REGION=eu-west-1` is not its value
             line_start = text.rfind("\n", 0, m.start()) + 1
             line_end = text.find("\n", m.end())
             line = text[line_start:line_end if line_end >= 0 else len(text)]

@@ -36,7 +36,7 @@ RECOGNIZERS = {
 MIN_SCORE, CONTEXT_BOOST, CONTEXT_CHARS = 0.5, 0.35, 48
 #: Bare digit runs whose checksum one random number in ten passes (Luhn, mod 11): a phone number or
 #: an order id would pass too often, so these need one of the recognizer's context words.
-CONTEXT_REQUIRED = {"AuTfnRecognizer", "AuMedicareRecognizer", "CaSinRecognizer", "InAadhaarRecognizer",
+CONTEXT_REQUIRED = {"NhsRecognizer", "AuTfnRecognizer", "AuMedicareRecognizer", "CaSinRecognizer", "InAadhaarRecognizer",
                     "ZaIdNumberRecognizer", "UsPassportRecognizer", "UsLicenseRecognizer", "UkPassportRecognizer",
                     "UsItinRecognizer"}
 

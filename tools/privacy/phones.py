@@ -37,7 +37,8 @@ _PHONE_WORD = re.compile(r"(?i)(?:phone|tel(?:ephone)?|mobile|cell|call|fax|what
                          r"(?:(?:me|us|at|on|is|no\.?|number|#)\W{0,3}){0,3}$")
 #: Words before a number that make it some other id, not a phone number.
 _OTHER_ID_WORD = re.compile(r"(?i)(?:licen[cs]e|passport|card|account|acct|order|invoice|ticket|iban|routing|ssn|"
-                            r"social security|tax|member|policy|claim|tracking|serial|sku|isbn|id)\b[^\n]{0,20}$")
+                            r"social security|nhs|insurance|aadhaar|pesel|bsn|tfn|nino|tax|member|policy|claim|"
+                            r"tracking|serial|sku|isbn|id)\b[^\n\d]{0,20}$")
 _DATE = re.compile(r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|^\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}$")
 _IDENTIFIER_TAIL = re.compile(r"[A-Za-z0-9][-_/#]$")
 _EXTENSION = re.compile(r"[ ]?(?:x|ext\.?|extension)[ ]?\d{1,6}$")

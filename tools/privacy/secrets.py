@@ -35,15 +35,18 @@ _VENDOR = re.compile(
     r"|xai-[A-Za-z0-9]{40,}"
     r"|hf_[A-Za-z0-9]{30,}"
     r")(?![A-Za-z0-9_-])")
+#: Command lines and SQL: `--password X`, `-p "X"`, `IDENTIFIED BY 'X'`, `WITH PASSWORD 'X'`.
+_FLAG_OR_SQL = re.compile(r"(?i)(?:(?<![\w-])--?(?:password|passwd|pass|pwd|token|secret|api-key)|\bidentified[ \t]+by"
+                          r"|\bpassword)[ \t]+([\"']?)([^\s\"';,)]{6,})\1")
 _BEARER = re.compile(r"(?i)\b(?:bearer|token)[ \t]+([A-Za-z0-9._~+/-]{16,}=*)")
 _KEY = (r"api[_-]?key|apikey|x-api-key|secret(?:[_-]?key)?|client[_-]?secret|access[_-]?token|auth[_-]?token"
-        r"|refresh[_-]?token|id[_-]?token|session[_-]?token|password|passwd|pwd|pass|pw|passphrase"
-        r"|private[_-]?key|token|credentials?")
+        r"|refresh[_-]?token|id[_-]?token|session[_-]?token|password|passwd|pwd|pass|pw|passphrase|pswd|psword"
+        r"|paswd|private[_-]?key|token|credentials?")
 _RELATED = r"(?:[_.-]?(?:confirm(?:ation)?|again|repeat|new|old|current|hash|2))?"
 _ASSIGNED = re.compile(
-    r"(?i)(?<![A-Za-z0-9])[\"']?(?:" + _KEY + r")" + _RELATED + r"[\"']?"
+    r"(?i)(?<![A-Za-z0-9])[\"']?[A-Za-z]{0,12}?(?:" + _KEY + r")" + _RELATED + r"[A-Za-z]{0,8}[\"']?"
     r"(?:[ \t]*:[ \t]*[A-Za-z_][\w.<>\[\]?]*[ \t]*(?==))?"  # a type annotation: `password: String = "…"`
-    r"[ \t]*(?::=|=>|[:=])[ \t]*"
+    r"(?:[ \t]*(?::=|=>|[:=])[ \t]*|[ \t]+is[ \t]+|[ \t]+(?=[\"']))"  # `pw=…`, "my password is …", `SET pw "…"`
     r"(?:\"([^\"\n]{4,})\"|'([^'\n]{4,})'|([^\s\"',;}<>]{6,}))")
 
 
@@ -61,6 +64,9 @@ def secrets(text: str) -> Iterator[tuple[int, int]]:
     for pattern in (_PEM, _JWT, _VENDOR):
         for m in pattern.finditer(text):
             yield m.start(), m.end()
+    for m in _FLAG_OR_SQL.finditer(text):
+        if _looks_like_credential(m.group(2)):
+            yield m.start(2), m.end(2)
     for m in _BEARER.finditer(text):
         if _looks_like_credential(m.group(1)):
             yield m.start(1), m.end(1)
@@ -69,3 +75,16 @@ def secrets(text: str) -> Iterator[tuple[int, int]]:
         value = m.group(group)
         if _looks_like_credential(value) or (group < 3 and " " not in value.strip() and len(value) >= 6):
             yield m.start(group), m.end(group)
+
+
+#: A JSON key that names a credential: its string value is one whatever it looks like.
+_SECRET_KEY = re.compile(r"(?i)(?:^|[_.-])(?:password|passwd|pwd|passphrase|secret|token|api[_-]?key|apikey"
+                         r"|access[_-]?key|private[_-]?key|client[_-]?secret|credentials?)(?:$|[_.-])")
+
+
+def keyed_secret(key: str, value: str) -> bool:
+    """True when ``value`` sits under a credential's key (``"password_confirmation": "…"``) and is
+    not an empty, placeholder or prose value."""
+    value = value.strip()
+    return (bool(_SECRET_KEY.search(key)) and 4 <= len(value) <= 512 and " " not in value
+            and (_looks_like_credential(value) or len(value) >= 8))
