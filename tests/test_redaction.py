@@ -173,3 +173,12 @@ def test_the_report_says_what_could_not_be_redacted() -> None:
     assert any(g.startswith("person names") for g in gaps) == (not NAMES)
     text = pii_names.description()
     assert text.startswith("spaCy") if NAMES else "NOT redacted" in text
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("My name is Akinori", "My name is <PERSON_1>"),
+    ("Directed By:    Leena O Sasi", "Directed By:    <PERSON_1>"),
+    ("I work for Microsoft and Google", "I work for Microsoft and Google"),
+])
+def test_names_after_a_cue_are_redacted_even_where_the_model_misses_them(text: str, expected: str) -> None:
+    assert redact_text(text).text == expected

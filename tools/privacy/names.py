@@ -18,6 +18,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from tools.privacy import name_cues
 from tools.privacy.patterns import PLACEHOLDER, Hit
 
 #: Model packages tried in order; the first importable one is used.
@@ -86,7 +87,10 @@ def _hits(text: str, doc: Any) -> tuple[Hit, ...]:
             continue
         start = text.index(value, ent.start_char) if value in text[ent.start_char:ent.end_char] else ent.start_char
         out.append(Hit("PERSON", start, start + len(value), value))
-    return tuple(out)
+    siblings = [h for h in name_cues.coordinated(text, out)
+                if not (_NOT_A_PERSON_WORD.search(h.value) or _CAMEL.search(h.value) or PLACEHOLDER.search(h.value)
+                        or _NOT_A_PERSON_WORD.match(text, h.end + 1))]  # "Clark, Romero and Hall Orchestra"
+    return tuple(out + siblings)
 
 
 #: Results per distinct string: traces repeat system prompts and tool outputs, and NER is the

@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from tools.privacy import names as pii_names, national_ids, patterns
+from tools.privacy import name_cues, names as pii_names, national_ids, patterns
 from tools.privacy.patterns import PLACEHOLDER, TYPES, Hit
 from tools.privacy.secrets import keyed_secret
 
@@ -62,7 +62,7 @@ def detect(text: str, *, names: bool = True) -> list[Hit]:
     protected = [(m.start(), m.end()) for m in PLACEHOLDER.finditer(text)]
     detectors: list[Callable[[str], Iterable[Hit]]] = list(patterns.PATTERN_DETECTORS)
     if names:
-        detectors.append(pii_names.names)
+        detectors += [pii_names.names, name_cues.cued_names]
     hits = [h for d in detectors for h in d(text)
             if h.end > h.start and not any(h.start < e and s < h.end for s, e in protected)]
     return _non_overlapping(hits)
