@@ -58,6 +58,54 @@ def tracesieve_detector(*, names: bool = True) -> Detector:
     return lambda text: [(h.type, h.start, h.end) for h in detect(text, names=names)]
 
 
+def _library_only(variant: str) -> Detector:
+    """tracesieve with one of its own detectors replaced by the library it supplements (``--ablate``)."""
+    import phonenumbers  # noqa: PLC0415
+
+    from tools.privacy import addresses, gitleaks, name_cues, names, patterns, redaction  # noqa: PLC0415
+    from tools.privacy.patterns import Hit  # noqa: PLC0415
+
+    def gitleaks_only(text: str):  # noqa: ANN202
+        return (Hit("SECRET", s, e, text[s:e]) for s, e, _ in gitleaks.scan(text))
+
+    def us_matcher(text: str):  # noqa: ANN202 - libphonenumber's own matcher, default region US (the old detector)
+        return (Hit("PHONE", m.start, m.end, m.raw_string)
+                for m in phonenumbers.PhoneNumberMatcher(text, "US", leniency=phonenumbers.Leniency.VALID))
+
+    def pyap_only(text: str):  # noqa: ANN202
+        saved, addresses.street_addresses = addresses.street_addresses, lambda _t: iter(())
+        try:
+            return [Hit("ADDRESS", s, e, text[s:e]) for s, e in addresses.addresses(text)]
+        finally:
+            addresses.street_addresses = saved
+
+    swap = {"secrets": (patterns.secrets, gitleaks_only), "phones": (patterns.phones, us_matcher),
+            "addresses": (patterns.addresses, pyap_only)}
+
+    def detect(text: str) -> list[Span]:
+        detectors = list(patterns.PATTERN_DETECTORS)
+        if variant in swap:
+            old, new = swap[variant]
+            detectors[detectors.index(old)] = new
+        elif variant == "names":  # spaCy alone: no cue phrases, no coordinated siblings
+            names._cache.clear()
+        hits = [h for d in detectors for h in d(text)]
+        if variant == "names":
+            saved, name_cues.coordinated = name_cues.coordinated, lambda _t, _f: iter(())
+            try:
+                hits += list(names.names(text))
+            finally:
+                name_cues.coordinated = saved
+        else:
+            hits += list(names.names(text)) + list(name_cues.cued_names(text))
+        return [(h.type, h.start, h.end) for h in redaction._non_overlapping(hits)]
+
+    return detect
+
+
+ABLATIONS = {"secrets": "SECRET", "phones": "PHONE", "addresses": "ADDRESS", "names": "PERSON"}
+
+
 def presidio_detector() -> Detector:
     import tldextract  # noqa: PLC0415
     from presidio_analyzer import AnalyzerEngine  # noqa: PLC0415
@@ -142,15 +190,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, help="first N snippets only (a quick look)")
     parser.add_argument("--json", type=Path, help="also write the scores here")
-    parser.add_argument("--ablate", action="store_true", help="also run tracesieve without person names")
+    parser.add_argument("--ablate", action="store_true",
+                        help="also score each of our own detectors against the library it supplements")
     parser.add_argument("--no-presidio", action="store_true", help="skip the Presidio baseline")
     args = parser.parse_args()
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
     rows = load(args.limit)
     detectors = {"tracesieve": tracesieve_detector()}
-    if args.ablate:
-        detectors["tracesieve (no names)"] = tracesieve_detector(names=False)
     if not args.no_presidio:
         detectors["Presidio defaults"] = presidio_detector()
     results = {}
@@ -162,6 +209,19 @@ def main() -> None:
     if len(results) > 1 and "Presidio defaults" in results:
         ratio = results["tracesieve"]["texts_per_s"] / results["Presidio defaults"]["texts_per_s"]
         print(f"\nspeed ratio tracesieve / Presidio: {ratio:.2f}x")
+    if args.ablate:
+        print("\nOur detectors against the library alone (same corpus, same scoring):\n")
+        print("| detector | type | library alone: recall / precision | tracesieve: recall / precision |")
+        print("|---|---|---:|---:|")
+        ours = results["tracesieve"]["per_type"]
+        for variant, kind in ABLATIONS.items():
+            predictions, _ = run(rows, _library_only(variant))
+            alone = score(rows, predictions)["per_type"][kind]
+            results[f"library alone: {variant}"] = alone
+            label = {"secrets": "gitleaks rules only", "phones": "libphonenumber matcher, region US",
+                     "addresses": "pyap only", "names": "spaCy NER only"}[variant]
+            print(f"| {label} | {kind} | {_pct(alone['recall'])} / {_pct(alone['precision'])} | "
+                  f"{_pct(ours[kind]['recall'])} / {_pct(ours[kind]['precision'])} |")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 
