@@ -16,6 +16,7 @@ ids are not detected and ``description()`` says so in every redaction report.
 from __future__ import annotations
 
 import importlib.util
+import re
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -34,6 +35,8 @@ RECOGNIZERS = {
     "ZaIdNumberRecognizer": "NATIONAL_ID", "SgFinRecognizer": "NATIONAL_ID", "CaSinRecognizer": "NATIONAL_ID",
 }
 MIN_SCORE, CONTEXT_BOOST, CONTEXT_CHARS = 0.5, 0.35, 48
+#: The flags AnalyzerEngine passes to every pattern (a lower-case IBAN is still an IBAN).
+_ENGINE_FLAGS = re.DOTALL | re.MULTILINE | re.IGNORECASE
 #: Bare digit runs whose checksum one random number in ten passes (Luhn, mod 11): a phone number or
 #: an order id would pass too often, so these need one of the recognizer's context words.
 CONTEXT_REQUIRED = {"NhsRecognizer", "AuTfnRecognizer", "AuMedicareRecognizer", "CaSinRecognizer", "InAadhaarRecognizer",
@@ -71,9 +74,12 @@ def national_ids(text: str) -> Iterator[tuple[str, int, int]]:
     """``(type, start, end)`` for each id a Presidio recognizer finds and keeps at ``MIN_SCORE``."""
     if not any(c.isdigit() for c in text):
         return
-    lowered = text.lower()
+    lowered, upper = text.lower(), text.upper()
     for recognizer, kind, needs_context in _load():
-        for result in recognizer.analyze(text, recognizer.supported_entities):
+        # IBANs are case-insensitive but Presidio's pattern is upper-case: read an upper-cased copy
+        # (only when upper-casing keeps every offset, e.g. no "ß" -> "SS").
+        source = upper if kind == "IBAN" and len(upper) == len(text) else text
+        for result in recognizer.analyze(source, recognizer.supported_entities, regex_flags=_ENGINE_FLAGS):
             before = lowered[max(0, result.start - CONTEXT_CHARS):result.start]
             context = any(word.lower() in before for word in recognizer.context or ())
             score = result.score + (CONTEXT_BOOST if context and result.score < MIN_SCORE else 0.0)
