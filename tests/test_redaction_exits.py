@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import anyio
 import pytest
 from mcp import Client
 
@@ -89,7 +88,7 @@ def test_the_annotation_queue_shows_redacted_previews_and_says_so(store: DuckDBT
     assert result.redacted.get("EMAIL") == 1
 
 
-async def test_reads_are_redacted_only_when_the_operator_says_so(store: DuckDBTraceStore, tmp_path: Path,
+async def test_reads_are_redacted_only_when_the_operator_says_so(store: DuckDBTraceStore,
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     path = store.path
     async with Client(build_app(DuckDBTraceStore(path))) as c:
@@ -104,4 +103,3 @@ async def test_reads_are_redacted_only_when_the_operator_says_so(store: DuckDBTr
         text = json.dumps(result.structured_content)
         assert EMAIL not in text and PASSWORD not in text and "<EMAIL_1>" in text
     assert got.structured_content["trace"]["trace_id"] == "leaky"  # ids are not content
-    await anyio.sleep(0)

@@ -27,8 +27,8 @@ from tools.errors import ProviderError
 from tools.judges.ports import (CachedReply, DeferredCall, Item, ItemSource, JudgeModel, JudgeRecord, JudgeStore,
                                ResolvedTarget, RunRecord, ScoreRow, Target, Verdict)
 from tools.judges.specs import JudgeSpec
-from tools.privacy import switches
 from tools.judges.run_reports import STALE_MS, RunEstimate, RunReport, effective_status, load_run, report
+from tools.privacy import switches
 
 Progress = Callable[[float, float, str], Awaitable[None]]
 PAGE = 200
