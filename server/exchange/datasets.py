@@ -28,6 +28,7 @@ from tools.datasets.merge import import_records
 from tools.datasets.models import DatasetRecord, DatasetVersion
 from tools.datasets.builder import DatasetWriteResult
 from tools.errors import ConflictError, InvalidInputError, NotFoundError
+from tools.privacy.outputs import redact_records
 
 Format = Literal["jsonl", "parquet", "mlflow"]
 _EXT = {"jsonl": "jsonl", "parquet": "parquet", "mlflow": "db"}
@@ -163,7 +164,7 @@ def export_dataset(store: DuckDBDatasetStore, name: str, version: int | None, fm
                    path: Path | None = None, tracking_uri: str | None = None) -> ExportResult:
     """Export ``name@version``; without ``path``/``tracking_uri`` everything goes under the exports folder."""
     header = dv.resolve(store, name, version)
-    records = store.records(header.name, header.version)
+    records, notes = _redacted_for_export(header, store.records(header.name, header.version))
     if fmt == "mlflow":
         if tracking_uri is None:
             db = path or default_export_path(store, header, fmt)
@@ -172,11 +173,23 @@ def export_dataset(store: DuckDBDatasetStore, name: str, version: int | None, fm
         result = export_mlflow(header, records, tracking_uri)
         if tracking_uri.startswith("sqlite:///"):
             result.path = tracking_uri.removeprefix("sqlite:///")
+        result.notes += notes
         return result
     target = path or default_export_path(store, header, fmt)
     size = write_jsonl(records, target) if fmt == "jsonl" else write_parquet(records, target)
     return ExportResult(name=header.name, version=header.version, format=fmt, record_count=len(records),
-                        path=str(target), bytes=size)
+                        path=str(target), bytes=size, notes=notes)
+
+
+def _redacted_for_export(header: DatasetVersion, records: list[DatasetRecord]) -> tuple[list[DatasetRecord], list[str]]:
+    """A version built with redact=false still leaves the store redacted; a redacted one is as stored
+    (so an exported file re-imports to the same content hash)."""
+    if header.spec.get("redact", True):
+        return records, []
+    clean, counts = redact_records([r.model_dump() for r in records])
+    out = [r.model_copy(update={k: c[k] for k in ("inputs", "outputs", "expectations")}) for r, c in zip(records, clean)]
+    said = ", ".join(f"{n} {t}" for t, n in counts.items()) or "nothing found"
+    return out, [f"This version was built with redact=false; its records were PII-redacted on export ({said})."]
 
 
 def confined_path(store: DuckDBDatasetStore, file: str) -> Path:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import anyio
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import InputRequiredResult
+from pydantic import BaseModel
 
 from server.errors import surface_errors, surface_errors_async
 from server.mcp import confirm
@@ -14,10 +17,20 @@ from server.mcp.annotations import DESTRUCTIVE, IDEMPOTENT_WRITE, READ_ONLY
 from server.mcp.grammar import FilterArg
 from server.storage.backend import Backend
 from tools import clock
+from tools.privacy import outputs, switches
 from tools.traces import describe, search, tagging, view
 from tools.traces import sql as sql_tool
 from tools.traces.search import Limit, OrderBy, PageToken
 from tools.traces.tagging import SelectFilter, TagKey, TagValue, TraceIds
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def redacted_read(result: M) -> M:
+    """With TRACESIEVE_REDACT_READS=1 a read result leaves with its PII redacted (see tools/privacy/switches.py)."""
+    if not switches.reads_redacted():
+        return result
+    return outputs.redact_model(result)[0]
 
 
 #: query_sql's description on a ClickHouse store: the dialect differs, the views keep their names.
@@ -36,7 +49,6 @@ Example: SELECT span_type, count(), quantile(0.95)(duration_ms) FROM otel_spans 
 CONFIRM_ABOVE = 100
 CONFIRM_SCHEMA = {"type": "object", "properties": {"confirm": {"type": "boolean", "title": "Apply to all of them"}},
                   "required": ["confirm"]}
-
 
 
 def register(mcp: MCPServer, backend: Backend) -> None:
@@ -62,9 +74,9 @@ def register(mcp: MCPServer, backend: Backend) -> None:
         (one span has both). `fields` keeps only the columns you need. If `next_page_token` is set, call again
         with it and the same filter/order_by. A bad filter's error names the token and the closest field.
         """
-        return search.search_traces(store, search.SearchTracesInput(
+        return redacted_read(search.search_traces(store, search.SearchTracesInput(
             filter=filter, order_by=order_by, limit=limit, page_token=page_token, fields=fields),
-            now_ms=clock.now_ms())
+            now_ms=clock.now_ms()))
 
     @mcp.tool(annotations=READ_ONLY)
     @surface_errors
@@ -79,9 +91,9 @@ def register(mcp: MCPServer, backend: Backend) -> None:
         "…[truncated: 5120 more chars; next: get_trace(span_id='9f1c', field='outputs', offset=4000)]".
         If `next_span_offset` is set, pass it as span_offset for more spans.
         """
-        return view.get_trace(store, view.GetTraceInput(
+        return redacted_read(view.get_trace(store, view.GetTraceInput(
             trace_id=trace_id, max_chars=max_chars, span_id=span_id, field=field, offset=offset,
-            span_offset=span_offset, include_attributes=include_attributes))
+            span_offset=span_offset, include_attributes=include_attributes)))
 
     async def confirmed(ctx: Context, verb: str, key: str, filter: str | None) -> InputRequiredResult | None:
         """Ask the person before a filter writes to more than CONFIRM_ABOVE traces (see ``confirm``)."""

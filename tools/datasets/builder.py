@@ -30,8 +30,9 @@ from tools.datasets.models import (BASE_DIMENSIONS, CollapseNear, DatasetFilter,
                                   VersionA, VersionB)
 from tools.errors import ConflictError, InvalidInputError
 from tools.previews import cut
-from tools.privacy.redaction import RedactionReport, Redactor, names_description, prime, redact_record
 from tools.datasets.empty_records import SkipEmpty, empty_warnings, split_empty
+from tools.privacy.redaction import (RedactionReport, Redactor, names_description, not_covered, prime,
+                                     redact_record)
 from tools.datasets.sampling import StratumCount, stratified_sample
 
 MAX_RECORDS = 50_000
@@ -102,7 +103,8 @@ def strata_summary(records: list[DatasetRecord], known: list[StratumCount]) -> l
 
 
 def redaction_summary(records: list[DatasetRecord], enabled: bool) -> RedactionReport:
-    report = RedactionReport(enabled=enabled, person_names=names_description() if enabled else "redaction off")
+    report = RedactionReport(enabled=enabled, person_names=names_description() if enabled else "redaction off",
+                             not_covered=not_covered() if enabled else [])
     for r in records:
         report.add(r.redaction)
     return report

@@ -104,15 +104,24 @@ def parse_reply(reply: ModelReply, *, pass_threshold: float) -> Verdict:
 
 
 def redact_item(item: Item) -> Item:
-    """Redact the span-derived parts of a redacted dataset's item (its input/output already are).
+    """The item with everything a judge prompt is built from redacted under one numbering.
 
-    Numbering continues after the placeholders already in input/output, so a new value never
-    reuses a placeholder that means something else in the same item.
+    Every part is read before any is rewritten, so a value found in a tool argument is replaced
+    in the input too (and the reverse). A redacted dataset's input/output already hold
+    placeholders: numbering continues after them and they are never re-detected.
     """
     redactor = Redactor(existing=[t for t in (item.input, item.output) if t])
+    redactor.learn([item.input, item.output, item.retrieved, [[c.arguments, c.error] for c in item.tool_calls],
+                    [e.message for e in item.error_spans], item.expectations])
+
+    def text(value: str | None) -> str | None:
+        return redactor.text(value) if value else value
+
     return item.model_copy(update={
+        "input": text(item.input), "output": text(item.output),
         "retrieved": [redactor.text(t) for t in item.retrieved],
-        "tool_calls": [c.model_copy(update={
-            "arguments": redactor.text(c.arguments) if c.arguments else c.arguments,
-            "error": redactor.text(c.error) if c.error else c.error}) for c in item.tool_calls],
+        "tool_calls": [c.model_copy(update={"arguments": text(c.arguments), "error": text(c.error)})
+                       for c in item.tool_calls],
+        "error_spans": [e.model_copy(update={"message": text(e.message)}) for e in item.error_spans],
+        "expectations": redactor.value(item.expectations),
     })

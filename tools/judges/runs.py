@@ -28,6 +28,7 @@ from tools.judges.ports import (CachedReply, DeferredCall, Item, ItemSource, Jud
                                ResolvedTarget, RunRecord, ScoreRow, Target, Verdict)
 from tools.judges.specs import JudgeSpec
 from tools.judges.run_reports import STALE_MS, RunEstimate, RunReport, effective_status, load_run, report
+from tools.privacy import switches
 
 Progress = Callable[[float, float, str], Awaitable[None]]
 PAGE = 200
@@ -216,6 +217,12 @@ def _first_error(group: BaseExceptionGroup) -> BaseException:
     return group.exceptions[0]
 
 
+def _redacts(judge: JudgeRecord, resolved: ResolvedTarget) -> bool:
+    """Redacted datasets stay redacted for every judge; an LLM judge's prompt leaves for an external
+    model, so its items are redacted unless the operator turned that off."""
+    return resolved.redacted or (judge.kind == "llm" and switches.judge_inputs_redacted())
+
+
 async def _judge(run: _Run, source: ItemSource, judge: JudgeRecord, resolved: ResolvedTarget,
                  model: JudgeModel | None, concurrency: int) -> str:
     """Score every unfinished item with one judge; returns where it was evaluated."""
@@ -239,7 +246,7 @@ async def _judge(run: _Run, source: ItemSource, judge: JudgeRecord, resolved: Re
         after = page[-1].item_id
         todo = [i for i in page if i.item_id not in finished]
         run.done += len(page) - len(todo)
-        if resolved.redacted:
+        if _redacts(judge, resolved):
             todo = [llm_judge.redact_item(i) for i in todo]
         if not todo:
             continue
@@ -262,7 +269,7 @@ async def estimate(source: ItemSource, judges: list[JudgeRecord], resolved: Reso
     tokens = out_max = 0
     if llm and resolved.items:
         sample = (await _thread(source.items, resolved.target, after=None, limit=50))
-        if resolved.redacted:
+        if resolved.redacted or switches.judge_inputs_redacted():
             sample = [llm_judge.redact_item(i) for i in sample]
         for _, spec in llm:
             per_item = sum(llm_judge.estimate_tokens(llm_judge.build_prompt(spec, i)) for i in sample)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections import Counter
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal, Protocol
 
@@ -28,6 +29,7 @@ from tools.filters import parser
 from tools.errors import InvalidInputError
 from tools.labels.labelling import Criterion
 from tools.previews import preview
+from tools.privacy.outputs import redact_preview
 
 Signal = Literal["error_status", "tool_error", "tool_retry", "guardrail", "resubmission", "context_pressure",
                  "token_spike", "latency_outlier", "judge_disagreement", "judge_flagged", "judge_uncertain"]
@@ -156,6 +158,8 @@ class AnnotationQueueResult(BaseModel):
     signal_counts: dict[str, int] = Field(description="Candidates on which each signal fired.")
     unbiased: bool = Field(description="True when every candidate had a non-zero chance (random_share > 0).")
     seed: int
+    redacted: dict[str, int] = Field(default_factory=dict, description="PII values replaced in the request "
+                                     "previews, by type (redaction runs before anyone annotates).")
     filter_explained: str
     next_step: str
 
@@ -210,13 +214,13 @@ def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def _item(rank: int, c: Candidate, selected_by: str, probability: float) -> QueueItem:
+def _item(rank: int, c: Candidate, selected_by: str, probability: float, redacted_request: str | None) -> QueueItem:
     reasons = sorted((describe(s) for s in c.signals), key=lambda r: -WEIGHTS.get(r.signal, 0.5) * r.strength)
     priority = round(sum(WEIGHTS.get(r.signal, 0.5) * r.strength for r in reasons), 4)
     return QueueItem(rank=rank, trace_id=c.trace_id, time=_iso(c.timestamp_ms), priority=priority,
                      selected_by=selected_by,  # type: ignore[arg-type]
                      selection_probability=round(probability, 8), reasons=reasons,
-                     request_preview=preview(c.request_head, chars=200, is_request=True))
+                     request_preview=preview(redacted_request, chars=200, is_request=True))
 
 
 def priority_of(c: Candidate) -> float:
@@ -244,10 +248,15 @@ def annotation_queue(store: QueueStore, inp: AnnotationQueueInput, *, now_ms: in
         if k_random > 0 else []
     by_id = {c.trace_id: c for c in flagged}
     p_random = k_random / rest if rest > 0 else 0.0
-    items = [_item(i + 1, c, "anomaly", 1.0) for i, c in enumerate(top)]
     picks = [by_id.get(c.trace_id, c) for c in randoms]
     picks.sort(key=lambda c: (-priority_of(c), c.trace_id))
-    items += [_item(len(items) + i + 1, c, "random", p_random) for i, c in enumerate(picks)]
+    # Annotators see previews before anyone has checked them: PII is redacted first, counted once.
+    previews = {c.trace_id: redact_preview(c.request_head) for c in [*top, *picks]}
+    redacted: Counter[str] = Counter()
+    for _, counts_by_type in previews.values():
+        redacted.update(counts_by_type)
+    items = [_item(i + 1, c, "anomaly", 1.0, previews[c.trace_id][0]) for i, c in enumerate(top)]
+    items += [_item(len(items) + i + 1, c, "random", p_random, previews[c.trace_id][0]) for i, c in enumerate(picks)]
     counts = {s: 0 for s in chosen}
     for c in flagged:
         for s in {sig.signal for sig in c.signals}:
@@ -259,7 +268,7 @@ def annotation_queue(store: QueueStore, inp: AnnotationQueueInput, *, now_ms: in
     return AnnotationQueueResult(
         queue_id=queue_id, criterion=inp.criterion, items=items, population=n,
         already_labelled=population.already_labelled, anomalous=len(flagged), signal_counts=counts,
-        unbiased=unbiased, seed=seed, filter_explained=parser.explain(expr) if expr is not None else "all traces",
+        unbiased=unbiased, seed=seed, redacted=dict(sorted(redacted.items())), filter_explained=parser.explain(expr) if expr is not None else "all traces",
         next_step=(f"Read each trace (get_trace), then record the decision: label_trace(trace_id=..., "
                    f"criterion='{inp.criterion}', value='pass'|'fail', reviewer=..., rationale=...). Labelled "
                    "traces leave the queue; call annotation_queue again for more."))

@@ -18,6 +18,7 @@ import threading
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from tools.privacy import name_cues
 from tools.privacy.patterns import PLACEHOLDER, Hit
 
 #: Model packages tried in order; the first importable one is used.
@@ -29,6 +30,11 @@ _NOT_A_NAME = re.compile(r"[\d@<>_/\\{}\[\]=]|https?:")
 #: Product-style CamelCase ("DuckDB", "PayPal"): a capital after the third letter of a word, unless
 #: after an apostrophe or hyphen or in a Mac-/Mc- surname.
 _CAMEL = re.compile(r"\b(?!Mac|Mc)[A-Z][a-z]{2,}[A-Z]|\b[A-Z]{2,}[a-z]")
+#: Words that make a capitalised phrase an organisation or a place, whatever the NER model says
+#: ("The Clark, Romero and Hall Orchestra", "Thomas and Sons", "København K bridge").
+_NOT_A_PERSON_WORD = re.compile(
+    r"(?i)\b(?:orchestra|band|choir|ltd|inc|llc|gmbh|plc|corp|corporation|company|co|group|bank|sons|partners"
+    r"|university|college|school|club|agency|hotel|bridge|street|avenue|road|square|station|airport|hospital)\b")
 
 
 def _load() -> Any | None:
@@ -76,9 +82,15 @@ def _hits(text: str, doc: Any) -> tuple[Hit, ...]:
         value = ent.text.strip(" \t\n'\".,:;!?()")
         if len(value) < 2 or _NOT_A_NAME.search(value) or _CAMEL.search(value) or PLACEHOLDER.search(value):
             continue
+        after = text[ent.end_char:ent.end_char + 12]
+        if _NOT_A_PERSON_WORD.search(value) or re.match(r"\s*(?:&|and)\s+(?:sons|co)\b", after, re.IGNORECASE):
+            continue
         start = text.index(value, ent.start_char) if value in text[ent.start_char:ent.end_char] else ent.start_char
         out.append(Hit("PERSON", start, start + len(value), value))
-    return tuple(out)
+    siblings = [h for h in name_cues.coordinated(text, out)
+                if not (_NOT_A_PERSON_WORD.search(h.value) or _CAMEL.search(h.value) or PLACEHOLDER.search(h.value)
+                        or _NOT_A_PERSON_WORD.match(text, h.end + 1))]  # "Clark, Romero and Hall Orchestra"
+    return tuple(out + siblings)
 
 
 #: Results per distinct string: traces repeat system prompts and tool outputs, and NER is the
