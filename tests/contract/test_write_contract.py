@@ -64,7 +64,7 @@ def test_describe_store_counts_what_is_stored(backend: Backend) -> None:
     assert {(c.value, c.traces) for c in d.environments} == {("production", 8), ("staging", 4)}
     assert [(t.key, t.traces, t.top_values) for t in d.tag_keys] == [
         ("environment", 12, ["production", "staging"]), ("eval_candidate", 1, ["slow"])]
-    assert {(c.value, c.traces) for c in d.span_types} == {("AGENT", 12), ("CHAT_MODEL", 12), ("TOOL", 12)}
+    assert {(c.value, c.traces) for c in d.span_types} == {("AGENT", 12), ("LLM", 12), ("TOOL", 12)}
     assert d.first_trace_time == "2025-11-13T02:13:20.000Z"
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from server.storage.clickhouse import filter_sql, migrations, sql_sandbox
 from server.storage.clickhouse.client import ClickHouseClient, next_version
 from server.storage.clickhouse.writer import write_traces
+from server.storage.span_type_sql import SPAN_TYPE_SQL
 from server.storage.urls import StoreUrl
 from server.storage.whole_trace import WholeTraceReading
 from tools import clock
@@ -186,6 +187,13 @@ class ClickHouseTraceStore(WholeTraceReading):
         def counts(sql: str) -> list[tuple[Any, int]]:
             return [(r[0], int(r[1])) for r in self.client.read(sql)]
 
+        def counts_and_traces(table: str, column_sql: str, where_sql: str, limit: int | None = None
+                              ) -> list[tuple[Any, int, int]]:
+            """``(value, rows, distinct traces)``, as the DuckDB store's ``span_counts_sql`` counts them."""
+            sql = (f"SELECT {column_sql} AS v, count() AS c, uniqExact(trace_id) FROM {table} {where_sql} "
+                   f"GROUP BY v ORDER BY c DESC, v" + (f" LIMIT {int(limit)}" if limit else ""))
+            return [(r[0], int(r[1]), int(r[2])) for r in self.client.read(sql)]
+
         n, first, last, spans = self.client.read(
             "SELECT count(), min(timestamp_ms), max(timestamp_ms), sum(span_count) FROM traces")[0]
         top = "GROUP BY 1 ORDER BY c DESC, 1 LIMIT 20"
@@ -198,8 +206,8 @@ class ClickHouseTraceStore(WholeTraceReading):
             "prompt_versions": counts(
                 f"SELECT prompt_version, count() AS c FROM traces WHERE prompt_version IS NOT NULL {top}"),
             "sources": counts("SELECT source, count() AS c FROM traces GROUP BY 1 ORDER BY c DESC, 1"),
-            "span_types": counts("SELECT span_type, count() AS c FROM spans GROUP BY 1 ORDER BY c DESC, 1"),
-            "tools": counts(f"SELECT tool_name, count() AS c FROM spans WHERE tool_name IS NOT NULL {top}"),
+            "span_types": counts_and_traces("spans", SPAN_TYPE_SQL, ""),
+            "tools": counts_and_traces("spans", "tool_name", "WHERE tool_name IS NOT NULL", 20),
             "tag_keys": [
                 {"key": k, "traces": int(c), "distinct_values": int(d), "top_values": list(v)}
                 for k, c, d, v in self.client.read("""
@@ -208,8 +216,8 @@ class ClickHouseTraceStore(WholeTraceReading):
                     FROM (SELECT key, value, count() AS n FROM tags GROUP BY key, value)
                     GROUP BY key ORDER BY c DESC, key LIMIT 50""")
             ],
-            "label_criteria": counts("SELECT criterion, count() AS c FROM labels GROUP BY 1 ORDER BY c DESC, 1 LIMIT 50"),
-            "judges": counts("SELECT judge, count() AS c FROM scores GROUP BY 1 ORDER BY c DESC, 1 LIMIT 50"),
+            "label_criteria": counts_and_traces("labels", "criterion", "", 50),
+            "judges": counts_and_traces("scores", "judge", "", 50),
         }
 
     def query_sql(self, sql: str, *, limit: int) -> SqlResult:

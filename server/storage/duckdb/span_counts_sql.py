@@ -12,14 +12,9 @@ from typing import Any
 
 import duckdb
 
-from tools.models import SPAN_TYPES
-from tools.span_types import SYNONYMS
+from server.storage.span_type_sql import SPAN_TYPE_SQL
 
 __all__ = ["SPAN_TYPE_SQL", "counts_and_traces"]
-
-#: ``span_type`` mapped to its canonical name; built from constants only (no user text).
-SPAN_TYPE_SQL = "CASE span_type " + " ".join(
-    f"WHEN '{name}' THEN '{target}'" for name, target in SYNONYMS.items() if name in SPAN_TYPES) + " ELSE span_type END"
 
 
 def counts_and_traces(con: duckdb.DuckDBPyConnection, table: str, column_sql: str, where_sql: str,
