@@ -104,7 +104,7 @@ class _AfterReading:
         if self.batches is None:
             self.batches = _read_batches(self.data)
         with gc_paused():
-            self.tables = [writer.to_arrow(writer.last_copies(batch), now_ms=0) for batch in self.batches]
+            self.tables = [writer.to_arrow(batch, now_ms=0) for batch in self.batches]
         return sum(t["batch_spans"].num_rows for t in self.tables)
 
     def write(self) -> int:
@@ -139,7 +139,7 @@ def _ingest(data: Path, workdir: Path, *, inline: bool = False, workers: int = 0
             path.unlink(missing_ok=True)
     if report.error_count:
         raise RuntimeError(f"ingest reported errors: {report.errors[:3]}")
-    return report.spans
+    return report.spans_new
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import anyio
 import click
 
-from server.cli import analysis, calibration, datasets, judges
+from server.cli import analysis, calibration, datasets, judges, live
 from server.cli.common import db_option, echo_result, table_option
 from server.errors import cli_errors
 from server.storage.duckdb.store import DuckDBTraceStore
@@ -27,7 +27,7 @@ from tools.traces import sql as sql_tool
 from tools.clock import now_ms
 
 #: Each feature module contributes its commands; the group is assembled at the bottom.
-FEATURE_COMMANDS = (analysis.COMMANDS, datasets.COMMANDS, judges.COMMANDS, calibration.COMMANDS)
+FEATURE_COMMANDS = (analysis.COMMANDS, datasets.COMMANDS, judges.COMMANDS, calibration.COMMANDS, live.COMMANDS)
 
 
 @click.group()
@@ -56,9 +56,12 @@ def serve(db: Path, use_http: bool, host: str, port: int, token: str | None) -> 
     from server.mcp.app import build_app
 
     with cli_errors():
-        app = build_app(DuckDBTraceStore(db))
+        store = DuckDBTraceStore(db)
+        app = build_app(store)
         if use_http:
-            serve_http(app, host=host, port=port, token=token)
+            from server.http.otlp_receiver import OtlpReceiver
+
+            serve_http(app, host=host, port=port, token=token, otlp=OtlpReceiver(store))
         else:
             app.run("stdio")
 
@@ -74,11 +77,16 @@ def serve(db: Path, use_http: bool, host: str, port: int, token: str | None) -> 
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Processes reading files at once (default: TRACESIEVE_INGEST_WORKERS, else one per core; "
                    "1 reads in this process). Only loads of several files and 16 MiB or more use them.")
+@click.option("--replace", is_flag=True, help="Replace traces stored by an earlier load whole (a corrected "
+              "export), instead of adding and updating their spans.")
 def ingest(db: Path, paths: tuple[Path, ...], fmt: str, tracking_uri: str | None, experiment: str | None,
-           workers: int | None) -> None:
+           workers: int | None, replace: bool) -> None:
     """Load traces from files/folders (OTLP JSON or protobuf, MLflow JSON, Langfuse) or an MLflow server.
 
-    Re-ingesting a trace replaces it. Bad files or traces are reported and skipped; the rest load.
+    Spans are upserted by (trace id, span id): a trace split over files or loads gets every span, a
+    span sent again replaces its copy, nothing stored is dropped (--replace drops an earlier load's
+    copy of each trace read). The report counts stored spans (new, updated, unchanged). Bad files
+    or traces are reported and skipped; the rest load.
 
     Example:
 
@@ -96,13 +104,15 @@ def ingest(db: Path, paths: tuple[Path, ...], fmt: str, tracking_uri: str | None
         store = DuckDBTraceStore(db)
         files = [file for path in paths for file in list_files(path)]
         report = IngestReport()
+        replace_before_ms = now_ms() if replace else None
         # Progress in bytes of input read; batches still span files, so many small files stay cheap.
         with click.progressbar(length=sum(f.stat().st_size for f in files) or 1, label="ingesting",
                                file=sys.stderr) as bar:
             ingest_files(store, files, fmt, workers=workers, report=report,  # type: ignore[arg-type]
-                         on_file=lambda file: bar.update(file.stat().st_size))
+                         on_file=lambda file: bar.update(file.stat().st_size), replace_before_ms=replace_before_ms)
         if tracking_uri:
-            run_ingest(store, read_mlflow_tracking(tracking_uri, experiment), report=report)
+            run_ingest(store, read_mlflow_tracking(tracking_uri, experiment), report=report,
+                       replace_before_ms=replace_before_ms)
         hint = _optimize_hint(store, db) if report.traces else None
     click.echo(json.dumps(report.model_dump(), indent=2))
     if hint:

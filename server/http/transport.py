@@ -44,18 +44,23 @@ class BearerAuth:
         await self.app(scope, receive, send)
 
 
-def http_app(mcp: MCPServer, *, host: str, token: str | None) -> ASGIApp:
-    """The ASGI app to serve, refusing a non-loopback bind without a token."""
+def http_app(mcp: MCPServer, *, host: str, token: str | None, otlp: ASGIApp | None = None) -> ASGIApp:
+    """The ASGI app to serve, refusing a non-loopback bind without a token. With ``otlp`` (an
+    ``OtlpReceiver``), ``POST /v1/traces`` is answered there, behind the same bearer-token rule."""
     if not is_loopback(host) and not token:
         raise InvalidInputError(
             f"Refusing to serve on {host} without authentication: anyone who can reach it could read "
             "your traces. Pass --token (or set TRACESIEVE_TOKEN), or bind to 127.0.0.1.")
     app: ASGIApp = mcp.streamable_http_app(host=host)
+    if otlp is not None:
+        from server.http.otlp_receiver import with_otlp_receiver
+
+        app = with_otlp_receiver(app, otlp)  # type: ignore[arg-type]
     return BearerAuth(app, token) if token else app
 
 
-def serve_http(mcp: MCPServer, *, host: str, port: int, token: str | None) -> None:
-    app = http_app(mcp, host=host, token=token)
+def serve_http(mcp: MCPServer, *, host: str, port: int, token: str | None, otlp: ASGIApp | None = None) -> None:
+    app = http_app(mcp, host=host, token=token, otlp=otlp)
     log.info("tracesieve MCP over streamable HTTP at http://%s:%d/mcp%s", host, port,
              " (bearer token required)" if token else "")
     uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -21,7 +21,7 @@ from tools import clock
 from tools.datasets import merge as dataset_merge, builder
 from tools.datasets import versions as dv
 from tools.datasets.models import (CollapseNear, CreateIfMissing, DatasetFilter, DatasetName, Description,
-                                  ExportFormat, Expectations, FromLabels, MaxChars, NewVersion, Offset, PageLimit,
+                                  ExportFormat, Expectations, FromLabels, IncludeInProgress, MaxChars, NewVersion, Offset, PageLimit,
                                   RecordIds, RecordsArg, Redact, SampleArg, TagSelectors, Version, VersionA, VersionB)
 
 
@@ -42,7 +42,8 @@ def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
     def build_dataset_from_tags(name: DatasetName, tags: TagSelectors = None, filter: DatasetFilter = None,
                                 sample: SampleArg = None, redact: Redact = True, description: Description = None,
                                 new_version: NewVersion = False, collapse_near_duplicates: CollapseNear = False,
-                                expectations_from_labels: FromLabels = True) -> builder.DatasetWriteResult:
+                                expectations_from_labels: FromLabels = True,
+                                include_in_progress: IncludeInProgress = False) -> builder.DatasetWriteResult:
         """Build a versioned eval dataset from tagged traces (and/or a search filter): one record per trace with
         inputs (the request), outputs (the response already produced, so judges score without re-running the
         agent), expectations (from human labels), trace_id, strata and selection probability.
@@ -50,7 +51,8 @@ def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
         Use after tag_trace has marked candidates. A trace is selected if it has ANY of `tags`; `filter` narrows
         (or alone selects). Each trace appears once. `sample` draws n records, stratified and seeded; the result
         reports records per stratum, and each record keeps its selection probability for reweighting. PII is
-        redacted by default (placeholders like <EMAIL_1>; counts by type in `redaction`).
+        redacted by default (placeholders like <EMAIL_1>; counts by type in `redaction`). Traces still IN_PROGRESS
+        (root span not received yet) are skipped and counted in `skipped_in_progress`.
         Versions are immutable. Same name + same definition: unchanged content returns the existing version
         (created=false), changed content (new traces tagged) makes version N+1, keeping expectations added to
         still-selected traces and hand-written records (traces merged in by hand that the selection does not match
@@ -65,7 +67,8 @@ def register(mcp: MCPServer, store: DuckDBTraceStore) -> None:
         return builder.build_dataset_from_tags(ds, builder.BuildDatasetInput(
             name=name, tags=tags, filter=filter, sample=sample, redact=redact, description=description,
             new_version=new_version, collapse_near_duplicates=collapse_near_duplicates,
-            expectations_from_labels=expectations_from_labels), now_ms=clock.now_ms())
+            expectations_from_labels=expectations_from_labels, include_in_progress=include_in_progress),
+            now_ms=clock.now_ms())
 
     @mcp.tool(annotations=READ_ONLY)
     @surface_errors

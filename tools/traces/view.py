@@ -18,6 +18,7 @@ from tools.models import Span, Trace
 from tools.ports import TraceStore
 from tools.previews import cut
 from tools.traces.search import iso_ms
+from tools.traces.span_checks import cycle_breaks, span_problems
 
 ContentField = Literal["inputs", "outputs", "attributes", "events", "request", "response", "metadata"]
 TRACE_FIELDS = ("request", "response", "metadata")
@@ -107,13 +108,19 @@ class GetTraceResult(BaseModel):
     next_span_offset: int | None = Field(description="More spans follow: call again with this span_offset.")
     truncated: bool = Field(description="True if any text was cut to fit max_chars (see the markers).")
     content: SpanContent | None = Field(None, description="Set when span_id/field asked for one span's content.")
+    problems: list[str] = Field(default_factory=list, description=(
+        "Odd spans kept as the source sent them: parent cycles (and where the tree breaks them), "
+        "self-parented spans, negative or reversed times."))
 
 
 def _depth_first(spans: list[Span]) -> list[tuple[Span, int]]:
+    """Every span once, children right after their parent. A span whose parent is missing is listed
+    at the top; a parent loop is broken at the span ``span_checks`` names (so no span is hidden)."""
     ids = {s.span_id for s in spans}
+    breaks = cycle_breaks(spans)
     children: dict[str | None, list[Span]] = {}
     for s in spans:
-        parent = s.parent_span_id if s.parent_span_id in ids else None
+        parent = s.parent_span_id if s.parent_span_id in ids and s.span_id not in breaks else None
         children.setdefault(parent, []).append(s)
     ordered: list[tuple[Span, int]] = []
     stack = [(s, 0) for s in reversed(sorted(children.get(None, []), key=lambda s: s.start_time_ns))]
@@ -169,6 +176,7 @@ def _content_page(trace: Trace, inp: GetTraceInput) -> SpanContent:
 def get_trace(store: TraceStore, inp: GetTraceInput) -> GetTraceResult:
     trace = _load(store, inp.trace_id)
     ordered = _depth_first(trace.spans)
+    problems = span_problems(trace.trace_id, trace.spans)
     t0 = min((s.start_time_ns for s in trace.spans), default=0)
     header = TraceHeader(
         trace_id=trace.trace_id, time=iso_ms(trace.timestamp_ms) or "", status=trace.status,
@@ -183,7 +191,8 @@ def get_trace(store: TraceStore, inp: GetTraceInput) -> GetTraceResult:
         header.request = header.response = None
         header.metadata = ""
         return GetTraceResult(trace=header, spans=[_view(s, d, t0, False) for s, d in chosen],
-                              span_total=len(ordered), next_span_offset=None, truncated=False, content=content)
+                              span_total=len(ordered), next_span_offset=None, truncated=False, content=content,
+                              problems=problems)
 
     views = [_view(s, d, t0, inp.include_attributes) for s, d in ordered[inp.span_offset:]]
     for view in views:  # the root span usually repeats the trace's payloads: say so instead of paying twice
@@ -222,7 +231,7 @@ def get_trace(store: TraceStore, inp: GetTraceInput) -> GetTraceResult:
             truncated |= was_cut
             remaining -= len(text)
     return GetTraceResult(trace=header, spans=kept, span_total=len(ordered), next_span_offset=next_offset,
-                          truncated=truncated or next_offset is not None)
+                          truncated=truncated or next_offset is not None, problems=problems)
 
 
 def _view(span: Span, depth: int, t0: int, with_attributes: bool) -> SpanView:
