@@ -36,6 +36,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 import pyarrow as pa
@@ -74,9 +75,9 @@ class _InlinePool:
     def __init__(self, *args: object, **kwargs: object) -> None:
         pass
 
-    def submit(self, fn: Callable[..., int], *args: object) -> Future[int]:
-        future: Future[int] = Future()
-        future.set_result(fn(*args))
+    def submit(self, fn: Callable[..., Any], *args: object, **kwargs: object) -> Future[Any]:
+        future: Future[Any] = Future()
+        future.set_result(fn(*args, **kwargs))
         return future
 
     def shutdown(self, wait: bool = True) -> None:

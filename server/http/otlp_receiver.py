@@ -73,7 +73,7 @@ class OtlpReceiver:
             return
         if scope["type"] != "http":
             return
-        kind = _PROTOBUF
+        kind = _JSON  # until the request says otherwise, errors are readable JSON
         try:
             if scope["path"].rstrip("/") != PATH:
                 raise _Refused(404, f"Not found. OTLP traces are received at POST {PATH}.")
