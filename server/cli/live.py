@@ -55,4 +55,59 @@ def receive(db: Path, host: str, port: int, token: str | None, max_body_mb: int)
     sys.exit(0)
 
 
-COMMANDS: list[click.Command] = [receive]
+def _duration_ms(text: str) -> int:
+    units = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+    text = text.strip().lower()
+    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit() or int(text[:-1]) <= 0:
+        raise click.BadParameter(f"'{text}' is not a duration; use a whole number and s, m, h or d (30s, 5m, 1h).")
+    return int(text[:-1]) * units[text[-1]]
+
+
+@click.command()
+@db_option
+@click.option("--from-mlflow", "uri", required=True, help="MLflow tracking URI (http://127.0.0.1:5000, sqlite:///mlflow.db).")
+@click.option("--experiment", default=None, help="Experiment name or id (default: all experiments).")
+@click.option("--follow", is_flag=True, help="Keep syncing every --every until interrupted (Ctrl-C).")
+@click.option("--every", default="30s", show_default=True, help="With --follow: time between rounds (30s, 5m, 1h).")
+@click.option("--overlap", default="1h", show_default=True,
+              help="Each round re-reads this far before the newest trace seen, for late traces, spans and tags.")
+@click.option("--push", is_flag=True, help="Also write tags and labels set in tracesieve back to the MLflow traces.")
+def sync(db: Path, uri: str, experiment: str | None, follow: bool, every: str, overlap: str, push: bool) -> None:
+    """Keep the store in step with an MLflow tracking server: new traces, late spans, changed tags,
+    new assessments (HUMAN -> labels, LLM_JUDGE/CODE -> scores), incrementally and idempotently.
+
+    A watermark per source is kept in the store; each round reads from it minus --overlap. With
+    --push, tags and labels set here go back to MLflow (set_trace_tag, log_feedback as HUMAN with the
+    reviewer as source). A progress line goes to stderr; one JSON report per round to stdout.
+
+    Example:
+
+        tracesieve sync --from-mlflow http://127.0.0.1:5000 --experiment support-agent --follow --every 30s --push
+    """
+    import json
+    import os
+    import time
+
+    from server.ingestion.mlflow_sync import push_to_mlflow, sync_from_mlflow
+
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")  # an unreachable server fails in seconds
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+    pause_s, overlap_ms = _duration_ms(every) / 1000, _duration_ms(overlap)
+    with cli_errors():
+        store = DuckDBTraceStore(db)
+        while True:
+            report = sync_from_mlflow(store, uri, experiment, overlap_ms=overlap_ms, on_batch=lambda r: click.echo(
+                f"\rsynced {r.traces} traces ({r.spans_new} new spans, {r.spans_updated} updated)", err=True, nl=False))
+            out = report.model_dump()
+            if push:
+                out["push"] = push_to_mlflow(store, uri, experiment).model_dump()
+            click.echo(f"\rsync round done: {report.ingest.traces} traces written, {report.ingest.spans_new} new "
+                       f"spans, watermark {report.watermark_ms}", err=True)
+            click.echo(json.dumps(out))
+            if not follow:
+                break
+            store.release()  # let other processes at the file between rounds
+            time.sleep(pause_s)
+
+
+COMMANDS: list[click.Command] = [receive, sync]

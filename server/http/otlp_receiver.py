@@ -63,9 +63,9 @@ class OtlpReceiver:
     """The ASGI app answering ``POST /v1/traces`` (see the module docstring)."""
 
     def __init__(self, store: TraceStore, *, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-                 max_pending_spans: int = 200_000, release_between: bool = True) -> None:
+                 max_pending_spans: int = 200_000, release_every_s: float = 1.0) -> None:
         self.max_body_bytes = max_body_bytes
-        self.committer = GroupCommitter(store, max_pending_spans=max_pending_spans, release_between=release_between)
+        self.committer = GroupCommitter(store, max_pending_spans=max_pending_spans, release_every_s=release_every_s)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":

@@ -16,6 +16,7 @@ from __future__ import annotations
 from server.storage.duckdb.migrations import m001_core, m002_datasets, m003_judges
 from server.storage.duckdb.migrations import m004_calibration, m005_trace_id_indexes, m006_denormalized_filters
 from server.storage.duckdb.migrations import m007_unified_tags_from_copy
+from server.storage.duckdb.migrations import m008_sync_state
 
 MIGRATIONS: tuple[str, ...] = (
     m001_core.SQL,
@@ -25,6 +26,7 @@ MIGRATIONS: tuple[str, ...] = (
     m005_trace_id_indexes.SQL,
     m006_denormalized_filters.SQL,
     m007_unified_tags_from_copy.SQL,
+    m008_sync_state.SQL,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
