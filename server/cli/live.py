@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import sys
 from pathlib import Path
 
 import click
@@ -11,8 +9,6 @@ import click
 from server.cli.common import db_option
 from server.errors import cli_errors
 from server.storage.duckdb.store import DuckDBTraceStore
-
-log = logging.getLogger("tracesieve.otlp")
 
 
 @click.command()
@@ -52,7 +48,6 @@ def receive(db: Path, host: str, port: int, token: str | None, max_body_mb: int)
         click.echo(f"Receiving OTLP/HTTP traces at http://{host}:{port}/v1/traces into {db}"
                    f"{' (bearer token required)' if token else ''}", err=True)
         uvicorn.run(app, host=host, port=port, log_level="warning", lifespan="on")
-    sys.exit(0)
 
 
 def _duration_ms(text: str) -> int:

@@ -19,7 +19,6 @@ and a trace whose spans come in several requests ends whole.
 
 from __future__ import annotations
 
-import gzip
 import json
 import logging
 import zlib
@@ -252,8 +251,3 @@ def with_otlp_receiver(app: ASGIApp, receiver: OtlpReceiver) -> ASGIApp:
             await app(scope, receive, send)
 
     return route
-
-
-def gzip_body(data: bytes) -> bytes:
-    """gzip ``data`` as an exporter would (for tests and the benchmark)."""
-    return gzip.compress(data)
