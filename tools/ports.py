@@ -57,7 +57,7 @@ class TagChange(BaseModel):
 class WriteOutcome(BaseModel):
     """What one write stored, counted against what was there before (never what was read)."""
 
-    traces: int = Field(0, description="Distinct traces written (new or changed).")
+    traces: int = Field(0, description="Distinct traces written: new ones, and stored ones merged with what arrived.")
     spans_new: int = Field(0, description="Spans the store did not hold before.")
     spans_updated: int = Field(0, description="Spans sent again with different content (the new copy is kept).")
     spans_unchanged: int = Field(0, description="Spans sent again exactly as stored.")

@@ -34,7 +34,7 @@ BATCH_SIZE = 10_000
 
 
 class IngestReport(BaseModel):
-    traces: int = Field(0, description="Traces written (new, or with new or changed spans).")
+    traces: int = Field(0, description="Distinct traces written: new ones, and stored ones merged with what arrived.")
     spans_new: int = Field(0, description="Spans the store did not hold before.")
     spans_updated: int = Field(0, description="Spans stored again with different content.")
     spans_unchanged: int = Field(0, description="Spans sent again exactly as stored (a retry).")
