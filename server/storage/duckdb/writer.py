@@ -191,23 +191,26 @@ def _write(con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table], replace_
         fresh_traces = "(SELECT * FROM batch_traces WHERE trace_id NOT IN (SELECT trace_id FROM merge_ids))"
         con.execute("INSERT INTO spans BY NAME SELECT * FROM merged_spans")
     new_spans = con.execute(f"INSERT INTO spans BY NAME SELECT * FROM {fresh_spans}").fetchone()[0]
-    con.execute("DELETE FROM labels WHERE label_id IN (SELECT label_id FROM batch_labels)")
-    con.execute("INSERT INTO labels BY NAME SELECT * FROM batch_labels")
-    # Imported scores: the same verdict sent again is not a second verdict.
-    con.execute("""INSERT INTO scores BY NAME SELECT DISTINCT * FROM batch_scores b WHERE NOT EXISTS (
-                       SELECT 1 FROM scores s WHERE s.trace_id = b.trace_id AND s.run_id = b.run_id
-                       AND s.judge = b.judge AND s.verdict = b.verdict AND s.score IS NOT DISTINCT FROM b.score
-                       AND s.value IS NOT DISTINCT FROM b.value
-                       AND s.created_at_ms IS NOT DISTINCT FROM b.created_at_ms)""")
-    # Source tags: upsert, recording a history row only where the value really changed.
-    con.execute("""
-        INSERT INTO tag_history
-        SELECT b.trace_id, b.key, b.value, 'set', b.set_at_ms, b.set_by
-        FROM batch_tags b
-        LEFT JOIN tags g ON g.trace_id = b.trace_id AND g.key = b.key
-        WHERE g.value IS DISTINCT FROM b.value""")
-    con.execute("DELETE FROM tags USING batch_tags b WHERE tags.trace_id = b.trace_id AND tags.key = b.key")
-    con.execute("INSERT INTO tags BY NAME SELECT * FROM batch_tags")
+    # Each statement below reads a whole table; OTLP batches (the receiver's) carry no labels,
+    # scores or tags, so they skip them (the receiver writes many small batches).
+    if tables["batch_labels"].num_rows:
+        con.execute("DELETE FROM labels WHERE label_id IN (SELECT label_id FROM batch_labels)")
+        con.execute("INSERT INTO labels BY NAME SELECT * FROM batch_labels")
+    if tables["batch_scores"].num_rows:  # imported scores: the same verdict sent again is not a second verdict
+        con.execute("""INSERT INTO scores BY NAME SELECT DISTINCT * FROM batch_scores b WHERE NOT EXISTS (
+                           SELECT 1 FROM scores s WHERE s.trace_id = b.trace_id AND s.run_id = b.run_id
+                           AND s.judge = b.judge AND s.verdict = b.verdict AND s.score IS NOT DISTINCT FROM b.score
+                           AND s.value IS NOT DISTINCT FROM b.value
+                           AND s.created_at_ms IS NOT DISTINCT FROM b.created_at_ms)""")
+    if tables["batch_tags"].num_rows:  # source tags: upsert, with a history row only where the value changed
+        con.execute("""
+            INSERT INTO tag_history
+            SELECT b.trace_id, b.key, b.value, 'set', b.set_at_ms, b.set_by
+            FROM batch_tags b
+            LEFT JOIN tags g ON g.trace_id = b.trace_id AND g.key = b.key
+            WHERE g.value IS DISTINCT FROM b.value""")
+        con.execute("DELETE FROM tags USING batch_tags b WHERE tags.trace_id = b.trace_id AND tags.key = b.key")
+        con.execute("INSERT INTO tags BY NAME SELECT * FROM batch_tags")
     # Last, so each trace row carries its final tags (kept ones and the source's).
     written = con.execute(f"""
         INSERT INTO traces BY NAME
