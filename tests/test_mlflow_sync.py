@@ -66,6 +66,27 @@ def log_trace(question: str) -> str:
         return root.trace_id
 
 
+def logged(client: object, *trace_ids: str) -> None:
+    """Wait until the SDK's background export has put these traces on the server (it logs asynchronously)."""
+    import mlflow
+
+    if hasattr(mlflow, "flush_trace_async_logging"):
+        mlflow.flush_trace_async_logging()
+    deadline = time.monotonic() + 60
+    for trace_id in trace_ids:
+        while not _exists(client, trace_id):
+            assert time.monotonic() < deadline, f"trace {trace_id} never reached the MLflow server"
+            time.sleep(0.2)
+
+
+def _exists(client: object, trace_id: str) -> bool:
+    try:
+        client.get_trace(trace_id)  # type: ignore[attr-defined]
+        return True
+    except Exception:  # noqa: BLE001 - not there yet
+        return False
+
+
 def sync(db: Path, url: str, *extra: str) -> dict:
     result = CliRunner().invoke(cli, ["sync", "--db", str(db), "--from-mlflow", url, "--experiment", "support",
                                       *extra])
@@ -83,7 +104,7 @@ def test_following_an_mlflow_server_picks_up_new_traces_late_tags_assessments_an
     mlflow.set_experiment("support")
     client = MlflowClient(mlflow_url)
     first = [log_trace(f"q{i}") for i in range(3)]
-    mlflow.flush_trace_async_logging() if hasattr(mlflow, "flush_trace_async_logging") else None
+    logged(client, *first)
     db = tmp_path / "s.duckdb"
 
     one = sync(db, mlflow_url)
@@ -93,6 +114,7 @@ def test_following_an_mlflow_server_picks_up_new_traces_late_tags_assessments_an
     assert again["read_since_ms"] == one["watermark_ms"] - 3_600_000
 
     new = log_trace("q3")
+    logged(client, new)
     client.set_trace_tag(first[0], "priority", "high")  # a late tag on an old trace
     mlflow.log_feedback(trace_id=first[1], name="relevance", value=0.25,
                         source=AssessmentSource(source_type="LLM_JUDGE", source_id="gpt-4o"))
