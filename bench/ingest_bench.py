@@ -36,6 +36,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 import pyarrow as pa
@@ -74,9 +75,9 @@ class _InlinePool:
     def __init__(self, *args: object, **kwargs: object) -> None:
         pass
 
-    def submit(self, fn: Callable[..., int], *args: object) -> Future[int]:
-        future: Future[int] = Future()
-        future.set_result(fn(*args))
+    def submit(self, fn: Callable[..., Any], *args: object, **kwargs: object) -> Future[Any]:
+        future: Future[Any] = Future()
+        future.set_result(fn(*args, **kwargs))
         return future
 
     def shutdown(self, wait: bool = True) -> None:
@@ -104,7 +105,7 @@ class _AfterReading:
         if self.batches is None:
             self.batches = _read_batches(self.data)
         with gc_paused():
-            self.tables = [writer.to_arrow(writer.last_copies(batch), now_ms=0) for batch in self.batches]
+            self.tables = [writer.to_arrow(batch, now_ms=0) for batch in self.batches]
         return sum(t["batch_spans"].num_rows for t in self.tables)
 
     def write(self) -> int:
@@ -139,7 +140,7 @@ def _ingest(data: Path, workdir: Path, *, inline: bool = False, workers: int = 0
             path.unlink(missing_ok=True)
     if report.error_count:
         raise RuntimeError(f"ingest reported errors: {report.errors[:3]}")
-    return report.spans
+    return report.spans_new
 
 
 def main(argv: list[str] | None = None) -> None:

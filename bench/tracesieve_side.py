@@ -47,8 +47,8 @@ class TraceSieveSide:
         seconds, report = time_once(lambda: ingest_files(self.store, list_files(self.ds.dir), "otlp"))
         if report.error_count:
             raise RuntimeError(f"ingest reported errors: {report.errors[:3]}")
-        out: dict[str, Any] = {"ingest": {"seconds": seconds, "traces": report.traces, "spans": report.spans,
-                                          "rate": report.spans / seconds}}
+        out: dict[str, Any] = {"ingest": {"seconds": seconds, "traces": report.traces, "spans": report.spans_new,
+                                          "rate": report.spans_new / seconds}}
         order_seconds, order = time_once(self.store.put_in_time_order)
         out["optimize"] = {"seconds": order_seconds, "rewritten": order.traces.rewritten or order.spans.rewritten}
         out.update(self._apply_tags())

@@ -19,8 +19,9 @@ import pytest
 from server.ingestion.pipeline import IngestReport, gc_paused, ingest
 from server.ingestion.assemble import normalise_id, time_ns
 from server.ingestion.attributes import FIELD_KEYS, map_attributes, trace_field
-from server.storage.duckdb.writer import _json
+from server.storage.duckdb.row_json import row_json as _json
 from tools.errors import IngestError
+from tools.ports import WriteOutcome
 from tools.models import Span, Trace
 
 
@@ -126,12 +127,12 @@ class _RecordingStore:
         self.batches: list[list[str]] = []
         self.fail_on = fail_on
 
-    def write_traces(self, traces: Sequence[Trace]) -> int:
+    def write_traces(self, traces: Sequence[Trace], *, replace_before_ms: int | None = None) -> WriteOutcome:
         ids = [t.trace_id for t in traces]
         if self.fail_on in ids:
             raise RuntimeError(f"disk full at {self.fail_on}")
         self.batches.append(ids)
-        return len(ids)
+        return WriteOutcome(traces=len(ids), spans_new=sum(len(t.spans) for t in traces))
 
 
 def test_batches_are_written_in_order_and_reported_after_each_write() -> None:
@@ -139,10 +140,10 @@ def test_batches_are_written_in_order_and_reported_after_each_write() -> None:
     seen: list[tuple[int, int]] = []
     items: list[Trace | IngestError] = [_trace(i) for i in range(7)]
     items.insert(3, IngestError("bad line", source="f.jsonl", location="line 4"))
-    report = ingest(store, items, batch_size=3, on_batch=lambda r: seen.append((r.traces, r.spans)))  # type: ignore[arg-type]
+    report = ingest(store, items, batch_size=3, on_batch=lambda r: seen.append((r.traces, r.spans_new)))  # type: ignore[arg-type]
     assert store.batches == [["t0", "t1", "t2"], ["t3", "t4", "t5"], ["t6"]]
     assert seen == [(3, 3), (6, 6), (7, 7)]
-    assert (report.traces, report.spans, report.error_count) == (7, 7, 1)
+    assert (report.traces, report.spans_new, report.error_count) == (7, 7, 1)
     assert report.errors == ["f.jsonl (line 4): bad line"]
 
 

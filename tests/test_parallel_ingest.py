@@ -45,7 +45,7 @@ def test_an_id_in_two_files_keeps_the_later_files_copy_once(tmp_path: Path) -> N
     write_lines(folder / "b.jsonl", otlp("1" * 32, name="second", input_tokens=2))
     parallel, serial = load_both(tmp_path, folder)
     assert parallel.model_dump() == serial.model_dump()
-    assert (parallel.traces, parallel.spans) == (2, 3)
+    assert (parallel.traces, parallel.spans_new, parallel.spans_updated) == (2, 2, 0)
     assert stored_rows(tmp_path / "parallel.duckdb", ROWS) == [("1" * 32, "second", 2), ("2" * 32, "chat", 12)]
     assert stored_digests(tmp_path / "parallel.duckdb") == stored_digests(tmp_path / "serial.duckdb")
 
@@ -99,7 +99,7 @@ def test_a_small_load_is_read_in_this_process_with_the_same_result(tmp_path: Pat
     store = DuckDBTraceStore(tmp_path / "s.duckdb")
     report = ingest_files(store, list_files(folder), workers=2, on_file=lambda path: seen.append(path.name))
     store.release()
-    assert (report.traces, report.spans, seen) == (2, 2, ["a.jsonl", "b.jsonl"])
+    assert (report.traces, report.spans_new, seen) == (2, 2, ["a.jsonl", "b.jsonl"])
 
 
 def test_the_worker_count_setting_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -126,7 +126,7 @@ def test_the_cli_reads_a_large_load_in_workers_and_refuses_a_bad_worker_count(tm
     result = CliRunner().invoke(cli, ["ingest", str(folder), "--db", str(db), "--workers", "2"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output[result.output.index("{"):])
-    assert (report["traces"], report["spans"], report["error_count"]) == (2, 2, 0)
+    assert (report["traces"], report["spans_new"], report["error_count"]) == (2, 2, 0)
     assert stored_rows(db, "SELECT trace_id, length(request) FROM traces ORDER BY 1") == [
         ("a" * 32, len(big)), ("b" * 32, len(big))]
     refused = CliRunner().invoke(cli, ["ingest", str(folder), "--db", str(db), "--workers", "0"])

@@ -67,7 +67,7 @@ def test_user_tags_survive_a_reingest(store: DuckDBTraceStore) -> None:
 
 def test_duplicate_ids_in_one_batch_keep_the_last_copy(tmp_path: Path) -> None:
     store = DuckDBTraceStore(tmp_path / "d.duckdb")
-    assert store.write_traces([trace("x", 0, answer="first"), trace("x", 0, answer="second")]) == 1
+    assert store.write_traces([trace("x", 0, answer="first"), trace("x", 0, answer="second")]).traces == 1
     assert "second" in store.load_trace("x").response
 
 
@@ -174,7 +174,7 @@ def test_writing_into_a_reopened_store_while_the_connection_is_kept(db_path: Pat
     any existing store failed whenever the connection outlived the version check)."""
     store = DuckDBTraceStore(db_path, idle_release_s=30)
     try:
-        assert store.write_traces([trace("t-new", 5)]) == 1
+        assert store.write_traces([trace("t-new", 5)]).traces == 1
         assert store.load_trace("t-new") is not None
     finally:
         store.release()
@@ -186,10 +186,10 @@ def test_a_half_read_result_does_not_leak_into_the_next_use_of_the_kept_connecti
     try:
         with store.writing() as con:
             assert con.execute("SELECT trace_id FROM traces ORDER BY trace_id").fetchone() is not None
-        assert store.write_traces([trace("t-after", 6)]) == 1
+        assert store.write_traces([trace("t-after", 6)]).traces == 1
         with store.writing() as con:
             con.execute("SELECT trace_id FROM traces")  # not read at all
-        assert store.write_traces([trace("t-after-2", 7)]) == 1
+        assert store.write_traces([trace("t-after-2", 7)]).traces == 1
     finally:
         store.release()
     assert _count(db_path, "SELECT count(*) FROM traces WHERE trace_id LIKE 't-after%'") == 2

@@ -65,6 +65,17 @@ class TagChange(BaseModel):
         default_factory=list, description="Values the changed traces had before (a few, most common first).")
 
 
+class WriteOutcome(BaseModel):
+    """What one write stored, counted against what was there before (never what was read)."""
+
+    traces: int = Field(0, description="Distinct traces written: new ones, and stored ones merged with what arrived.")
+    spans_new: int = Field(0, description="Spans the store did not hold before.")
+    spans_updated: int = Field(0, description="Spans sent again with different content (the new copy is kept).")
+    spans_unchanged: int = Field(0, description="Spans sent again exactly as stored.")
+    warnings: list[str] = Field(default_factory=list, description=(
+        "Odd spans stored as sent: parent cycles, self-parented spans, negative or reversed times."))
+
+
 class SqlResult(BaseModel):
     columns: list[str]
     rows: list[list[Any]]
@@ -75,7 +86,9 @@ class SqlResult(BaseModel):
 class TraceStore(Protocol):
     """The trace store as the tools see it. Filters arrive as parsed ASTs (``tools.filters.parser``)."""
 
-    def write_traces(self, traces: Sequence[Trace]) -> int: ...
+    def write_traces(self, traces: Sequence[Trace], *, replace_before_ms: int | None = None) -> WriteOutcome:
+        """Upsert spans by (trace_id, span_id) and re-derive each trace's row from all of its
+        stored spans; with ``replace_before_ms``, traces stored before then are replaced whole."""
 
     def search(self, expr: Any, order: Sequence[Any], *, limit: int, after: dict | None,
                now_ms: int, count_cap: int | None = None) -> SearchPage:

@@ -16,7 +16,7 @@ from pathlib import Path
 import anyio
 import click
 
-from server.cli import analysis, calibration, datasets, judges, monitors, reviewers
+from server.cli import analysis, calibration, datasets, judges, live, monitors, reviewers
 from server.cli.common import db_option, echo_result, open_backend, store_option, table_option
 from server.errors import cli_errors
 from server.storage.duckdb.store import DuckDBTraceStore
@@ -28,7 +28,7 @@ from tools.clock import now_ms
 
 #: Each feature module contributes its commands; the group is assembled at the bottom.
 FEATURE_COMMANDS = (analysis.COMMANDS, datasets.COMMANDS, judges.COMMANDS, calibration.COMMANDS, monitors.COMMANDS,
-                    reviewers.COMMANDS)
+                    reviewers.COMMANDS, live.COMMANDS)
 
 
 @click.group()
@@ -72,9 +72,13 @@ def serve(db: StoreUrl, use_http: bool, host: str, port: int, token: str | None,
             backend.require_features("Monitors")
             start_background(backend.traces)
         if use_http:
-            # the labelling page needs the feature tables, which only the DuckDB store has so far
+            from server.http.otlp_receiver import OtlpReceiver
+
+            # the labelling page needs the feature tables, and the OTLP receiver the DuckDB writer's
+            # group commit: only the DuckDB store has them so far
             label_store = backend.traces if backend.features is not None else None
-            serve_http(app, host=host, port=port, token=token, store=label_store)
+            otlp = OtlpReceiver(backend.traces) if backend.engine == "duckdb" else None
+            serve_http(app, host=host, port=port, token=token, store=label_store, otlp=otlp)
         else:
             app.run("stdio")
 
@@ -91,12 +95,17 @@ def serve(db: StoreUrl, use_http: bool, host: str, port: int, token: str | None,
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Processes reading files at once (default: TRACESIEVE_INGEST_WORKERS, else one per core; "
                    "1 reads in this process). Only loads of several files and 16 MiB or more use them.")
+@click.option("--replace", is_flag=True, help="Replace traces stored by an earlier load whole (a corrected "
+              "export), instead of adding and updating their spans.")
 def ingest(db: StoreUrl, paths: tuple[Path, ...], fmt: str, tracking_uri: str | None, experiment: str | None,
-           workers: int | None) -> None:
+           workers: int | None, replace: bool) -> None:
     """Load traces from files/folders (OTLP JSON or protobuf, MLflow JSON, Langfuse, OTel Python/JS span dumps,
     Phoenix span exports; gzipped too) or an MLflow server.
 
-    Re-ingesting a trace replaces it. Bad files or traces are reported and skipped; the rest load.
+    Spans are upserted by (trace id, span id): a trace split over files or loads gets every span, a
+    span sent again replaces its copy, nothing stored is dropped (--replace drops an earlier load's
+    copy of each trace read). The report counts stored spans (new, updated, unchanged). Bad files
+    or traces are reported and skipped; the rest load.
 
     Example:
 
@@ -117,13 +126,15 @@ def ingest(db: StoreUrl, paths: tuple[Path, ...], fmt: str, tracking_uri: str | 
             workers = 1  # the worker processes hand the DuckDB writer Arrow tables; other engines take traces
         files = [file for path in paths for file in list_files(path)]
         report = IngestReport()
+        replace_before_ms = now_ms() if replace else None
         # Progress in bytes of input read; batches still span files, so many small files stay cheap.
         with click.progressbar(length=sum(f.stat().st_size for f in files) or 1, label="ingesting",
                                file=sys.stderr) as bar:
             ingest_files(store, files, fmt, workers=workers, report=report,  # type: ignore[arg-type]
-                         on_file=lambda file: bar.update(file.stat().st_size))
+                         on_file=lambda file: bar.update(file.stat().st_size), replace_before_ms=replace_before_ms)
         if tracking_uri:
-            run_ingest(store, read_mlflow_tracking(tracking_uri, experiment), report=report)
+            run_ingest(store, read_mlflow_tracking(tracking_uri, experiment), report=report,
+                       replace_before_ms=replace_before_ms)
         hint = _optimize_hint(store, db.path) if report.traces and isinstance(store, DuckDBTraceStore) else None
     click.echo(json.dumps(report.model_dump(), indent=2))
     if hint:

@@ -36,7 +36,7 @@ def build_demo_store(db: Path, *, n_traces: int, seed: int, echo: Echo) -> DuckD
     started = time.perf_counter()
     traces = generate_demo_traces(n_traces, seed=seed, now_ms=now_ms)
     report = ingest(store, traces)
-    echo(f"Built demo store {db}: {report.traces} traces, {report.spans} spans "
+    echo(f"Built demo store {db}: {report.traces} traces, {report.spans_new} spans "
          f"in {time.perf_counter() - started:.1f}s (a support agent over 3 weeks, production + staging).")
     return store
 

@@ -13,14 +13,14 @@ import binascii
 import re
 from datetime import datetime, timezone
 from math import isfinite
-from operator import attrgetter
 from typing import Any, Callable, Literal
 
 from pydantic import ValidationError
 
-from server.ingestion.attributes import map_attributes, trace_field
+from server.ingestion.attributes import map_attributes
 from server.ingestion.checked_span import checked_span
 from server.ingestion.request_text import fill_request
+from server.ingestion.rollup import derive_trace_fields, root_span
 from tools.errors import IngestError
 from tools.models import MODEL_SPAN_TYPES, Span, Trace
 
@@ -165,65 +165,21 @@ def _check_span_ints(name: str, span_id: str, start: int, end: int, tokens_in: i
 
 # --- trace roll-ups ---------------------------------------------------------------------------
 
-_START = attrgetter("start_time_ns")
-
-
-def root_span(spans: list[Span]) -> Span | None:
-    """The span with no parent in this trace (earliest, then longest, if several)."""
-    ids = {span.span_id for span in spans}
-    roots = [span for span in spans if not span.parent_span_id or span.parent_span_id not in ids]
-    if not roots:
-        return None
-    return min(roots, key=lambda span: (span.start_time_ns, -(span.end_time_ns - span.start_time_ns)))
-
-
 def build_trace(trace_id: str, spans: list[Span], *, source: str, **given: Any) -> Trace:
     """Validate a trace from its spans plus the trace-level facts the source stated.
 
-    A non-``None`` value in ``given`` always beats the one derived from the spans. Raises
-    TraceProblem if a trace-level integer does not fit the store (see "integer ranges").
+    A non-``None`` value in ``given`` always beats the one derived from the spans (by
+    ``rollup.derive_trace_fields``, the one place that says how). Raises TraceProblem if a
+    trace-level integer does not fit the store (see "integer ranges").
     """
     if not trace_id:
         raise TraceProblem("the trace has no id; every trace needs a trace id")
     # exporters retry, so the same span can arrive twice; the later copy is the more complete one
     spans = list({span.span_id: span for span in spans}.values())
-    by_start = sorted(spans, key=_START)
-    root = root_span(spans)
-    derived: dict[str, Any] = {}
-    if spans:
-        start = by_start[0].start_time_ns
-        derived["timestamp_ms"] = start // 1_000_000
-        if root is not None:
-            derived["execution_time_ms"] = max(0, root.end_time_ns - root.start_time_ns) // 1_000_000
-        else:
-            derived["execution_time_ms"] = max(0, max(s.end_time_ns for s in spans) - start) // 1_000_000
-    if root is not None:
-        derived.update(name=root.name or None, request=root.inputs, response=root.outputs,
-                       status="ERROR" if root.status == "ERROR" else "OK")
-    # the first model named and the token sums, over LLM spans only (one pass, no generators)
-    model: str | None = None
-    tokens_in: int | None = None
-    tokens_out: int | None = None
-    for span in by_start:
-        if span.span_type in MODEL_SPAN_TYPES:
-            if model is None and span.model:
-                model = span.model
-            if (count := span.input_tokens) is not None:
-                tokens_in = count if tokens_in is None else tokens_in + count
-            if (count := span.output_tokens) is not None:
-                tokens_out = count if tokens_out is None else tokens_out + count
-    derived["model"], derived["input_tokens"], derived["output_tokens"] = model, tokens_in, tokens_out
-    ordered = ([root] if root else []) + [span for span in by_start if span is not root]
-    wanted = {"session_id", "user_id", "prompt_version"} - {k for k, v in given.items() if v is not None}
-    for span in ordered:  # look on each span in turn, stopping as soon as everything is found
-        if not wanted:
-            break
-        for name in list(wanted):
-            if value := trace_field(span.attributes, name):
-                derived[name] = value
-                wanted.discard(name)
-    fields = {**derived, **{key: value for key, value in given.items() if value is not None}}
-    fill_request(fields, spans, root)  # the user's words when neither the source nor the root states them
+    stated = {key: value for key, value in given.items() if value is not None}
+    derived = derive_trace_fields(spans, skip=frozenset(stated))
+    fields = {**{key: value for key, value in derived.items() if value is not None}, **stated}
+    fill_request(fields, spans, root_span(spans))  # the user's words when neither the source nor the root states them
     if fields.get("timestamp_ms") is None:
         raise TraceProblem(f"trace '{trace_id}' has no spans and no start time; export it with its spans")
     trace = Trace(trace_id=trace_id, spans=spans, source=source, **fields)

@@ -21,9 +21,10 @@ __all__ = ["PAGE_SIZE", "read_mlflow_tracking"]
 PAGE_SIZE = 100
 
 
-def read_mlflow_tracking(uri: str, experiment: str | None = None, *, page_size: int = PAGE_SIZE
-                         ) -> Iterator[Trace | IngestError]:
-    """Yield every trace of ``experiment`` (name or id; all experiments when ``None``) at ``uri``.
+def read_mlflow_tracking(uri: str, experiment: str | None = None, *, page_size: int = PAGE_SIZE,
+                         since_ms: int | None = None) -> Iterator[Trace | IngestError]:
+    """Yield every trace of ``experiment`` (name or id; all experiments when ``None``) at ``uri``
+    (with ``since_ms``, only those that started then or later).
 
     Raises InvalidInputError at once for a store that does not exist, cannot be reached or has
     no such experiment; a trace that cannot be converted is later yielded as an IngestError.
@@ -38,10 +39,11 @@ def read_mlflow_tracking(uri: str, experiment: str | None = None, *, page_size: 
     except MlflowException as exc:
         raise InvalidInputError(f"Could not read experiments from MLflow at '{uri}': {exc.message}. "
                                 "Check the tracking URI and that the server is running.") from exc
-    return _pages(client, uri, experiment_ids, page_size)
+    return _pages(client, uri, experiment_ids, page_size, since_ms)
 
 
-def _pages(client: Any, uri: str, experiment_ids: list[str], page_size: int) -> Iterator[Trace | IngestError]:
+def _pages(client: Any, uri: str, experiment_ids: list[str], page_size: int,
+           since_ms: int | None = None) -> Iterator[Trace | IngestError]:
     """Page through each experiment oldest first; MLflow's own tie-breaker keeps pages stable."""
     from mlflow.exceptions import MlflowException
 
@@ -50,7 +52,9 @@ def _pages(client: Any, uri: str, experiment_ids: list[str], page_size: int) -> 
         while True:
             try:
                 page = client.search_traces(locations=[experiment_id], max_results=page_size, page_token=token,
-                                            order_by=["timestamp_ms ASC"], include_spans=True)
+                                            order_by=["timestamp_ms ASC"], include_spans=True,
+                                            filter_string=None if since_ms is None
+                                            else f"attributes.timestamp_ms >= {int(since_ms)}")
             except MlflowException as exc:
                 yield IngestError(f"search_traces failed ({exc.message}); check the tracking server and retry.",
                                   source=uri, location=f"experiment {experiment_id}")

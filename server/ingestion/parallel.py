@@ -6,8 +6,8 @@ the unit that splits cleanly: its spans are assembled into traces across all of 
 worker hands back the batch's Arrow tables, which cross a process boundary as a few buffers
 (the ``Trace`` objects would have to be pickled field by field, which cost more than reading).
 
-This process writes in file order and keeps the last copy of an id within a batch, exactly as
-the one-process ``ingest`` does, so the store and the report end the same (tested on the
+This process writes in file order, every copy of a trace id kept for the writer to merge span
+by span, exactly as the one-process ``ingest`` does, so the store and the report end the same (tested on the
 ingest-equivalence corpus). One file, or a small load, is read in this process: starting
 workers costs more than they save there.
 """
@@ -23,12 +23,11 @@ from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from server.ingestion.pipeline import BATCH_SIZE, IngestReport, gc_paused, ingest
 from server.ingestion import FORMATS, Format, read_path
 from server.storage.duckdb.store import DuckDBTraceStore
-from server.storage.duckdb.writer import last_copies, to_arrow
+from server.storage.duckdb.writer import last_rows, problems, to_arrow
 from tools import clock
 from tools.errors import IngestError, InvalidInputError
 from tools.models import Trace
@@ -55,14 +54,14 @@ def default_workers() -> int:
 @dataclass
 class FileTables:
     """One file read by a worker: its traces as ``to_arrow`` chunks of at most a batch each, and
-    what reading it reported (spans and errors; traces are counted as they are written)."""
+    what reading it reported (errors and span warnings; what was stored is counted as it is written)."""
 
     chunks: list[dict[str, pa.Table]]
     report: IngestReport
 
 
 def read_file_tables(path: Path, fmt: Format, chunk_size: int, now_ms: int) -> FileTables:
-    """Runs in a worker: read ``path`` and convert its traces (last copy per id) for the writer."""
+    """Runs in a worker: read ``path`` and convert its traces (every copy) for the writer."""
     traces: list[Trace] = []
     report = IngestReport()
     with gc_paused():
@@ -71,37 +70,34 @@ def read_file_tables(path: Path, fmt: Format, chunk_size: int, now_ms: int) -> F
                 report.add_error(item)
                 continue
             traces.append(item)
-            report.spans += len(item.spans)
-        unique = last_copies(traces)
-        chunks = [to_arrow(unique[i:i + chunk_size], now_ms=now_ms) for i in range(0, len(unique), chunk_size)]
+        report.add_warnings(problems(traces))
+        chunks = [to_arrow(traces[i:i + chunk_size], now_ms=now_ms) for i in range(0, len(traces), chunk_size)]
     return FileTables(chunks=chunks, report=report)
 
 
 @dataclass
 class _Batch:
-    """Chunks waiting to be written together; an id seen again drops its earlier copy's rows."""
+    """Chunks waiting to be written together; a trace id in several keeps every copy (the writer
+    merges them span by span), a tag or label only its last value."""
 
     chunks: list[dict[str, pa.Table]] = field(default_factory=list)
     ids: set[str] = field(default_factory=set)
 
     def add(self, chunk: dict[str, pa.Table]) -> None:
-        ids = set(chunk["batch_traces"].column("trace_id").to_pylist())
-        again = self.ids & ids
-        if again:
-            dropped = pa.array(sorted(again), pa.string())
-            self.chunks = [{name: table.filter(pc.invert(pc.is_in(table.column("trace_id"), value_set=dropped)))
-                            for name, table in earlier.items()} for earlier in self.chunks]
         self.chunks.append(chunk)
-        self.ids |= ids
+        self.ids |= set(chunk["batch_traces"].column("trace_id").to_pylist())
 
     def tables(self) -> dict[str, pa.Table]:
-        return {name: pa.concat_tables([chunk[name] for chunk in self.chunks]) for name in self.chunks[0]}
+        tables = {name: pa.concat_tables([chunk[name] for chunk in self.chunks]) for name in self.chunks[0]}
+        tables["batch_tags"] = last_rows(tables["batch_tags"], ["trace_id", "key"])
+        tables["batch_labels"] = last_rows(tables["batch_labels"], ["label_id"])
+        return tables
 
 
 def ingest_files(store: DuckDBTraceStore, files: Sequence[Path], fmt: Format = "auto", *,
                  workers: int | None = None, min_parallel_bytes: int = MIN_PARALLEL_BYTES,
                  batch_size: int = BATCH_SIZE, report: IngestReport | None = None,
-                 on_file: Callable[[Path], None] | None = None) -> IngestReport:
+                 on_file: Callable[[Path], None] | None = None, replace_before_ms: int | None = None) -> IngestReport:
     """Ingest ``files`` (as listed by ``server.ingestion.list_files``), reading them on ``workers``
     processes (default: ``default_workers()``) when there are several files and at least
     ``min_parallel_bytes`` of them; ``on_file`` is called as each file has been read."""
@@ -110,7 +106,8 @@ def ingest_files(store: DuckDBTraceStore, files: Sequence[Path], fmt: Format = "
     report = report or IngestReport()
     workers = min(default_workers() if workers is None else workers, len(files))
     if workers < 2 or sum(f.stat().st_size for f in files) < min_parallel_bytes:
-        return ingest(store, _read_in_process(files, fmt, on_file), batch_size=batch_size, report=report)
+        return ingest(store, _read_in_process(files, fmt, on_file), batch_size=batch_size, report=report,
+                      replace_before_ms=replace_before_ms)
     with ProcessPoolExecutor(workers, mp_context=get_context(_start_method())) as pool:
         batch = _Batch()
         for path, read in _in_order(pool, files, fmt, batch_size, read_ahead=workers * READ_AHEAD_PER_WORKER):
@@ -118,11 +115,11 @@ def ingest_files(store: DuckDBTraceStore, files: Sequence[Path], fmt: Format = "
             for chunk in read.chunks:
                 batch.add(chunk)
                 if len(batch.ids) >= batch_size:
-                    _write(store, batch, report)
+                    _write(store, batch, report, replace_before_ms)
                     batch = _Batch()
             if on_file:
                 on_file(path)
-        _write(store, batch, report)
+        _write(store, batch, report, replace_before_ms)
     return report
 
 
@@ -144,9 +141,9 @@ def _in_order(pool: ProcessPoolExecutor, files: Sequence[Path], fmt: Format, bat
             future.cancel()
 
 
-def _write(store: DuckDBTraceStore, batch: _Batch, report: IngestReport) -> None:
+def _write(store: DuckDBTraceStore, batch: _Batch, report: IngestReport, replace_before_ms: int | None) -> None:
     if batch.chunks:
-        report.traces += store.write_tables(batch.tables())
+        report.add_outcome(store.write_tables(batch.tables(), replace_before_ms=replace_before_ms))
 
 
 def _read_in_process(files: Sequence[Path], fmt: Format,

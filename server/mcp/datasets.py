@@ -21,8 +21,9 @@ from tools.datasets import merge as dataset_merge, builder
 from tools.datasets import versions as dv
 from tools.datasets.empty_records import SkipEmpty
 from tools.datasets.models import (CollapseNear, CreateIfMissing, DatasetFilter, DatasetName, Description,
-                                  ExportFormat, Expectations, FromLabels, MaxChars, NewVersion, Offset, PageLimit,
-                                  RecordIds, RecordsArg, Redact, TagSelectors, Version, VersionA, VersionB)
+                                  ExportFormat, Expectations, FromLabels, IncludeInProgress, MaxChars, NewVersion,
+                                  Offset, PageLimit, RecordIds, RecordsArg, Redact, TagSelectors, Version, VersionA,
+                                  VersionB)
 
 
 # Shorter wordings of the tools' aliases for arguments that recur across these tools: a host pays for
@@ -58,19 +59,22 @@ def register(mcp: MCPServer, backend: Backend) -> None:
                                 sample: SampleObject = None, redact: Redact = True, description: Description = None,
                                 new_version: NewVersion = False, collapse_near_duplicates: CollapseNear = False,
                                 expectations_from_labels: FromLabels = True,
-                                skip_empty: SkipEmpty = False) -> builder.DatasetWriteResult:
+                                skip_empty: SkipEmpty = False,
+                                include_in_progress: IncludeInProgress = False) -> builder.DatasetWriteResult:
         """Build a versioned eval dataset from tagged traces (and/or a filter): one record per trace with
         inputs (request), outputs (response), expectations (from labels), strata and selection probability.
 
         A trace with ANY of `tags` is selected; `filter` narrows (or alone selects); `sample` draws n, stratified
-        and seeded. PII is redacted by default. The same definition returns the existing version (created=false) or, if the selection
-        changed, version N+1; a different definition needs new_version=true.
+        and seeded. PII is redacted by default; IN_PROGRESS traces are skipped and counted. The same definition
+        returns the existing version (created=false) or, if the selection changed, version N+1; a different
+        definition needs new_version=true.
         Example: build_dataset_from_tags(name='error_cases', tags=['eval_candidate=error_case'])
         """
         return builder.build_dataset_from_tags(ds, builder.BuildDatasetInput(
             name=name, tags=tags, filter=filter, sample=sample, redact=redact, description=description,
             new_version=new_version, collapse_near_duplicates=collapse_near_duplicates,
-            expectations_from_labels=expectations_from_labels, skip_empty=skip_empty), now_ms=clock.now_ms())
+            expectations_from_labels=expectations_from_labels, skip_empty=skip_empty,
+            include_in_progress=include_in_progress), now_ms=clock.now_ms())
 
     @mcp.tool(annotations=READ_ONLY)
     @surface_errors

@@ -81,8 +81,6 @@ def _pieces() -> tuple[Trace, Trace]:
 
 def test_spans_sent_in_pieces_add_up_and_a_late_root_moves_the_trace(
         engine: str, empty_backend: Backend, reopen: Callable[[], Backend]) -> None:
-    if engine == "duckdb":
-        pytest.skip("span-level upsert in the DuckDB store is issue 14's work; today a batch replaces the trace")
     children, with_root = _pieces()
     store = empty_backend.traces
     store.write_traces([children])

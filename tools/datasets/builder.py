@@ -26,7 +26,7 @@ from tools.datasets import versions as dv
 from tools.filters import parser
 from tools.datasets.models import (BASE_DIMENSIONS, CollapseNear, DatasetFilter, DatasetName, DatasetRecord,
                                   DatasetStore, DatasetSummary, DatasetVersion, Description, FromLabels, MaxChars,
-                                  NewVersion, Offset, PageLimit, Redact, SampleArg, TagSelectors, Version,
+                                  IncludeInProgress, NewVersion, Offset, PageLimit, Redact, SampleArg, TagSelectors, Version,
                                   VersionA, VersionB)
 from tools.errors import ConflictError, InvalidInputError
 from tools.previews import cut
@@ -51,6 +51,7 @@ class BuildDatasetInput(BaseModel):
     collapse_near_duplicates: CollapseNear = False
     expectations_from_labels: FromLabels = True
     skip_empty: SkipEmpty = False
+    include_in_progress: IncludeInProgress = False
 
     @model_validator(mode="after")
     def _something_selected(self) -> BuildDatasetInput:
@@ -74,6 +75,8 @@ class DatasetWriteResult(BaseModel):
     duplicates_collapsed: int = Field(0, description="Near-identical requests folded into another record.")
     expectations_carried_forward: int = Field(0, description="Records that kept expectations from the previous version.")
     filter_explained: str | None = None
+    skipped_in_progress: int = Field(0, description="Selected traces left out because their root span has not "
+                                                    "arrived yet (status IN_PROGRESS).")
     warnings: list[str] = Field(default_factory=list)
     next: str = Field(description="A suggested next call.")
 
@@ -151,17 +154,26 @@ def build_dataset_from_tags(store: DatasetStore, inp: BuildDatasetInput, *, now_
             "sample": inp.sample.model_dump() if inp.sample else None, "redact": inp.redact,
             "collapse_near_duplicates": inp.collapse_near_duplicates,
             "expectations_from_labels": inp.expectations_from_labels}
-    if inp.skip_empty:  # only when set, so definitions built before the option existed stay equal
+    # options join the definition only when set, so definitions built before they existed stay equal
+    if inp.skip_empty:
         spec["skip_empty"] = True
+    if inp.include_in_progress:
+        spec["include_in_progress"] = True
     versions = store.versions(name)
     latest = versions[-1] if versions else None
     check_clash(name, latest, spec, inp.new_version)
 
     explained = parser.explain(expr) if expr is not None else "all traces"
     candidates = store.candidates(expr, now_ms=now_ms, with_request=inp.collapse_near_duplicates)
+    skipped = 0
+    if not inp.include_in_progress:
+        complete = [c for c in candidates if c.status != "IN_PROGRESS"]
+        skipped, candidates = len(candidates) - len(complete), complete
     if not candidates:
+        more = (f" except {skipped} still IN_PROGRESS (pass include_in_progress=true to take them)"
+                if skipped else "")
         raise InvalidInputError(
-            f"The selection matched no traces ({explained}). Check it with search_traces, or tag traces first "
+            f"The selection matched no traces{more} ({explained}). Check it with search_traces, or tag traces first "
             "with tag_trace. Nothing was written.")
     collapsed = 0
     if inp.collapse_near_duplicates:
@@ -188,6 +200,9 @@ def build_dataset_from_tags(store: DatasetStore, inp: BuildDatasetInput, *, now_
             f"Pass sample={{'n': 1000}} (optionally with stratify_by) or narrow the filter. Nothing was written.")
 
     warnings: list[str] = []
+    if skipped:
+        warnings.append(f"Skipped {skipped} selected trace(s) still IN_PROGRESS (their root span has not arrived); "
+                        "build again later, or pass include_in_progress=true to take them as they are.")
     if sample and sample.n > len(candidates):
         warnings.append(f"sample.n={sample.n} exceeds the {len(candidates)} selected traces; all were kept "
                         "(selection probability 1).")
@@ -230,7 +245,8 @@ def build_dataset_from_tags(store: DatasetStore, inp: BuildDatasetInput, *, now_
     return commit(store, name=name, latest=latest, spec=spec, records=records,
                   strata=strata_summary(records, outcome.strata), description=inp.description, now_ms=now_ms,
                   selected=len(candidates), duplicates_collapsed=collapsed,
-                  expectations_carried_forward=kept_expectations, filter_explained=explained, warnings=warnings)
+                  expectations_carried_forward=kept_expectations, filter_explained=explained, warnings=warnings,
+                  skipped_in_progress=skipped)
 
 
 # -- reading ------------------------------------------------------------------------------------------

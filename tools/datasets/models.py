@@ -49,6 +49,8 @@ CollapseNear = Annotated[bool, Field(
                 "punctuation and spacing) into one record, keeping the newest trace.")]
 FromLabels = Annotated[bool, Field(
     description="Copy the latest human label of each source trace into expectations (criterion -> value).")]
+IncludeInProgress = Annotated[bool, Field(
+    description="Also take traces still IN_PROGRESS (root span not yet received); skipped by default.")]
 Offset = Annotated[int, Field(ge=0, description="Index of the first record to return (records are in a fixed order).")]
 PageLimit = Annotated[int, Field(ge=1, le=200, description="Records per page (1-200).")]
 MaxChars = Annotated[int, Field(ge=500, le=200_000,

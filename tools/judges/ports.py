@@ -111,6 +111,7 @@ class Target(BaseModel):
     now_ms: int | None = None
     sample_rate: float = 1.0
     max_items: int | None = None
+    include_in_progress: bool = Field(False, description="Also judge traces whose root span has not arrived.")
 
     def label(self) -> str:
         if self.dataset:
@@ -140,6 +141,7 @@ class ResolvedTarget(BaseModel):
     target: Target
     items: int = Field(description="Items the target selects.")
     redacted: bool = Field(False, description="True when the dataset's records were PII-redacted.")
+    skipped_in_progress: int = Field(0, description="Traces left out because they are still IN_PROGRESS.")
 
 
 class ScoreRow(BaseModel):

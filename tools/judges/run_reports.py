@@ -84,6 +84,8 @@ class RunReport(BaseModel):
     cost_usd: float | None
     estimate: RunEstimate | None = None
     error: str | None = None
+    skipped_in_progress: int = Field(0, description="Traces the filter/window matched but left out because their "
+                                                    "root span had not arrived (status IN_PROGRESS).")
     next: str = Field(description="What to call next.")
 
 
@@ -171,7 +173,8 @@ def report(store: JudgeStore, run: RunRecord, *, now_ms: int, estimate: RunEstim
         run_id=run.run_id, status=status, target=run.target_label, model=run.model, items=run.items_total,
         judges=judges, started_at_ms=run.started_at_ms, finished_at_ms=run.finished_at_ms,
         input_tokens=sum(j.input_tokens for j in judges), output_tokens=sum(j.output_tokens for j in judges),
-        cost_usd=round(sum(costs), 6) if costs else None, estimate=estimate, error=run.error, next=nxt)
+        cost_usd=round(sum(costs), 6) if costs else None, estimate=estimate, error=run.error,
+        skipped_in_progress=(run.stats or {}).get("skipped_in_progress", 0), next=nxt)
 
 
 def get_run(store: JudgeStore, run_id: str) -> RunReport:

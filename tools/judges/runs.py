@@ -331,7 +331,8 @@ async def run_judges(store: JudgeStore, source: ItemSource, inp: RunJudgesInput,
         raise InvalidInputError(f"The target ({resolved.target.label()}) selects no items. Widen the window or "
                                 "the filter, or check the dataset name with list_datasets.")
     stats: dict[str, Any] = {"judges": [{"ref": j.ref, "version": j.version, "kind": j.kind,
-                                         "criterion": j.criterion} for j in judges]}
+                                         "criterion": j.criterion} for j in judges],
+                             "skipped_in_progress": resolved.skipped_in_progress}
     if inp.resume_run_id:
         run = run.model_copy(update={"status": "running", "error": None, "model": model_name or run.model})
         await _thread(store.update_run, run.run_id, status="running", error=None, heartbeat_ms=clock.now_ms(),

@@ -12,6 +12,7 @@ order, then text prefixes for the listed spans alone, or one page of one field. 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -19,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tools.errors import InvalidInputError, NotFoundError
 from tools.traces.ports import TraceReader
 from tools.traces.search import iso_ms
+from tools.traces.span_checks import cycle_breaks, span_problems
 
 ContentField = Literal["inputs", "outputs", "attributes", "events", "request", "response", "metadata"]
 TRACE_FIELDS = ("request", "response", "metadata")
@@ -110,13 +112,33 @@ class GetTraceResult(BaseModel):
     next_span_offset: int | None = Field(description="More spans follow: call again with this span_offset.")
     truncated: bool = Field(description="True if any text was cut to fit max_chars (see the markers).")
     content: SpanContent | None = Field(None, description="Set when span_id/field asked for one span's content.")
+    problems: list[str] = Field(default_factory=list, description=(
+        "Odd spans kept as the source sent them: parent cycles (and where the tree breaks them), "
+        "self-parented spans, negative or reversed times."))
+
+
+@dataclass(frozen=True)
+class _Link:
+    """What ``span_checks`` reads of a span: a skeleton row's ids and times."""
+
+    span_id: str
+    parent_span_id: str | None
+    start_time_ns: int
+    end_time_ns: int
+
+
+def _links(skeleton: list[dict[str, Any]]) -> list[_Link]:
+    return [_Link(s["span_id"], s["parent_span_id"], s["start_time_ns"], s["end_time_ns"]) for s in skeleton]
 
 
 def _depth_first(spans: list[dict[str, Any]]) -> list[tuple[dict[str, Any], int]]:
+    """Every span once, children right after their parent. A span whose parent is missing is listed
+    at the top; a parent loop is broken at the span ``span_checks`` names (so no span is hidden)."""
     ids = {s["span_id"] for s in spans}
+    breaks = cycle_breaks(_links(spans))
     children: dict[str | None, list[dict[str, Any]]] = {}
     for s in spans:
-        parent = s["parent_span_id"] if s["parent_span_id"] in ids else None
+        parent = s["parent_span_id"] if s["parent_span_id"] in ids and s["span_id"] not in breaks else None
         children.setdefault(parent, []).append(s)
     ordered: list[tuple[dict[str, Any], int]] = []
     stack = [(s, 0) for s in reversed(sorted(children.get(None, []), key=lambda s: s["start_time_ns"]))]
@@ -168,6 +190,7 @@ def get_trace(store: TraceReader, inp: GetTraceInput) -> GetTraceResult:
         raise _not_found(store, inp.trace_id)
     row, skeleton = outline
     ordered = _depth_first(skeleton)
+    problems = span_problems(row["trace_id"], _links(skeleton))
     t0 = min((s["start_time_ns"] for s, _ in ordered), default=0)
     header = TraceHeader(
         trace_id=row["trace_id"], time=iso_ms(row["timestamp_ms"]) or "", status=row["status"],
@@ -182,7 +205,8 @@ def get_trace(store: TraceReader, inp: GetTraceInput) -> GetTraceResult:
         header.request = header.response = None
         header.metadata = ""
         return GetTraceResult(trace=header, spans=[_view(s, d, t0) for s, d in chosen],
-                              span_total=len(ordered), next_span_offset=None, truncated=False, content=content)
+                              span_total=len(ordered), next_span_offset=None, truncated=False, content=content,
+                              problems=problems)
 
     # The tree skeleton is never cut; if even that is over budget, list fewer spans and page.
     skeleton_budget = inp.max_chars // 2
@@ -232,7 +256,7 @@ def get_trace(store: TraceReader, inp: GetTraceInput) -> GetTraceResult:
             truncated |= was_cut
             remaining -= len(text)
     return GetTraceResult(trace=header, spans=kept, span_total=len(ordered), next_span_offset=next_offset,
-                          truncated=truncated or next_offset is not None)
+                          truncated=truncated or next_offset is not None, problems=problems)
 
 
 def _cut(head: str, total: int, limit: int, *, hint: str) -> tuple[str, bool]:

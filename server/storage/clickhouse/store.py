@@ -25,7 +25,7 @@ from server.storage.whole_trace import WholeTraceReading
 from tools import clock
 from tools.errors import InvalidInputError
 from tools.models import Span, Trace
-from tools.ports import SearchPage, SqlResult, TagChange, TraceRow
+from tools.ports import SearchPage, SqlResult, TagChange, TraceRow, WriteOutcome
 
 ROW_COLUMNS = """t.trace_id, t.timestamp_ms, t.execution_time_ms, t.status, t.name,
     leftUTF8(t.request, 2000) AS request_head, leftUTF8(t.response, 2000) AS response_head, t.session_id,
@@ -70,7 +70,10 @@ class ClickHouseTraceStore(WholeTraceReading):
         return int(self.client.read("SELECT max(version) FROM schema_migrations")[0][0] or 0)
 
     # -- writes ------------------------------------------------------------------------------
-    def write_traces(self, traces: Sequence[Trace]) -> int:
+    def write_traces(self, traces: Sequence[Trace], *, replace_before_ms: int | None = None) -> WriteOutcome:
+        if replace_before_ms is not None:
+            raise InvalidInputError("ingest --replace is not available on a ClickHouse store yet: spans are "
+                                    "upserted by (trace id, span id). Load without --replace.")
         return write_traces(self.client, traces, now_ms=clock.now_ms())
 
     # -- search ------------------------------------------------------------------------------

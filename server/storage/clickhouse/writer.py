@@ -21,6 +21,8 @@ from typing import Any
 
 from server.storage.clickhouse.client import ClickHouseClient, next_version
 from tools.models import Trace
+from tools.ports import WriteOutcome
+from tools.traces.span_checks import span_problems
 
 SPAN_COLUMNS = ("trace_id", "span_id", "parent_span_id", "name", "span_type", "start_time_ns", "end_time_ns",
                 "status", "status_message", "inputs", "outputs", "model", "input_tokens", "output_tokens",
@@ -38,15 +40,20 @@ SCORE_COLUMNS = ("run_id", "judge", "trace_id", "verdict", "score", "value", "ra
                  "version")
 
 
-def write_traces(client: ClickHouseClient, traces: Sequence[Trace], *, now_ms: int) -> int:
-    """Store ``traces`` (a repeated id in the batch keeps its last copy); returns how many."""
+def write_traces(client: ClickHouseClient, traces: Sequence[Trace], *, now_ms: int) -> WriteOutcome:
+    """Store ``traces`` (a repeated id in the batch keeps its last copy); says what was stored: new,
+    updated and unchanged spans, counted against the stored copies."""
     batch = list({t.trace_id: t for t in traces}.values())
     if not batch:
-        return 0
+        return WriteOutcome()
     version = next_version()
-    client.insert("spans", [_span_row(t.trace_id, s, version) for t in batch for s in t.spans], SPAN_COLUMNS)
-    _write_feedback(client, batch, version, now_ms)
     ids = [t.trace_id for t in batch]
+    rows_sent = [_span_row(t.trace_id, s, version) for t in batch for s in t.spans]
+    outcome = _outcome(client, ids, rows_sent)
+    outcome.traces = len(batch)
+    outcome.warnings = [w for t in batch for w in span_problems(t.trace_id, t.spans)]
+    client.insert("spans", rows_sent, SPAN_COLUMNS)
+    _write_feedback(client, batch, version, now_ms)
     stored = {r["trace_id"]: r for r in client.read_dicts(
         f"SELECT trace_id, {', '.join(HEADER_COLUMNS)}, has_root, intDiv(timestamp_ms, 86400000) AS day_number "
         "FROM traces WHERE trace_id IN {ids:Array(String)}", {"ids": ids})}
@@ -69,7 +76,25 @@ def write_traces(client: ClickHouseClient, traces: Sequence[Trace], *, now_ms: i
             rows.append((t.trace_id, *(old[c] for c in HEADER_COLUMNS), old["has_root"], 0, 0, [], now_ms,
                          version, 1))
     client.insert("traces", rows, TRACE_COLUMNS)
-    return len(batch)
+    return outcome
+
+
+def _outcome(client: ClickHouseClient, ids: list[str], rows_sent: list[tuple]) -> WriteOutcome:
+    """Spans new, updated or unchanged, against the copies stored before this write (one read of the
+    batch's traces' spans; a bulk load of new traces finds none)."""
+    content = SPAN_COLUMNS[1:-1]   # span_id .. events: everything but the trace id and the version
+    stored = {(r[0], r[1]): tuple(r[1:]) for r in client.read(
+        f"SELECT trace_id, {', '.join(content)} FROM spans WHERE trace_id IN {{ids:Array(String)}}", {"ids": ids})}
+    outcome = WriteOutcome()
+    for row in rows_sent:
+        before = stored.get((row[0], row[1]))
+        if before is None:
+            outcome.spans_new += 1
+        elif before == tuple(row[1:-1]):
+            outcome.spans_unchanged += 1
+        else:
+            outcome.spans_updated += 1
+    return outcome
 
 
 def _has_root(t: Trace) -> bool:

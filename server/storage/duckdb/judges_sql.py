@@ -265,8 +265,9 @@ class DuckDBJudgeStore:
         redaction = json.loads(chosen[0][2] or "{}")
         return name, chosen[0][0], chosen[0][1], bool(redaction.get("enabled"))
 
-    def _items_cte(self, target: Target) -> tuple[str, dict[str, Any]]:
-        """``items(item_id, trace_id, raw_in, raw_out, expectations)`` for the target."""
+    def _items_cte(self, target: Target, *, in_progress: bool = False) -> tuple[str, dict[str, Any]]:
+        """``items(item_id, trace_id, raw_in, raw_out, expectations)`` for the target (with ``in_progress``,
+        the IN_PROGRESS traces it skips instead)."""
         limit = f"LIMIT {int(target.max_items)}" if target.max_items else ""
         if target.dataset:
             name, _, version = target.dataset.partition("@")
@@ -283,6 +284,10 @@ class DuckDBJudgeStore:
         if target.sample_rate < 1:
             where += " AND hash(t.trace_id) % 1000000 < $j_ppm"
             params["j_ppm"] = int(target.sample_rate * 1_000_000)
+        if not target.include_in_progress and not in_progress:  # their root span (the answer) is still missing
+            where += " AND t.status <> 'IN_PROGRESS'"
+        elif in_progress:
+            where += " AND t.status = 'IN_PROGRESS'"
         order = "ORDER BY hash(t.trace_id), t.trace_id" if limit else ""
         return (f"""SELECT t.trace_id AS item_id, t.trace_id, t.request AS raw_in, t.response AS raw_out,
                     CAST(NULL AS VARCHAR) AS expectations FROM traces t WHERE {where} {order} {limit}""", params)
@@ -309,9 +314,12 @@ class DuckDBJudgeStore:
             return ResolvedTarget(target=fixed, redacted=redacted,
                                   items=min(count, target.max_items) if target.max_items else count)
         items, params = self._items_cte(target)
+        skipped_sql, skipped_params = self._items_cte(target, in_progress=True)
         with self.traces.reading() as con:
             count = con.execute(f"SELECT count(*) FROM ({items})", params).fetchone()[0]
-        return ResolvedTarget(target=target, items=count)
+            skipped = 0 if target.include_in_progress else con.execute(
+                f"SELECT count(*) FROM ({skipped_sql})", skipped_params).fetchone()[0]
+        return ResolvedTarget(target=target, items=count, skipped_in_progress=skipped)
 
     def items(self, target: Target, *, after: str | None, limit: int) -> list[Item]:
         page = "WHERE item_id > $j_after " if after is not None else ""

@@ -16,6 +16,7 @@ from __future__ import annotations
 from server.storage.duckdb.migrations import m001_core, m002_datasets, m003_judges
 from server.storage.duckdb.migrations import m004_calibration, m005_trace_id_indexes, m006_denormalized_filters
 from server.storage.duckdb.migrations import m007_unified_tags_from_copy
+from server.storage.duckdb.migrations import m008_sync_state
 from server.storage.duckdb.migrations import m009_monitors
 from server.storage.duckdb.migrations import m010_reviewers
 
@@ -27,6 +28,7 @@ MIGRATIONS: tuple[str, ...] = (
     m005_trace_id_indexes.SQL,
     m006_denormalized_filters.SQL,
     m007_unified_tags_from_copy.SQL,
+    m008_sync_state.SQL,
     m009_monitors.SQL,
     m010_reviewers.SQL,
 )

@@ -29,7 +29,7 @@ from server.storage.duckdb.writer import write_batch, write_tables
 from tools import clock
 from tools.errors import InvalidInputError
 from tools.models import Span, Trace
-from tools.ports import PreviousValue, SearchPage, SqlResult, TagChange, TraceRow
+from tools.ports import PreviousValue, SearchPage, SqlResult, TagChange, TraceRow, WriteOutcome
 
 
 class DuckDBTraceStore:
@@ -90,9 +90,9 @@ class DuckDBTraceStore:
             return con.execute("SELECT max(version) FROM schema_version").fetchone()[0]
 
     # -- writes ------------------------------------------------------------------------------
-    def write_traces(self, traces: Sequence[Trace]) -> int:
+    def write_traces(self, traces: Sequence[Trace], *, replace_before_ms: int | None = None) -> WriteOutcome:
         with self.writing() as con:
-            return write_batch(con, traces, now_ms=clock.now_ms())
+            return write_batch(con, traces, now_ms=clock.now_ms(), replace_before_ms=replace_before_ms)
 
     def traces_out_of_place(self) -> tuple[int, int]:
         """``(traces, traces out of place)`` in storage order; see ``time_order.out_of_place``."""
@@ -109,10 +109,10 @@ class DuckDBTraceStore:
             report.free_bytes = time_order.free_bytes(con)
         return report
 
-    def write_tables(self, tables: dict[str, pa.Table]) -> int:
+    def write_tables(self, tables: dict[str, pa.Table], *, replace_before_ms: int | None = None) -> WriteOutcome:
         """Write a batch already converted by ``writer.to_arrow`` (in another process, say)."""
         with self.writing() as con:
-            return write_tables(con, tables)
+            return write_tables(con, tables, replace_before_ms=replace_before_ms)
 
     # -- search ------------------------------------------------------------------------------
     def where(self, expr: Any, now_ms: int, *, window_param: str | None = None) -> tuple[str, dict[str, Any]]:

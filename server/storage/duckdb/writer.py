@@ -1,24 +1,30 @@
 """Bulk writes of canonical traces: column arrays to Arrow, then set-based SQL.
 
-Re-ingesting a trace replaces it (spans, imported labels and scores) inside one transaction,
-so a batch is stored whole or not at all and never duplicates. Tags that arrived with a trace
-are upserted; tags people or agents set later are kept.
+A write is an upsert of spans keyed by ``(trace_id, span_id)``, in one transaction: new traces
+(nearly all of a bulk load) are inserted set-based; traces already stored, or sent twice in one
+batch, are folded span by span into what is stored and their rows re-derived from all their spans
+(``merge.py``). A batch never deletes a span it does not mention. Tags that arrived with a trace
+are upserted; tags, labels and scores people, agents or judges set are never touched. Only
+``replace_before_ms`` (``tracesieve ingest --replace``) replaces traces stored before then whole.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from operator import attrgetter
 from typing import Any
 
 import duckdb
-import orjson
 import pyarrow as pa
 
+from server.ingestion.rollup import tool_names
 from server.storage.duckdb import trace_tags_sql
 from server.storage.duckdb.connection import transaction
+from server.storage.duckdb.merge import merge_traces
+from server.storage.duckdb.row_json import row_json
 from tools.models import Trace
+from tools.ports import WriteOutcome
+from tools.traces.span_checks import span_problems
 
 _TRACE_SCHEMA = pa.schema([
     ("trace_id", pa.string()), ("timestamp_ms", pa.int64()), ("execution_time_ms", pa.int64()),
@@ -50,44 +56,6 @@ _SCORE_SCHEMA = pa.schema([
 ])
 
 
-def _json(value: Any) -> str:
-    """Compact JSON, byte-for-byte what ``json.dumps(ensure_ascii=False, separators=(",", ":"),
-    default=str)`` writes (stored rows must not depend on the encoder). orjson is several times
-    faster and escapes strings identically, but formats floats differently, refuses ints beyond
-    64 bits and non-str keys, and renders some types (datetime, enum) its own way; so it only
-    gets values made of plain str/int/bool/None, dicts and lists, and the stdlib does the rest."""
-    if _plain(value):
-        try:
-            return orjson.dumps(value).decode()
-        except TypeError:  # an int beyond 64 bits, a non-str key, nesting deeper than orjson allows
-            pass
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
-
-
-_SCALARS = frozenset({str, int, bool, type(None)})
-
-
-def _plain(value: Any) -> bool:
-    """Only str/int/bool/None leaves under exact dicts and lists (no floats, no subclasses)."""
-    kind = type(value)
-    if kind is dict:
-        values = value.values()
-    elif kind is list:
-        values = value
-    else:
-        return kind in _SCALARS
-    return set(map(type, values)) <= _SCALARS or all(_plain(item) for item in values)
-
-
-def _tool_names(trace: Trace) -> list[str]:
-    """Distinct tool names in call order: what search results show as the trace's tool path."""
-    seen: dict[str, None] = {}
-    for span in sorted(trace.spans, key=lambda s: s.start_time_ns):
-        if span.tool_name:
-            seen.setdefault(span.tool_name)
-    return list(seen)
-
-
 #: Span fields stored as they are, in ``_SPAN_SCHEMA`` order after trace_id.
 _SPAN_FIELDS = ("span_id", "parent_span_id", "name", "span_type", "start_time_ns", "end_time_ns", "status",
                 "status_message", "inputs", "outputs", "model", "input_tokens", "output_tokens", "tool_name")
@@ -111,88 +79,147 @@ def _span_table(traces: Sequence[Trace]) -> pa.Table:
     spans = [span for t in traces for span in t.spans]
     columns: dict[str, list[Any]] = {"trace_id": [t.trace_id for t in traces for _ in t.spans]}
     columns.update(_columns(_SPAN_FIELDS, spans))
-    columns["attributes"] = [_json(span.attributes) for span in spans]
-    columns["events"] = [_json(span.events) if span.events else "[]" for span in spans]
+    columns["attributes"] = [row_json(span.attributes) for span in spans]
+    columns["events"] = [row_json(span.events) if span.events else "[]" for span in spans]
     columns["trace_timestamp_ms"] = [t.timestamp_ms for t in traces for _ in t.spans]
     return pa.Table.from_pydict(columns, schema=_SPAN_SCHEMA)
 
 
 def _trace_table(traces: Sequence[Trace], now_ms: int) -> pa.Table:
     columns: dict[str, list[Any]] = _columns(_TRACE_FIELDS, traces)
-    columns["metadata"] = [_json(t.metadata) for t in traces]
+    columns["metadata"] = [row_json(t.metadata) for t in traces]
     columns["span_count"] = [len(t.spans) for t in traces]
     columns["error_count"] = [sum(1 for s in t.spans if s.status == "ERROR") for t in traces]
-    columns["tool_names"] = [_tool_names(t) for t in traces]
+    columns["tool_names"] = [tool_names(t.spans) for t in traces]
     columns["ingested_at_ms"] = [now_ms] * len(traces)
     return pa.Table.from_pydict(columns, schema=_TRACE_SCHEMA)
 
 
 def to_arrow(traces: Sequence[Trace], *, now_ms: int) -> dict[str, pa.Table]:
-    """The batch as one Arrow table per stored table."""
-    tag_rows, label_rows, score_rows = [], [], []
+    """The batch as one Arrow table per stored table. Every copy of a trace id keeps its rows (the
+    writer merges them span by span); a tag or label sent twice keeps its last value."""
+    tag_rows: dict[tuple[str, str], dict[str, Any]] = {}
+    label_rows: dict[str, dict[str, Any]] = {}
+    score_rows = []
     for t in traces:
         for key, value in t.tags.items():
-            tag_rows.append({"trace_id": t.trace_id, "key": key, "value": value, "set_at_ms": now_ms,
-                             "set_by": f"ingest:{t.source}"})
+            tag_rows[t.trace_id, key] = {"trace_id": t.trace_id, "key": key, "value": value, "set_at_ms": now_ms,
+                                         "set_by": f"ingest:{t.source}"}
         for i, label in enumerate(t.labels):
-            label_rows.append({**label.model_dump(), "trace_id": t.trace_id,
-                               "label_id": f"{t.trace_id}:{label.source}:{i}"})
+            label_id = f"{t.trace_id}:{label.source}:{i}"
+            label_rows[label_id] = {**label.model_dump(), "trace_id": t.trace_id, "label_id": label_id}
         for score in t.scores:
             score_rows.append({**score.model_dump(), "trace_id": t.trace_id})
     return {
         "batch_traces": _trace_table(traces, now_ms), "batch_spans": _span_table(traces),
-        "batch_tags": pa.Table.from_pylist(tag_rows, schema=_TAG_SCHEMA),
-        "batch_labels": pa.Table.from_pylist(label_rows, schema=_LABEL_SCHEMA),
+        "batch_tags": pa.Table.from_pylist(list(tag_rows.values()), schema=_TAG_SCHEMA),
+        "batch_labels": pa.Table.from_pylist(list(label_rows.values()), schema=_LABEL_SCHEMA),
         "batch_scores": pa.Table.from_pylist(score_rows, schema=_SCORE_SCHEMA),
     }
 
 
-def write_batch(con: duckdb.DuckDBPyConnection, traces: Sequence[Trace], *, now_ms: int) -> int:
-    """Replace-or-insert ``traces`` atomically; returns the number of traces written."""
+def last_rows(table: pa.Table, keys: list[str]) -> pa.Table:
+    """``table`` with one row per value of ``keys``: the last, in table order (chunks of one batch
+    read from several files may each carry a trace's tag or label)."""
+    if table.num_rows < 2:
+        return table
+    indexed = table.append_column("_row", pa.array(range(table.num_rows), pa.int64()))
+    last = indexed.group_by(keys, use_threads=False).aggregate([("_row", "max")]).column("_row_max")
+    return table.take(pa.array(sorted(last.to_pylist()), pa.int64()))
+
+
+def write_batch(con: duckdb.DuckDBPyConnection, traces: Sequence[Trace], *, now_ms: int,
+                replace_before_ms: int | None = None) -> WriteOutcome:
+    """Upsert ``traces`` atomically (see the module docstring)."""
     if not traces:
-        return 0
-    return write_tables(con, to_arrow(last_copies(traces), now_ms=now_ms))
+        return WriteOutcome()
+    outcome = write_tables(con, to_arrow(traces, now_ms=now_ms), replace_before_ms=replace_before_ms)
+    outcome.warnings = list(dict.fromkeys([*problems(traces), *outcome.warnings]))
+    return outcome
 
 
-def last_copies(traces: Sequence[Trace]) -> list[Trace]:
-    """One trace per id, the last copy: what a later re-ingest of the same id would leave."""
-    return list({t.trace_id: t for t in traces}.values())
+def problems(traces: Sequence[Trace]) -> list[str]:
+    """``span_checks.span_problems`` of each trace, as read (the writer adds those of merged traces)."""
+    return [problem for t in traces for problem in span_problems(t.trace_id, t.spans)]
 
 
-def write_tables(con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table]) -> int:
-    """Replace-or-insert a batch given as ``to_arrow`` tables (one row per trace id) atomically;
-    returns the number of traces written."""
+def _ids(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any] | None = None) -> set[str]:
+    return {row[0] for row in con.execute(sql, params or {}).fetchall()}
+
+
+def _written_at(tables: dict[str, pa.Table]) -> int:
+    """The batch's ``ingested_at_ms`` (one value per batch, set by ``to_arrow``)."""
+    column = tables["batch_traces"].column("ingested_at_ms")
+    return column[0].as_py() if len(column) else 0
+
+
+def write_tables(con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table], *,
+                 replace_before_ms: int | None = None) -> WriteOutcome:
+    """Upsert a batch given as ``to_arrow`` tables atomically (see the module docstring)."""
     for name, table in tables.items():
         con.register(name, table)
     try:
         with transaction(con):
-            # Every stored trace id has its trace row (they are written and replaced together), so
-            # a batch of new ids skips the deletes, each a scan of its whole table (130 ms at 1M).
-            replacing = con.execute("SELECT count(*) FROM traces WHERE trace_id IN "
-                                    "(SELECT trace_id FROM batch_traces)").fetchone()[0]
-            if replacing:
-                con.execute("DELETE FROM spans WHERE trace_id IN (SELECT trace_id FROM batch_traces)")
-                con.execute("DELETE FROM traces WHERE trace_id IN (SELECT trace_id FROM batch_traces)")
-                con.execute("""DELETE FROM scores WHERE run_id LIKE 'imported%'
-                               AND trace_id IN (SELECT trace_id FROM batch_traces)""")
-            con.execute("DELETE FROM labels WHERE label_id IN (SELECT label_id FROM batch_labels)")
-            con.execute("INSERT INTO spans BY NAME SELECT * FROM batch_spans")
-            con.execute("INSERT INTO labels BY NAME SELECT * FROM batch_labels")
-            con.execute("INSERT INTO scores BY NAME SELECT * FROM batch_scores")
-            # Source tags: upsert, recording a history row only where the value really changed.
-            con.execute("""
-                INSERT INTO tag_history
-                SELECT b.trace_id, b.key, b.value, 'set', b.set_at_ms, b.set_by
-                FROM batch_tags b LEFT JOIN tags g ON g.trace_id = b.trace_id AND g.key = b.key
-                WHERE g.value IS DISTINCT FROM b.value""")
-            con.execute("DELETE FROM tags USING batch_tags b WHERE tags.trace_id = b.trace_id AND tags.key = b.key")
-            con.execute("INSERT INTO tags BY NAME SELECT * FROM batch_tags")
-            # Last, so each trace row carries its final tags (kept ones and the source's).
-            con.execute(f"""
-                INSERT INTO traces BY NAME
-                SELECT b.*, coalesce(d.doc, '{trace_tags_sql.EMPTY}') AS tags FROM batch_traces b
-                LEFT JOIN ({trace_tags_sql.docs_sql("SELECT trace_id FROM batch_traces")}) AS d USING (trace_id)""")
+            return _write(con, tables, replace_before_ms)
     finally:
         for name in tables:
             con.unregister(name)
-    return tables["batch_traces"].num_rows
+        for name in ("merged_traces", "merged_spans"):
+            con.unregister(name)
+
+
+def _write(con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table], replace_before_ms: int | None) -> WriteOutcome:
+    batch_ids = "SELECT trace_id FROM batch_traces"
+    if replace_before_ms is not None:  # --replace: what an earlier load stored goes, with its imported scores
+        old = "trace_id IN (SELECT trace_id FROM traces WHERE ingested_at_ms < $before AND trace_id IN (" + batch_ids + "))"
+        con.execute(f"DELETE FROM scores WHERE run_id LIKE 'imported%' AND {old}", {"before": replace_before_ms})
+        con.execute(f"DELETE FROM spans WHERE {old}", {"before": replace_before_ms})
+        con.execute(f"DELETE FROM traces WHERE ingested_at_ms < $before AND trace_id IN ({batch_ids})",
+                    {"before": replace_before_ms})
+    # Every stored trace id has its trace row, so one lookup finds the traces to merge; a batch of
+    # new ids (the usual bulk load) skips the merge and its deletes entirely.
+    affected = _ids(con, f"SELECT trace_id FROM traces WHERE trace_id IN ({batch_ids})")
+    affected |= _ids(con, f"{batch_ids} GROUP BY trace_id HAVING count(*) > 1")
+    merged = merge_traces(con, tables, affected, now_ms=_written_at(tables)) if affected else None
+    con.register("merged_traces", pa.Table.from_pylist(merged.traces if merged else [], schema=_TRACE_SCHEMA))
+    con.register("merged_spans", pa.Table.from_pylist(merged.spans if merged else [], schema=_SPAN_SCHEMA))
+    fresh_spans, fresh_traces = "batch_spans", "batch_traces"
+    if affected:
+        con.execute("DELETE FROM spans WHERE trace_id IN (SELECT trace_id FROM merge_ids)")
+        con.execute("DELETE FROM traces WHERE trace_id IN (SELECT trace_id FROM merge_ids)")
+        fresh_spans = "(SELECT * FROM batch_spans WHERE trace_id NOT IN (SELECT trace_id FROM merge_ids))"
+        fresh_traces = "(SELECT * FROM batch_traces WHERE trace_id NOT IN (SELECT trace_id FROM merge_ids))"
+        con.execute("INSERT INTO spans BY NAME SELECT * FROM merged_spans")
+    new_spans = con.execute(f"INSERT INTO spans BY NAME SELECT * FROM {fresh_spans}").fetchone()[0]
+    # Each statement below reads a whole table; OTLP batches (the receiver's) carry no labels,
+    # scores or tags, so they skip them (the receiver writes many small batches).
+    if tables["batch_labels"].num_rows:
+        con.execute("DELETE FROM labels WHERE label_id IN (SELECT label_id FROM batch_labels)")
+        con.execute("INSERT INTO labels BY NAME SELECT * FROM batch_labels")
+    if tables["batch_scores"].num_rows:  # imported scores: the same verdict sent again is not a second verdict
+        con.execute("""INSERT INTO scores BY NAME SELECT DISTINCT * FROM batch_scores b WHERE NOT EXISTS (
+                           SELECT 1 FROM scores s WHERE s.trace_id = b.trace_id AND s.run_id = b.run_id
+                           AND s.judge = b.judge AND s.verdict = b.verdict AND s.score IS NOT DISTINCT FROM b.score
+                           AND s.value IS NOT DISTINCT FROM b.value
+                           AND s.created_at_ms IS NOT DISTINCT FROM b.created_at_ms)""")
+    if tables["batch_tags"].num_rows:  # source tags: upsert, with a history row only where the value changed
+        con.execute("""
+            INSERT INTO tag_history
+            SELECT b.trace_id, b.key, b.value, 'set', b.set_at_ms, b.set_by
+            FROM batch_tags b
+            LEFT JOIN tags g ON g.trace_id = b.trace_id AND g.key = b.key
+            WHERE g.value IS DISTINCT FROM b.value""")
+        con.execute("DELETE FROM tags USING batch_tags b WHERE tags.trace_id = b.trace_id AND tags.key = b.key")
+        con.execute("INSERT INTO tags BY NAME SELECT * FROM batch_tags")
+    # Last, so each trace row carries its final tags (kept ones and the source's).
+    written = con.execute(f"""
+        INSERT INTO traces BY NAME
+        SELECT b.*, coalesce(d.doc, '{trace_tags_sql.EMPTY}') AS tags
+        FROM (SELECT * FROM {fresh_traces} UNION ALL BY NAME SELECT * FROM merged_traces) b
+        LEFT JOIN ({trace_tags_sql.docs_sql("SELECT trace_id FROM batch_traces")}) AS d USING (trace_id)""").fetchone()[0]
+    outcome = WriteOutcome(traces=written, spans_new=new_spans)
+    if merged:
+        outcome.spans_new += merged.spans_new
+        outcome.spans_updated, outcome.spans_unchanged = merged.spans_updated, merged.spans_unchanged
+        outcome.warnings = list(dict.fromkeys(merged.warnings))
+    return outcome
