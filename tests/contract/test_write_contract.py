@@ -39,7 +39,8 @@ def test_a_rewritten_trace_takes_the_new_content(backend: Backend) -> None:
 
 
 def test_duplicate_ids_in_one_batch_keep_the_last_copy(empty_backend: Backend) -> None:
-    assert empty_backend.traces.write_traces([trace("x", 0, answer="first"), trace("x", 0, answer="second")]) == 1
+    outcome = empty_backend.traces.write_traces([trace("x", 0, answer="first"), trace("x", 0, answer="second")])
+    assert (outcome.traces, outcome.spans_new) == (1, 3)
     loaded = empty_backend.traces.load_trace("x")
     assert loaded is not None and "second" in (loaded.response or "")
     assert counts(empty_backend) == (1, 3)
@@ -85,7 +86,8 @@ def test_spans_sent_in_pieces_add_up_and_a_late_root_moves_the_trace(
     store = empty_backend.traces
     store.write_traces([children])
     store.write_traces([with_root])
-    store.write_traces([children])  # at-least-once delivery: the children again
+    again = store.write_traces([children])  # at-least-once delivery: the children again
+    assert (again.spans_new, again.spans_updated, again.spans_unchanged) == (0, 0, 2)
     loaded = reopen().traces.load_trace("late")
     assert loaded is not None
     assert sorted(s.span_id for s in loaded.spans) == ["late-llm", "late-root", "late-tool"]
