@@ -49,7 +49,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict
                           cwd=REPO, capture_output=True, text=True, check=True)
     tokens["ana"] = made.stdout.strip()
     assert tokens["ana"].startswith("tsr_") and "not shown again" in made.stderr
-    proc, port = start_http(db)
+    proc, port = start_http(db, "--toolsets", "all")
     try:
         yield f"http://127.0.0.1:{port}", tokens
     finally:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Literal
 
-from server.ingestion.json_text import TooDeepError, parse, replace_lone_surrogates
+from server.ingestion.json_text import TooDeepError, check_depth, parse, replace_lone_surrogates
 from tools.errors import IngestError
 
 __all__ = ["Document", "PROTOBUF_SUFFIXES", "SHAPES", "diagnose", "document_items", "is_attribute_map",
@@ -56,7 +56,8 @@ def read_documents(path: Path, text: str) -> Iterator[Document | IngestError]:
     except ValueError as error:  # JSONDecodeError, or an integer literal too long to convert
         lines = text.splitlines()
         if not _looks_like_json_lines([line for line in lines if line.strip()]):
-            objects = _concatenated(text, source)
+            # a value too deep to parse is not several values one after another: say so, as is
+            objects = None if isinstance(error, TooDeepError) else _concatenated(text, source)
             if objects is not None:  # ConsoleSpanExporter: pretty objects one after another
                 yield from objects
                 return
@@ -90,7 +91,11 @@ def _concatenated(text: str, source: str) -> list[Document | IngestError] | None
         if index >= size:
             return found if len(found) > 1 else None
         try:
-            value, index = decoder.raw_decode(text, index)
+            try:
+                value, index = decoder.raw_decode(text, index)
+            except RecursionError:
+                raise TooDeepError() from None
+            check_depth(value)
         except ValueError as error:
             if len(found) < 2:
                 return None
