@@ -150,7 +150,7 @@ async def test_a_reviewer_labels_fifteen_traces_with_the_keyboard_only(server, b
     labels = await mcp_call(base, "list_labels", {"criterion": CRITERION, "reviewer": "ana", "limit": 100})
     assert {lab["trace_id"]: lab["value"] for lab in labels["labels"]} == answers
     assert all(lab["source"] == "page" for lab in labels["labels"])
-    with_rationale = [lab for lab in labels["labels"] if lab["rationale"]]
+    with_rationale = [lab for lab in labels["labels"] if lab.get("rationale")]
     assert len(with_rationale) == 3 and all(lab["trace_id"] in lab["rationale"] for lab in with_rationale)
     history = await mcp_call(base, "list_labels", {"trace_ids": [last], "include_history": True})
     assert [(lab["value"], lab["current"]) for lab in history["labels"]] == [(corrected, True),
