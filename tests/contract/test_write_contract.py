@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import pytest
 
 from server.storage.backend import Backend
 from tests.factory import BASE_MS, small_set, trace
