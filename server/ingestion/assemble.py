@@ -179,7 +179,7 @@ def build_trace(trace_id: str, spans: list[Span], *, source: str, **given: Any) 
     stated = {key: value for key, value in given.items() if value is not None}
     derived = derive_trace_fields(spans, skip=frozenset(stated))
     fields = {**{key: value for key, value in derived.items() if value is not None}, **stated}
-    fill_request(fields, spans, root_span(spans))  # the user's words when neither the source nor the root states them
+    fill_request(fields, spans)  # the user's words when neither the source nor the root states them
     if fields.get("timestamp_ms") is None:
         raise TraceProblem(f"trace '{trace_id}' has no spans and no start time; export it with its spans")
     trace = Trace(trace_id=trace_id, spans=spans, source=source, **fields)

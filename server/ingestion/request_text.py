@@ -146,7 +146,7 @@ def _content_text(content: Any) -> str | None:
     return None
 
 
-def fill_request(fields: dict[str, Any], spans: list[Span], root: Span | None) -> None:
+def fill_request(fields: dict[str, Any], spans: list[Span]) -> None:
     """Fill a trace's missing ``request`` / ``response`` in ``fields`` (build_trace's keyword
     arguments) from its spans, and record in its metadata where each found value came from.
 

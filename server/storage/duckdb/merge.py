@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from server.ingestion.request_text import fill_request
-from server.ingestion.rollup import DERIVED_FIELDS, derive_trace_fields, root_span, tool_names
+from server.ingestion.rollup import DERIVED_FIELDS, derive_trace_fields, tool_names
 from server.storage.duckdb.row_json import row_json
 from tools.models import Span
 from tools.traces.span_checks import span_problems
@@ -128,7 +128,7 @@ def merge_traces(con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table], id
                 merged.spans_updated += 1
         all_spans = list(spans.values())
         fields = {**derive_trace_fields(all_spans), **stated, "metadata": metadata}
-        fill_request(fields, all_spans, root_span(all_spans))  # the user's words when no span states them
+        fill_request(fields, all_spans)  # the user's words when no span states them
         metadata = fields.pop("metadata")
         merged.traces.append(_trace_row(row, fields, metadata, all_spans, now_ms))
         merged.spans += [{**_span_row(trace_id, span), "trace_timestamp_ms": fields["timestamp_ms"]}
