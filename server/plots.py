@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import io
 import threading
+from collections.abc import Callable
+from typing import Any
 
 import matplotlib
 
@@ -21,28 +23,39 @@ from tools.calibration.agreement import CalibrationReportResult  # noqa: E402
 _LOCK = threading.Lock()
 
 
-def calibration_png(r: CalibrationReportResult, *, dpi: int = 80) -> bytes:
-    """Confusion matrix, score-vs-label histogram and MCC by window, side by side."""
-    panels = 1 + (r.score_histogram is not None) + (len(r.by_window) >= 2)
+def figure_png(draw: Callable[[Any, Any], None], *, figsize: tuple[float, float], dpi: int = 80,
+               ncols: int = 1) -> bytes:
+    """``draw(fig, axes)`` on a fresh figure, as PNG bytes. One place holds pyplot's lock and
+    always closes the figure, whichever chart is drawn."""
     with _LOCK:
-        fig, axes = plt.subplots(1, panels, figsize=(3.6 * panels, 3.2), squeeze=False)
+        fig, axes = plt.subplots(1, ncols, figsize=figsize, squeeze=False)
         try:
-            _confusion(axes[0][0], r)
-            i = 1
-            if r.score_histogram is not None:
-                _histogram(axes[0][i], r)
-                i += 1
-            if len(r.by_window) >= 2:
-                _drift(axes[0][i], r)
-            mcc = r.metrics["mcc"].value
-            fig.suptitle(f"{r.judge} vs humans on {r.criterion}: {r.verdict.upper()} "
-                         f"(MCC {'–' if mcc is None else f'{mcc:.2f}'}, n={r.n})", fontsize=10)
+            draw(fig, axes[0])
             fig.tight_layout()
             buffer = io.BytesIO()
             fig.savefig(buffer, format="png", dpi=dpi)
         finally:
             plt.close(fig)
     return buffer.getvalue()
+
+
+def calibration_png(r: CalibrationReportResult, *, dpi: int = 80) -> bytes:
+    """Confusion matrix, score-vs-label histogram and MCC by window, side by side."""
+    panels = 1 + (r.score_histogram is not None) + (len(r.by_window) >= 2)
+
+    def draw(fig: Any, axes: Any) -> None:
+        _confusion(axes[0], r)
+        i = 1
+        if r.score_histogram is not None:
+            _histogram(axes[i], r)
+            i += 1
+        if len(r.by_window) >= 2:
+            _drift(axes[i], r)
+        mcc = r.metrics["mcc"].value
+        fig.suptitle(f"{r.judge} vs humans on {r.criterion}: {r.verdict.upper()} "
+                     f"(MCC {'–' if mcc is None else f'{mcc:.2f}'}, n={r.n})", fontsize=10)
+
+    return figure_png(draw, figsize=(3.6 * panels, 3.2), dpi=dpi, ncols=panels)
 
 
 def _confusion(ax, r: CalibrationReportResult) -> None:  # type: ignore[no-untyped-def]
