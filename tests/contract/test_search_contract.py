@@ -41,6 +41,14 @@ CASES: dict[str, set[str]] = {
     "span.status_message ILIKE '%timeout%'": {"t03", "t09"},
     "span.attributes.nope = 'x'": set(),
     "NOT (attributes.status = 'ERROR' OR tags.environment = 'staging')": ALL - {"t02", "t04", "t05", "t09", "t10"},
+    # one vocabulary: the factory stores model spans under the legacy CHAT_MODEL name
+    "span.type = 'LLM'": ALL,
+    "span.type = 'GENERATION'": ALL,
+    "span.type != 'LLM'": ALL,
+    "span.type IN ('LLM', 'RETRIEVER') AND span.model = 'claude-sonnet-4'": {"t08"},
+    "span.content CONTAINS 'reset_password'": {"t06"},
+    "attributes.request RLIKE 'Refund|refund'": {"t03", "t07"},
+    f"trace.end_time_ms > {BASE_MS + 9 * 60_000 + 1_000}": {"t11", "t12"},
 }
 
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from server.storage.filter_common import (SET_OPS, is_numeric_literal, null_sentinel, sorts_as_number,
+                                          span_type_names)
 from tools.errors import InvalidInputError
 from tools.filters.fields import Family, FieldSpec, Kind
 from tools.filters.nodes import And, Comparison, Expr, Not, Or, OrderKey, RelativeTime, SpanExists
@@ -28,7 +30,7 @@ SQL_TEMPLATES: dict[str, str] = {
     ">": "{c} > {v}", ">=": "{c} >= {v}",
     "IN": "{c} IN ({v})", "NOT IN": "{c} NOT IN ({v})",
     "LIKE": "{c} LIKE {v}", "NOT LIKE": "{c} NOT LIKE {v}",
-    "ILIKE": "{c} ILIKE {v}", "NOT ILIKE": "{c} NOT ILIKE {v}",
+    "ILIKE": "{c} ILIKE {v}", "NOT ILIKE": "{c} NOT ILIKE {v}", "RLIKE": "match({c}, {v})",
     "CONTAINS": "positionCaseInsensitiveUTF8({c}, {v}) > 0",
     "IS NULL": "{c} IS NULL", "IS NOT NULL": "{c} IS NOT NULL",
 }
@@ -40,11 +42,9 @@ LIST_TEMPLATES: dict[str, str] = {
 COMPUTED: dict[str, str] = {
     "attributes.total_tokens": "(coalesce({a}.input_tokens, 0) + coalesce({a}.output_tokens, 0))",
     "span.duration_ms": "((s.end_time_ns - s.start_time_ns) / 1e6)",
+    "span.content": "concat_ws(' ', s.name, s.inputs, s.outputs, s.attributes)",
+    "attributes.end_time_ms": "({a}.timestamp_ms + coalesce({a}.execution_time_ms, 0))",
 }
-
-_BIG = 9223372036854775807
-#: U+10FFFF in UTF-8: sorts after every real string (bytewise order), so NULL text sorts last.
-_TEXT_MAX = "\U0010ffff"
 
 
 def compile_filter(expr: Expr | None, *, now_ms: int) -> tuple[str, dict[str, Any]]:
@@ -79,8 +79,8 @@ def keyset_predicate(keys: Sequence[OrderKey], last_values: Sequence[Any],
     equal: list[str] = []
     terms: list[str] = []
     for i, (key, value) in enumerate(zip(keys, last_values)):
-        numeric = _sort_type(key) == "Int64"
-        raw = _sentinel_value(key) if value is None else value
+        numeric = sorts_as_number(key)
+        raw = null_sentinel(key) if value is None else value
         params[f"k{i}"] = int(raw) if numeric else str(raw)
         sort_expr, param = order_expression(key), f"{{k{i}:{_sort_type(key)}}}"
         terms.append(" AND ".join([*equal, f"{sort_expr} {'<' if key.descending else '>'} {param}"]))
@@ -127,6 +127,8 @@ class _Compiler:
             column = _column(c.field.spec)
             if c.field.kind is Kind.LIST:
                 return self.apply(LIST_TEMPLATES[op], column, value)
+            if (names := span_type_names(c)) is not None:
+                return self.apply(SQL_TEMPLATES[SET_OPS[op]], column, names)
             return self.apply(SQL_TEMPLATES[op], column, value)
         if fam is Family.SEARCH:
             if op in ("=", "CONTAINS"):
@@ -138,7 +140,7 @@ class _Compiler:
             return self.tag(c)
         if fam in (Family.METADATA, Family.SPAN_ATTRIBUTE):
             column = self.json_value("t.metadata" if fam is Family.METADATA else "s.attributes", str(key))
-            if _numeric(value):
+            if is_numeric_literal(value):
                 column = f"toFloat64OrNull({column})"
             return self.apply(SQL_TEMPLATES[op], column, value)
         raise InvalidInputError(
@@ -169,11 +171,6 @@ class _Compiler:
                 f"JSONType({args}) = 'Null', NULL, JSONExtractRaw({args}))")
 
 
-def _numeric(value: Any) -> bool:
-    first = value[0] if isinstance(value, tuple) else value
-    return isinstance(first, (int, float)) and not isinstance(first, bool)
-
-
 def _column(spec: FieldSpec) -> str:
     if spec.name in COMPUTED:
         return COMPUTED[spec.name].format(a="t")
@@ -183,16 +180,10 @@ def _column(spec: FieldSpec) -> str:
 
 
 def _sort_type(key: OrderKey) -> str:
-    return "Int64" if key.field.kind in (Kind.NUMBER, Kind.TIMESTAMP) else "String"
-
-
-def _sentinel_value(key: OrderKey) -> Any:
-    if _sort_type(key) == "Int64":
-        return -_BIG if key.descending else _BIG
-    return "" if key.descending else _TEXT_MAX
+    return "Int64" if sorts_as_number(key) else "String"
 
 
 def _sentinel_sql(key: OrderKey) -> str:
-    if _sort_type(key) == "Int64":
-        return f"toInt64({_sentinel_value(key)})"
+    if sorts_as_number(key):
+        return f"toInt64({null_sentinel(key)})"
     return "''" if key.descending else "char(244, 143, 191, 191)"

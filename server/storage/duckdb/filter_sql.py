@@ -32,9 +32,10 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from server.storage.filter_common import (SET_OPS, is_numeric_literal, null_sentinel, sorts_as_number,
+                                          span_type_names)
 from tools.filters.fields import Family, FieldSpec, Kind
 from tools.filters.nodes import And, Comparison, Expr, Not, Or, OrderKey, RelativeTime, SpanExists
-from tools.span_types import stored_names
 
 __all__ = ["compile_filter", "compile_order_by", "json_pointer", "keyset_predicate", "order_expression",
            "sort_values_select"]
@@ -64,14 +65,7 @@ COMPUTED: dict[str, str] = {
     "attributes.end_time_ms": "({a}.timestamp_ms + coalesce({a}.execution_time_ms, 0))",
 }
 _RESERVED = {"s", "g", "l", "sc"}
-#: Equality on span.type becomes set membership over the type's stored names.
-_SET_OPS = {"=": "IN", "IN": "IN", "!=": "NOT IN", "NOT IN": "NOT IN"}
 _ALIAS = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-
-# Keyset sorting: NULL sort values are replaced by a sentinel at the far end of the order, so
-# NULLs sort last in both directions and "strictly after" stays a plain comparison.
-_BIG = 9223372036854775807
-_TEXT_MAX = chr(0x10FFFF)   # the largest code point: sorts after every real string (binary order)
 
 
 def compile_filter(expr: Expr | None, *, now_ms: int, alias: str = "t",
@@ -126,7 +120,7 @@ def keyset_predicate(keys: Sequence[OrderKey], last_values: Sequence[Any], last_
     equal: list[str] = []
     terms: list[str] = []
     for i, (key, value) in enumerate(zip(keys, last_values)):
-        params[f"k{i}"] = _sentinel_value(key) if value is None else value
+        params[f"k{i}"] = null_sentinel(key) if value is None else value
         sort_expr = order_expression(key, alias)
         param = f"CAST($k{i} AS {_sort_type(key)})"
         terms.append(" AND ".join([*equal, f"{sort_expr} {'<' if key.descending else '>'} {param}"]))
@@ -178,11 +172,8 @@ class _Compiler:
             column = _column(c.field.spec, self.a)
             if c.field.kind is Kind.LIST:
                 return self.apply(LIST_TEMPLATES[op], f"coalesce({column}, []::VARCHAR[])", value)
-            if c.field.spec.name == "span.type" and op in _SET_OPS:
-                # every name a store may hold for the type: LLM spans written as CHAT_MODEL too
-                names = tuple(dict.fromkeys(n for v in (value if isinstance(value, tuple) else (value,))
-                                            for n in stored_names(str(v))))
-                return self.apply(SQL_TEMPLATES[_SET_OPS[op]], column, names)
+            if (names := span_type_names(c)) is not None:
+                return self.apply(SQL_TEMPLATES[SET_OPS[op]], column, names)
             return self.apply(SQL_TEMPLATES[op], column, value)
         if fam is Family.SEARCH:
             if op in ("=", "CONTAINS"):
@@ -196,7 +187,7 @@ class _Compiler:
         if fam in (Family.METADATA, Family.SPAN_ATTRIBUTE):
             doc = f"{self.a}.metadata" if fam is Family.METADATA else "s.attributes"
             column = self.json_value(doc, str(key))
-            if _numeric(value):
+            if is_numeric_literal(value):
                 column = f"TRY_CAST({column} AS DOUBLE)"
             return self.apply(SQL_TEMPLATES[op], column, value)
         if fam is Family.LABEL:
@@ -229,7 +220,7 @@ class _Compiler:
         where = f"{t}.trace_id = {self.a}.trace_id AND {key_col} = {self.param(c.field.key)}"
         if c.op in ("IS NULL", "IS NOT NULL"):
             return f"{'NOT ' if c.op == 'IS NULL' else ''}EXISTS (SELECT 1 FROM {table} WHERE {where})"
-        column = num_col if _numeric(c.value) else text_col
+        column = num_col if is_numeric_literal(c.value) else text_col
         sub = f"(SELECT {column} FROM {table} WHERE {where} ORDER BY {order} LIMIT 1)"
         return self.apply(SQL_TEMPLATES[c.op], sub, c.value)
 
@@ -248,11 +239,6 @@ def json_pointer(*keys: str) -> str:
     return "".join("/" + key.replace("~", "~0").replace("/", "~1") for key in keys)
 
 
-def _numeric(value: Any) -> bool:
-    first = value[0] if isinstance(value, tuple) else value
-    return isinstance(first, (int, float)) and not isinstance(first, bool)
-
-
 def _column(spec: FieldSpec, alias: str) -> str:
     if spec.name in COMPUTED:
         return COMPUTED[spec.name].format(a=alias)
@@ -262,18 +248,12 @@ def _column(spec: FieldSpec, alias: str) -> str:
 
 
 def _sort_type(key: OrderKey) -> str:
-    return "BIGINT" if key.field.kind in (Kind.NUMBER, Kind.TIMESTAMP) else "VARCHAR"
-
-
-def _sentinel_value(key: OrderKey) -> Any:
-    if _sort_type(key) == "BIGINT":
-        return -_BIG if key.descending else _BIG
-    return "" if key.descending else _TEXT_MAX
+    return "BIGINT" if sorts_as_number(key) else "VARCHAR"
 
 
 def _sentinel_sql(key: OrderKey) -> str:
-    if _sort_type(key) == "BIGINT":
-        return str(_sentinel_value(key))
+    if sorts_as_number(key):
+        return str(null_sentinel(key))
     return "''" if key.descending else "chr(1114111)"
 
 
