@@ -55,9 +55,8 @@ async def test_query_sql_reads_the_same_views_and_refuses_writes_on_every_engine
     assert tagged.structured_content["changed"] == 1  # the store itself still writes
 
 
+@pytest.mark.parametrize("engine", ["chdb", "clickhouse"], indirect=True)  # DuckDB does all of this
 async def test_clickhouse_says_what_it_cannot_do_yet(engine: str, backend: Backend) -> None:
-    if engine == "duckdb":
-        pytest.skip("the DuckDB store does all of this")
     async with Client(build_app(backend)) as client:
         label = await client.call_tool("search_traces", {"filter": "labels.correct = 'fail'"})
         files = await client.call_tool("query_sql", {"sql": "SELECT * FROM file('/etc/hostname', 'LineAsString')"})
