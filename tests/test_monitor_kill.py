@@ -8,10 +8,6 @@ file and the kill. Only the staleness wait (2 min) is skipped by ageing the hear
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,17 +15,11 @@ import duckdb
 
 from server.storage.duckdb.store import DuckDBTraceStore
 from tests.factory import BASE_MS, stored_rows, trace
+from tests.judge_processes import RUBRIC, judge_env, kill_after_calls, tracesieve
 from tests.scripted_llm import scripted_llm
 
-REPO = Path(__file__).resolve().parents[1]
-RUBRIC = {"type": "llm", "rubric": "Pass if the answer actually helps the customer.", "fields": ["input", "output"]}
 ITEMS = 30
 EVERY = 600_000
-
-
-def tracesieve(db: Path, *args: str, env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "server", *args, "--db", str(db)], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def test_a_sigkilled_monitor_run_resumes_its_window_without_paying_twice(tmp_path: Path) -> None:
@@ -40,8 +30,7 @@ def test_a_sigkilled_monitor_run_resumes_its_window_without_paying_twice(tmp_pat
                                        for i in range(ITEMS)])
     with scripted_llm() as llm:
         llm.latency_s = 0.15
-        env = {**os.environ, "TRACESIEVE_JUDGE_BASE_URL": llm.base_url + "/v1", "TRACESIEVE_JUDGE_MODEL": "judge-mini",
-               "OPENAI_API_KEY": "test-key", "TRACESIEVE_IDLE_RELEASE_MS": "0"}
+        env = judge_env(llm)
         for args in (("judge", "define", "helpful", "--kind", "llm", "--criterion", "helpfulness", "--spec",
                       json.dumps(RUBRIC)),
                      ("monitor", "define", "live", "--judge", "helpful", "--every", "10m", "--settle", "0m",
@@ -50,14 +39,7 @@ def test_a_sigkilled_monitor_run_resumes_its_window_without_paying_twice(tmp_pat
             assert done.wait(60) == 0, done.stderr.read()
 
         running = tracesieve(db, "monitor", "run", "--once", env=env)
-        deadline = time.monotonic() + 60
-        while len(llm.requests) < 12 and time.monotonic() < deadline and running.poll() is None:
-            time.sleep(0.02)
-        time.sleep(0.6)  # past one score flush (every 0.5 s)
-        os.kill(running.pid, signal.SIGKILL)
-        running.wait(10)
-        assert running.returncode == -signal.SIGKILL
-        paid_before_kill = len(llm.requests)
+        paid_before_kill = kill_after_calls(running, llm)
         assert paid_before_kill < ITEMS, "the window finished before it could be killed"
 
         con = duckdb.connect(str(db))

@@ -8,27 +8,16 @@ past the staleness window) instead of waiting two minutes for it to go stale.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import duckdb
 
 from server.storage.duckdb.store import DuckDBTraceStore
 from tests.factory import trace
+from tests.judge_processes import RUBRIC, judge_env, kill_after_calls, tracesieve
 from tests.scripted_llm import scripted_llm
 
-REPO = Path(__file__).resolve().parents[1]
-RUBRIC = {"type": "llm", "rubric": "Pass if the answer actually helps the customer.", "fields": ["input", "output"]}
 ITEMS = 30
-
-
-def tracesieve(db: Path, *args: str, env: dict[str, str]) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "server", *args, "--db", str(db)], cwd=REPO, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def test_a_sigkilled_run_resumes_and_only_calls_the_model_for_unscored_items(tmp_path: Path) -> None:
@@ -36,22 +25,14 @@ def test_a_sigkilled_run_resumes_and_only_calls_the_model_for_unscored_items(tmp
     DuckDBTraceStore(db).write_traces([trace(f"k{i:02d}", i, question=f"Question number {i}") for i in range(ITEMS)])
     with scripted_llm() as llm:
         llm.latency_s = 0.15
-        env = {**os.environ, "TRACESIEVE_JUDGE_BASE_URL": llm.base_url + "/v1", "TRACESIEVE_JUDGE_MODEL": "judge-mini",
-               "OPENAI_API_KEY": "test-key", "TRACESIEVE_IDLE_RELEASE_MS": "0"}
+        env = judge_env(llm)
         defined = tracesieve(db, "judge", "define", "helpful", "--kind", "llm", "--criterion", "helpfulness",
                              "--spec", json.dumps(RUBRIC), env=env)
         assert defined.wait(60) == 0, defined.stderr.read()
 
         running = tracesieve(db, "run", "helpful", "--filter", "attributes.source = 'test'",
                              "--concurrency", "1", env=env)
-        deadline = time.monotonic() + 60
-        while len(llm.requests) < 12 and time.monotonic() < deadline and running.poll() is None:
-            time.sleep(0.02)
-        time.sleep(0.6)  # past one score flush (every 0.5 s)
-        os.kill(running.pid, signal.SIGKILL)
-        running.wait(10)
-        assert running.returncode == -signal.SIGKILL
-        calls_before_kill = len(llm.requests)
+        calls_before_kill = kill_after_calls(running, llm)
         assert calls_before_kill < ITEMS, "the run finished before it could be killed"
 
         con = duckdb.connect(str(db))
