@@ -1,0 +1,173 @@
+"""Calibration and run comparison on every engine: the same labels and scores give the same pairs,
+the same MCC and kappa (equal to scikit-learn's on those pairs), the same stored verdict, and the
+same paired comparison (exact McNemar, Holm, slices), over DuckDB and over ClickHouse with a SQLite
+or PostgreSQL control plane."""
+
+from __future__ import annotations
+
+import pytest
+from scipy import stats as sps
+from sklearn.metrics import cohen_kappa_score, matthews_corrcoef
+
+from server.storage.backend import Backend
+from tests.contract.feature_rows import T0, add_calibration, add_labels, add_scores, stored_calibrations
+from tests.factory import trace
+from tools.calibration import agreement as cal
+from tools.calibration import regression as rg
+from tools.calibration import stats
+from tools.errors import NotFoundError
+
+IDS = [f"c{i:02d}" for i in range(60)]
+HUMAN = {t: ("fail" if i < 10 else "pass") for i, t in enumerate(IDS[:42])}
+# tp: c00-c07, fn: c08-c09, fp: c10-c12, tn: c13-c39; c40 'unknown'; c41 never scored
+JUDGE = {t: ("fail" if i < 8 or 10 <= i < 13 else "pass") for i, t in enumerate(IDS[:40])} | {"c40": "unknown"}
+SCORES = {t: round(0.15 + 0.02 * (i % 5), 2) if JUDGE[t] == "fail" else round(0.6 + 0.05 * (i % 7), 2)
+          for i, t in enumerate(IDS[:40])}
+
+
+def with_traces(backend: Backend) -> Backend:
+    """``backend`` plus 60 traces c00..c59, one minute apart, every third on claude-sonnet-4 and tagged
+    'tier=gold', the rest 'tier=free'."""
+    backend.traces.write_traces([
+        trace(f"c{i:02d}", 100 + i, model="claude-sonnet-4" if i % 3 == 0 else "gpt-4o-mini",
+              tags={"tier": "gold" if i % 3 == 0 else "free"}) for i in range(60)])
+    return backend
+
+
+@pytest.fixture
+def labelled(feature_backend: Backend) -> Backend:
+    backend = with_traces(feature_backend)
+    add_labels(backend, "grounded", HUMAN)
+    add_scores(backend, "r1", "grounded_judge", JUDGE, scores=SCORES, version="v1")
+    return backend
+
+
+def report(backend: Backend, **kw: object) -> cal.CalibrationReportResult:
+    kw.setdefault("resamples", 300)
+    calib = backend.require_features("calibration", "calibration").calibration
+    with calib.session():
+        return cal.calibration_report(calib, cal.CalibrationReportInput(judge="grounded_judge", criterion="grounded",
+                                                                         **kw), now_ms=T0 + 5)
+
+
+def test_the_report_equals_sklearn_on_the_same_pairs_and_is_stored(labelled: Backend) -> None:
+    r = report(labelled)
+    y = stats.as_fail([HUMAN[t] for t in IDS[:40]])
+    p = stats.as_fail([JUDGE[t] for t in IDS[:40]])
+    assert (r.confusion.tp, r.confusion.fp, r.confusion.fn, r.confusion.tn) == (8, 3, 2, 27)
+    assert r.metrics["mcc"].value == pytest.approx(matthews_corrcoef(y, p)) == pytest.approx(210 / 95700 ** 0.5)
+    assert r.metrics["kappa"].value == pytest.approx(cohen_kappa_score(y, p))
+    assert r.metrics["mcc"].low < r.metrics["mcc"].value < r.metrics["mcc"].high
+    assert (r.n, r.labelled_traces, r.unknown_verdicts, r.unscored) == (40, 42, 1, 1)
+    assert (r.verdict, r.judge_version) == ("gate", "v1")
+    d = next(d for d in r.disagreements if d.trace_id == "c08")
+    assert (d.kind, d.judge_rationale, d.human_rationale) == ("missed failure", "grounded_judge says pass",
+                                                              "human says fail")
+    assert [g.group for g in report(labelled, window="day").by_window] == ["2025-11-13"]  # trace time, not label time
+    assert r.correlations is not None
+    x = [SCORES[t] for t in IDS[:40]]
+    assert r.correlations.spearman.value == pytest.approx(sps.spearmanr(x, [HUMAN[t] == "pass" for t in IDS[:40]])[0])
+    assert stored_calibrations(labelled)[0] == ("grounded_judge", "v1", 40, "gate")
+
+
+def test_a_correction_supersedes_and_agent_labels_can_be_left_out(labelled: Backend) -> None:
+    add_labels(labelled, "grounded", {"c10": "fail"}, reviewer="bo", at_ms=T0 + 1)  # the judge was right after all
+    r = report(labelled)
+    assert (r.confusion.tp, r.confusion.fp) == (9, 2)
+    add_labels(labelled, "grounded", {"c11": "fail", "c12": "fail"}, reviewer="agent:claude", at_ms=T0 + 2)
+    assert (report(labelled).confusion.tp, report(labelled).confusion.fp) == (11, 0)
+    calib = labelled.require_features("calibration", "calibration").calibration.restricted(people_only=True)
+    people = cal.calibration_report(calib, cal.CalibrationReportInput(judge="grounded_judge", criterion="grounded",
+                                                                      resamples=300), now_ms=T0)
+    # the agent's labels are dropped, and with them c11/c12's only labels by people are the older ones
+    assert (people.confusion.tp, people.confusion.fp) == (9, 2)
+
+
+def test_a_run_or_version_can_be_chosen_and_the_newest_verdict_is_the_default(labelled: Backend) -> None:
+    flipped = {t: {"pass": "fail", "fail": "pass"}.get(v, v) for t, v in JUDGE.items()}
+    add_scores(labelled, "r2", "grounded_judge", flipped, version="v2", at_ms=T0 + 1)
+    newest = report(labelled)
+    assert newest.verdict == "revise" and newest.metrics["mcc"].value < 0 and newest.judge_version == "v2"
+    assert report(labelled, run_id="r1").verdict == "gate"
+    assert report(labelled, judge_version="v1").verdict == "gate"
+    calib = labelled.require_features("calibration", "calibration").calibration
+    assert calib.run_ids("grounded_judge") == ["r2", "r1"] and calib.run_verdict_counts("r1", "grounded_judge") == (
+        29, 11, 1)
+    with pytest.raises(NotFoundError, match="Judge 'grounded_judge' has no scores in run 'r3'. Did you mean"):
+        report(labelled, run_id="r3")
+
+
+def test_errored_scores_are_left_out_and_unknown_names_get_the_closest(labelled: Backend) -> None:
+    add_scores(labelled, "r2", "grounded_judge", {"c00": "pass"}, errors={"c00": "timeout"}, at_ms=T0 + 1)
+    assert report(labelled).confusion.tp == 8        # c00's errored newer score does not replace its verdict
+    calib = labelled.require_features("calibration", "calibration").calibration
+    with pytest.raises(NotFoundError, match="No scores from a judge named 'grounded_judeg'. Did you mean "
+                                            "'grounded_judge'"):
+        cal.calibration_report(calib, cal.CalibrationReportInput(judge="grounded_judeg"), now_ms=T0)
+    with pytest.raises(NotFoundError, match="No human labels for criterion 'grounde'. Did you mean 'grounded'"):
+        cal.calibration_report(calib, cal.CalibrationReportInput(judge="grounded_judge", criterion="grounde"),
+                               now_ms=T0)
+
+
+BASE_J1 = {t: ("fail" if i >= 50 else "pass") for i, t in enumerate(IDS)}                 # 50/60 pass
+CAND_J1 = {t: ("fail" if i < 12 or i >= 52 else "pass") for i, t in enumerate(IDS)}       # 12 p→f, 2 f→p
+BASE_J2 = {t: ("fail" if i == 0 else "pass") for i, t in enumerate(IDS)}
+CAND_J2 = {t: ("fail" if i == 1 else "pass") for i, t in enumerate(IDS)}                 # 1 p→f, 1 f→p
+
+
+@pytest.fixture
+def runs(feature_backend: Backend) -> Backend:
+    backend = with_traces(feature_backend)
+    add_scores(backend, "base", "j1", BASE_J1, version="v1")
+    add_scores(backend, "base", "j2", BASE_J2)
+    add_scores(backend, "cand", "j1", CAND_J1, version="v1", at_ms=T0 + 1)
+    add_scores(backend, "cand", "j2", CAND_J2, at_ms=T0 + 1)
+    return backend
+
+
+def compare(backend: Backend, **kw: object) -> rg.CompareRunsResult:
+    kw.setdefault("resamples", 300)
+    return rg.compare_runs(backend.require_features("compare_runs", "calibration").calibration,
+                           rg.CompareRunsInput(baseline_run="base", candidate_run="cand", **kw))
+
+
+def test_a_paired_regression_with_exact_mcnemar_holm_and_slices(runs: Backend) -> None:
+    add_calibration(runs, "j1", 0.7, version="v1")
+    add_calibration(runs, "j2", 0.8)
+    r = compare(runs, slice_by=["model", "tag:tier", "metadata:region"])
+    j1, j2 = r.judges
+    assert (r.verdict, r.exit_code, r.paired, r.shared_items) == ("regressed", 1, True, 60)
+    assert (j1.judge, j1.n, j1.pass_to_fail, j1.fail_to_pass) == ("j1", 60, 12, 2)
+    p1 = sps.binomtest(12, 14, 0.5).pvalue
+    assert j1.p_value == pytest.approx(p1) and (j1.p_adjusted, j2.p_adjusted) == (pytest.approx(2 * p1), 1.0)
+    assert (j1.verdict, j2.verdict) == ("regressed", "no significant change") and j1.gating
+    claude = next(s for s in r.slices if s.judge == "j1" and s.field == "model" and s.value == "claude-sonnet-4")
+    gold = next(s for s in r.slices if s.judge == "j1" and s.field == "tag:tier" and s.value == "gold")
+    assert claude.n == gold.n == 20 and claude.p_value == pytest.approx(sps.binomtest(4, 5, 0.5).pvalue)
+    eu = next(s for s in r.slices if s.judge == "j1" and s.field == "metadata:region")
+    assert (eu.value, eu.n) == ("eu", 60)
+    assert r.flips_total == 16
+
+
+def test_only_calibrated_judges_gate_and_the_latest_calibration_counts(runs: Backend) -> None:
+    assert compare(runs).verdict == "undecided"        # nobody calibrated
+    add_calibration(runs, "j1", 0.7, version="v1")
+    add_calibration(runs, "j1", 0.2, version="v1", at_ms=T0 + 10)   # a newer, failing calibration wins
+    r = compare(runs)
+    assert not r.judges[0].gating and r.verdict == "undecided"
+    calib = runs.require_features("compare_runs", "calibration").calibration
+    latest = calib.latest_calibrations(["j1", "j2"])
+    assert list(latest) == ["j1"] and (latest["j1"].mcc, latest["j1"].computed_at_ms) == (0.2, T0 + 10)
+
+
+def test_dataset_items_pair_by_record_not_by_trace(feature_backend: Backend) -> None:
+    backend = with_traces(feature_backend)
+    # two records on the same trace: paired by record id, so 2 items, not 1
+    add_scores(backend, "base", "j1", {"c00": "pass"}, record_ids={"c00": "rec-1"})
+    add_scores(backend, "base", "j1", {"c00": "pass"}, record_ids={"c00": "rec-2"})
+    add_scores(backend, "cand", "j1", {"c00": "fail"}, record_ids={"c00": "rec-1"})
+    add_scores(backend, "cand", "j1", {"c00": "pass"}, record_ids={"c00": "rec-2"})
+    scores = backend.require_features("compare_runs", "calibration").calibration.run_scores("cand", None, [])
+    assert sorted((s.key, s.verdict) for s in scores) == [("rec-1", "fail"), ("rec-2", "pass")]
+    r = compare(backend, allow_uncalibrated=True, min_items=1)
+    assert (r.shared_items, r.judges[0].pass_to_fail) == (2, 1)
