@@ -34,7 +34,16 @@ class DuckDBMonitorStore:
 
     # -- monitor versions ----------------------------------------------------------------------
     def save_monitor(self, record: MonitorRecord) -> MonitorRecord:
-        with self.store.writing() as con:
+        """Store a new version; in one transaction a definition stored first (by a concurrent
+        request) is returned as stored, and a taken sequence number is not reused."""
+        with self.store.transaction() as con:
+            same = fetch_dicts(con.execute("SELECT * FROM monitors WHERE name = $n AND version = $v",
+                                           {"n": record.name, "v": record.version}))
+            if same:
+                return self._monitor(same[0])
+            top = con.execute("SELECT max(seq) FROM monitors WHERE name = $n", {"n": record.name}).fetchone()[0]
+            if top is not None and top >= record.seq:
+                record = record.model_copy(update={"seq": top + 1})
             con.execute("INSERT INTO monitors VALUES ($name, $version, $seq, $spec, $since, $at)", {
                 "name": record.name, "version": record.version, "seq": record.seq, "spec": json.dumps(record.spec),
                 "since": record.since_ms, "at": record.created_at_ms})
