@@ -5,10 +5,13 @@ None, and the server leaves its tools out (``server.mcp.toolsets.NEEDS``)."""
 from __future__ import annotations
 
 from server.storage.backend import FeatureStores
+from server.storage.clickhouse.calibration_store import ClickHouseCalibrationStore
+from server.storage.clickhouse.monitors_store import ClickHouseMonitorStore
 from server.storage.clickhouse.store import ClickHouseTraceStore
 from server.storage.control.plane import ControlPlane
 
 
 def clickhouse_features(store: ClickHouseTraceStore, control: ControlPlane) -> FeatureStores:
     """Every family this engine has, over ``store`` and ``control``."""
-    return FeatureStores()
+    return FeatureStores(calibration=ClickHouseCalibrationStore(store, control),
+                         monitors=ClickHouseMonitorStore(store, control))
