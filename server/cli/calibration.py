@@ -11,16 +11,17 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import anyio
 import click
 
-from server.cli.common import db_option, echo_result, table_option
+from server.cli.common import db_option, echo_result, open_backend, store_option, table_option
 from server.errors import cli_errors, describe_validation_error
-from server.storage.duckdb.calibration_sql import DuckDBCalibrationStore
 from server.storage.duckdb.store import DuckDBTraceStore
 from server.storage.duckdb.labels_sql import DuckDBLabelStore
 from server.storage.duckdb.queue_sql import DuckDBQueueStore
+from server.storage.factory import StoreUrl
 from tools.labels import annotation_queue as aq
 from tools.calibration import agreement as cal
 from tools.labels import labelling as labels
@@ -140,7 +141,7 @@ def queue_cmd(db: Path, criterion: str, filter_: str, limit: int, random_share: 
 
 
 @click.command("calibrate")
-@db_option
+@store_option
 @click.argument("judge")
 @click.option("--criterion", default=None, help="Label criterion (default: the judge's own).")
 @click.option("--run", "run_id", default=None, help="Use this run's verdicts.")
@@ -155,7 +156,7 @@ def queue_cmd(db: Path, criterion: str, filter_: str, limit: int, random_share: 
 @click.option("--window", type=click.Choice(["day", "week", "month", "none"]), default="week", show_default=True)
 @click.option("--png", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Also write the plot here.")
 @table_option
-def calibrate_cmd(db: Path, judge: str, criterion: str | None, run_id: str | None, judge_version: str | None,
+def calibrate_cmd(db: StoreUrl, judge: str, criterion: str | None, run_id: str | None, judge_version: str | None,
                   gate_threshold: float, signal_threshold: float, min_labels: int, min_per_class: int, gate_on: str,
                   resamples: int, window: str, png: Path | None, as_table: bool) -> None:
     """How well JUDGE agrees with human labels (MCC, kappa, CIs) and whether it may gate releases.
@@ -165,7 +166,7 @@ def calibrate_cmd(db: Path, judge: str, criterion: str | None, run_id: str | Non
         tracesieve calibrate grounded_citations --table --png calibration.png
     """
     with cli_errors():
-        calib = DuckDBCalibrationStore(DuckDBTraceStore(db))
+        calib = _calibration(db)
         inp = cal.CalibrationReportInput(judge=judge, criterion=criterion, run_id=run_id, judge_version=judge_version,
                                          gate_threshold=gate_threshold, signal_threshold=signal_threshold,
                                          min_labels=min_labels, min_per_class=min_per_class, gate_on=gate_on,
@@ -177,6 +178,11 @@ def calibrate_cmd(db: Path, judge: str, criterion: str | None, run_id: str | Non
 
             png.write_bytes(calibration_png(result))
     click.echo(render_calibration(result)) if as_table else echo_result(result)
+
+
+def _calibration(db: StoreUrl) -> Any:
+    """The calibration store (also the run-comparison store) of the command's store, any engine."""
+    return open_backend(db).require_features("Calibration and run comparison", "calibration").calibration
 
 
 def _compare_options(fn):  # type: ignore[no-untyped-def]
@@ -205,12 +211,12 @@ def _compare_input(baseline: str, candidate: str, alpha: float, min_delta: float
 
 
 @click.command("compare")
-@db_option
+@store_option
 @click.argument("baseline_run")
 @click.argument("candidate_run")
 @_compare_options
 @table_option
-def compare_cmd(db: Path, baseline_run: str, candidate_run: str, alpha: float, min_delta: float,
+def compare_cmd(db: StoreUrl, baseline_run: str, candidate_run: str, alpha: float, min_delta: float,
                 judges: tuple[str, ...], slice_by: tuple[str, ...], allow_uncalibrated: bool, min_items: int,
                 as_table: bool) -> None:
     """Compare two judge runs (compare_runs): deltas, McNemar, Holm, slices, flipped items.
@@ -222,20 +228,19 @@ def compare_cmd(db: Path, baseline_run: str, candidate_run: str, alpha: float, m
     with cli_errors():
         inp = _compare_input(baseline_run, candidate_run, alpha, min_delta, judges, slice_by, allow_uncalibrated,
                              min_items)
-        result = regression.compare_runs(DuckDBCalibrationStore(DuckDBTraceStore(db)), inp)
+        result = regression.compare_runs(_calibration(db), inp)
     click.echo(render_compare(result)) if as_table else echo_result(result)
 
 
-def _run_side(db: Path, dataset: str, judges: list[str]) -> str:
+def _run_side(db: StoreUrl, dataset: str, judges: list[str]) -> str:
     """Run ``judges`` over a dataset version with the judges feature's ``run_judges``; the run id."""
     from server.providers import NO_ENDPOINT_HINT, EndpointConfig
-    from server.storage.duckdb.judges_sql import DuckDBJudgeStore
     from tools.judges import runs
     from tools.errors import TracesieveError
 
     if not judges:
         raise click.UsageError("Give --judges to run on the dataset(s), e.g. --judges grounded_citations,tool_failures.")
-    store = DuckDBJudgeStore(DuckDBTraceStore(db))
+    store = open_backend(db).require_features("gate --dataset", "judges").judges
     inp = runs.RunJudgesInput(judges=judges, dataset=dataset)
 
     async def main() -> str:
@@ -256,7 +261,7 @@ def _run_side(db: Path, dataset: str, judges: list[str]) -> str:
 
 
 @click.command("gate")
-@db_option
+@store_option
 @click.option("--baseline", "baseline_run", default=None, help="Baseline run id (e.g. the last release's run).")
 @click.option("--candidate", "candidate_run", default=None, help="Candidate run id.")
 @click.option("--baseline-dataset", default=None, help="Instead of --baseline: run --judges on this dataset version "
@@ -265,7 +270,7 @@ def _run_side(db: Path, dataset: str, judges: list[str]) -> str:
               help="Instead of --candidate: run --judges on this dataset version first.")
 @_compare_options
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON instead of markdown.")
-def gate_cmd(db: Path, baseline_run: str | None, candidate_run: str | None, baseline_dataset: str | None,
+def gate_cmd(db: StoreUrl, baseline_run: str | None, candidate_run: str | None, baseline_dataset: str | None,
              candidate_dataset: str | None, alpha: float, min_delta: float, judges: tuple[str, ...],
              slice_by: tuple[str, ...], allow_uncalibrated: bool, min_items: int, as_json: bool) -> None:
     """CI gate: exit 0 if the candidate did not regress, 1 on a regression, 2 if it cannot decide.
@@ -293,7 +298,7 @@ def gate_cmd(db: Path, baseline_run: str | None, candidate_run: str | None, base
             candidate_run = candidate_run or _run_side(db, candidate_dataset, names)  # type: ignore[arg-type]
             inp = _compare_input(baseline_run, candidate_run, alpha, min_delta, tuple(names), slice_by,
                                  allow_uncalibrated, min_items)
-            result = regression.compare_runs(DuckDBCalibrationStore(DuckDBTraceStore(db)), inp)
+            result = regression.compare_runs(_calibration(db), inp)
     except (click.ClickException, TracesieveError, ValidationError) as error:
         text = (describe_validation_error(error) if isinstance(error, ValidationError)
                 else error.format_message() if isinstance(error, click.ClickException) else str(error))

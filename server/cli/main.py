@@ -69,8 +69,7 @@ def serve(db: StoreUrl, use_http: bool, host: str, port: int, token: str | None,
         if with_monitor:
             from server.monitoring.loop import start_background
 
-            backend.require_features("Monitors", "monitors", "judges")
-            start_background(backend.traces)
+            start_background(backend.require_features("Monitors", "monitors", "judges"))
         if use_http:
             from server.http.otlp_receiver import OtlpReceiver
 

@@ -16,15 +16,24 @@ from pathlib import Path
 import anyio
 import click
 
-from server.cli.common import db_option, echo_result
+from server.cli.common import echo_result, open_backend, store_option
 from server.errors import cli_errors
-from server.storage.duckdb.judges_sql import DuckDBJudgeStore
-from server.storage.duckdb.monitors_sql import DuckDBMonitorStore
-from server.storage.duckdb.store import DuckDBTraceStore
+from server.storage.backend import FeatureStores
+from server.storage.factory import StoreUrl
 from tools.clock import now_ms
+from tools.monitors.ports import MonitorStore
 from tools.monitors import specs
 from tools.monitors import status as st
 from tools.monitors.render import render_status
+
+
+def _features(db: StoreUrl) -> FeatureStores:
+    """The monitors' and judges' stores of the command's store (any engine with a control plane)."""
+    return open_backend(db).require_features("Monitors", "monitors", "judges")
+
+
+def _monitors(db: StoreUrl) -> MonitorStore:
+    return open_backend(db).require_features("Monitors", "monitors").monitors  # type: ignore[return-value]
 
 
 def _json_option(text: str | None, what: str) -> dict:
@@ -51,7 +60,7 @@ def monitor() -> None:
 
 
 @monitor.command("define")
-@db_option
+@store_option
 @click.argument("name")
 @click.option("--judge", "judges", multiple=True, required=True, help="Judge name or ref (repeat for several).")
 @click.option("--filter", "filter_", default="", help="search_traces filter selecting the live traffic.")
@@ -64,7 +73,7 @@ def monitor() -> None:
               help='Per-window budget JSON, e.g. \'{"max_judge_calls": 500, "max_usd": 2}\'.')
 @click.option("--alerts", "alerts_text", default=None,
               help='Alert rules JSON, e.g. \'{"baseline_windows": 6, "slice_by": ["model"]}\'.')
-def define_cmd(db: Path, name: str, judges: tuple[str, ...], filter_: str, sample_rate: float, every: str,
+def define_cmd(db: StoreUrl, name: str, judges: tuple[str, ...], filter_: str, sample_rate: float, every: str,
                window: str | None, settle: str, since: int | None, budget_text: str | None,
                alerts_text: str | None) -> None:
     """Define monitor NAME (a changed definition becomes a new version).
@@ -75,17 +84,17 @@ def define_cmd(db: Path, name: str, judges: tuple[str, ...], filter_: str, sampl
             --budget '{"max_judge_calls": 500}' --since 1764892800000
     """
     with cli_errors():
-        store = DuckDBTraceStore(db)
+        features = _features(db)
         inp = specs.DefineMonitorInput(name=name, judges=list(judges), filter=filter_, sample_rate=sample_rate,
                                        every=every, window=window, settle=settle, since=since,
                                        budget=specs.Budget(**_json_option(budget_text, "--budget")),
                                        alerts=specs.AlertRules(**_json_option(alerts_text, "--alerts")))
-        echo_result(specs.define_monitor(DuckDBMonitorStore(store), DuckDBJudgeStore(store), inp, now_ms=now_ms()))
+        echo_result(specs.define_monitor(features.monitors, features.judges, inp, now_ms=now_ms()))
 
 
 @monitor.command("list")
-@db_option
-def list_cmd(db: Path) -> None:
+@store_option
+def list_cmd(db: StoreUrl) -> None:
     """List monitors (latest versions), explained in words.
 
     Example:
@@ -93,13 +102,13 @@ def list_cmd(db: Path) -> None:
         tracesieve monitor list
     """
     with cli_errors():
-        for record in DuckDBMonitorStore(DuckDBTraceStore(db)).latest_monitors():
+        for record in _monitors(db).latest_monitors():
             version = specs.to_version(record)
             click.echo(f"{version.ref}  {version.explained}")
 
 
 @monitor.command("run")
-@db_option
+@store_option
 @click.option("--once", "mode", flag_value="once", default=True, help="Run every due window, then exit (cron).")
 @click.option("--follow", "mode", flag_value="follow", help="Keep running: each window as it becomes due.")
 @click.option("--monitor", "monitors", multiple=True, help="Only these monitors (default: all).")
@@ -107,7 +116,7 @@ def list_cmd(db: Path) -> None:
               help="Catch-up cap per monitor per pass.")
 @click.option("--poll", type=click.FloatRange(1), default=60.0, show_default=True,
               help="With --follow: longest sleep between passes, seconds.")
-def run_cmd(db: Path, mode: str, monitors: tuple[str, ...], max_windows: int, poll: float) -> None:
+def run_cmd(db: StoreUrl, mode: str, monitors: tuple[str, ...], max_windows: int, poll: float) -> None:
     """Judge every due window (catch-up included), raise and deliver alerts.
 
     Exit codes with --once: 0 ok, 1 a new regression alert fired, 2 bad input. The webhook
@@ -119,7 +128,8 @@ def run_cmd(db: Path, mode: str, monitors: tuple[str, ...], max_windows: int, po
     """
     from server.monitoring.loop import follow, run_pass
 
-    store = DuckDBTraceStore(db)
+    with cli_errors():
+        store = _features(db)
     if mode == "follow":
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -138,13 +148,13 @@ def run_cmd(db: Path, mode: str, monitors: tuple[str, ...], max_windows: int, po
 
 
 @monitor.command("status")
-@db_option
+@store_option
 @click.argument("name")
 @click.option("--windows", type=click.IntRange(1, 100), default=24, show_default=True)
 @click.option("--png", "png_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Also write the trend chart here.")
 @click.option("--json", "as_json", is_flag=True, help="JSON instead of markdown.")
-def status_cmd(db: Path, name: str, windows: int, png_path: Path | None, as_json: bool) -> None:
+def status_cmd(db: StoreUrl, name: str, windows: int, png_path: Path | None, as_json: bool) -> None:
     """A monitor's latest windows, pass-rate trend with intervals, and open alerts.
 
     Example:
@@ -152,7 +162,7 @@ def status_cmd(db: Path, name: str, windows: int, png_path: Path | None, as_json
         tracesieve monitor status prod --png prod.png
     """
     with cli_errors():
-        result = st.monitor_status(DuckDBMonitorStore(DuckDBTraceStore(db)), name, windows=windows, now_ms=now_ms())
+        result = st.monitor_status(_monitors(db), name, windows=windows, now_ms=now_ms())
         if as_json:
             echo_result(result)
         else:
@@ -164,11 +174,11 @@ def status_cmd(db: Path, name: str, windows: int, png_path: Path | None, as_json
 
 
 @monitor.command("alerts")
-@db_option
+@store_option
 @click.option("--monitor", "monitor_name", default=None)
 @click.option("--status", type=click.Choice(["open", "acked", "resolved"]), default=None)
 @click.option("--limit", type=click.IntRange(1, 200), default=20, show_default=True)
-def alerts_cmd(db: Path, monitor_name: str | None, status: str | None, limit: int) -> None:
+def alerts_cmd(db: StoreUrl, monitor_name: str | None, status: str | None, limit: int) -> None:
     """List alerts, newest first.
 
     Example:
@@ -176,16 +186,16 @@ def alerts_cmd(db: Path, monitor_name: str | None, status: str | None, limit: in
         tracesieve monitor alerts --status open
     """
     with cli_errors():
-        echo_result(st.list_alerts(DuckDBMonitorStore(DuckDBTraceStore(db)), monitor=monitor_name, status=status,
+        echo_result(st.list_alerts(_monitors(db), monitor=monitor_name, status=status,
                                    limit=limit))
 
 
 @monitor.command("ack")
-@db_option
+@store_option
 @click.argument("alert_id")
 @click.option("--by", default="cli", show_default=True)
 @click.option("--note", default=None)
-def ack_cmd(db: Path, alert_id: str, by: str, note: str | None) -> None:
+def ack_cmd(db: StoreUrl, alert_id: str, by: str, note: str | None) -> None:
     """Acknowledge alert ALERT_ID.
 
     Example:
@@ -193,7 +203,7 @@ def ack_cmd(db: Path, alert_id: str, by: str, note: str | None) -> None:
         tracesieve monitor ack al-3f9a0c12b4de --by oncall --note "rolling back"
     """
     with cli_errors():
-        echo_result(st.ack_alert(DuckDBMonitorStore(DuckDBTraceStore(db)),
+        echo_result(st.ack_alert(_monitors(db),
                                  st.AckAlertInput(alert_id=alert_id, by=by, note=note), now_ms=now_ms()))
 
 

@@ -10,25 +10,32 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+from typing import Any
 
 import anyio
 
 from server.monitoring.webhook import deliver_pending
 from server.providers import NO_ENDPOINT_HINT, EndpointConfig
-from server.storage.duckdb.judges_sql import DuckDBJudgeStore
-from server.storage.duckdb.monitors_sql import DuckDBMonitorStore
-from server.storage.duckdb.store import DuckDBTraceStore
+from server.storage.backend import FeatureStores
+from server.storage.factory import as_backend
 from tools import clock
 from tools.monitors import scheduler
 
 log = logging.getLogger(__name__)
 
 
-async def run_pass(store: DuckDBTraceStore, monitors: list[str] | None = None,
+def _features(store: FeatureStores | Any) -> FeatureStores:
+    """The monitors' and judges' stores of any engine (its ``FeatureStores``), or of an open DuckDB store."""
+    if isinstance(store, FeatureStores):
+        return store
+    return as_backend(store).require_features("Monitors", "monitors", "judges")
+
+
+async def run_pass(store: FeatureStores | Any, monitors: list[str] | None = None,
                    max_windows: int = 1000) -> scheduler.RunMonitorsResult:
     config = EndpointConfig.from_env()
-    judges = DuckDBJudgeStore(store)
-    ms = DuckDBMonitorStore(store)
+    features = _features(store)
+    judges, ms = features.judges, features.monitors
     result = await scheduler.run_monitors(ms, judges, judges, scheduler.RunMonitorsInput(
         monitors=monitors, max_windows=max_windows), model=config.build() if config else None,
         no_model_hint=NO_ENDPOINT_HINT, now_ms=clock.now_ms())
@@ -45,9 +52,10 @@ def _seconds_until(result: scheduler.RunMonitorsResult, poll_s: float) -> float:
     return soonest
 
 
-def follow(store: DuckDBTraceStore, stop: threading.Event, *, monitors: list[str] | None = None,
+def follow(store: FeatureStores | Any, stop: threading.Event, *, monitors: list[str] | None = None,
            poll_s: float = 60.0, on_result=None) -> None:  # type: ignore[no-untyped-def]
     """Run passes until ``stop`` is set; a failing pass is logged and retried, never fatal."""
+    store = _features(store)   # once: a DuckDB store's adapters are built for every pass otherwise
     while not stop.is_set():
         wait = poll_s
         try:
@@ -60,7 +68,7 @@ def follow(store: DuckDBTraceStore, stop: threading.Event, *, monitors: list[str
         stop.wait(wait)
 
 
-def start_background(store: DuckDBTraceStore, *, poll_s: float = 60.0) -> threading.Thread:
+def start_background(store: FeatureStores | Any, *, poll_s: float = 60.0) -> threading.Thread:
     """``serve --monitor``: the same loop on a daemon thread beside the MCP server."""
     stop = threading.Event()
     thread = threading.Thread(target=follow, args=(store, stop), kwargs={"poll_s": poll_s}, daemon=True,

@@ -5,12 +5,15 @@ or PostgreSQL control plane."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from scipy import stats as sps
 from sklearn.metrics import cohen_kappa_score, matthews_corrcoef
 
 from server.storage.backend import Backend
-from tests.contract.feature_rows import T0, add_calibration, add_labels, add_scores, stored_calibrations
+from server.storage.factory import StoreUrl
+from tests.contract.feature_rows import T0, add_calibration, add_labels, add_scores, is_duckdb, stored_calibrations
 from tests.factory import trace
 from tools.calibration import agreement as cal
 from tools.calibration import regression as rg
@@ -171,3 +174,60 @@ def test_dataset_items_pair_by_record_not_by_trace(feature_backend: Backend) -> 
     assert sorted((s.key, s.verdict) for s in scores) == [("rec-1", "fail"), ("rec-2", "pass")]
     r = compare(backend, allow_uncalibrated=True, min_items=1)
     assert (r.shared_items, r.judges[0].pass_to_fail) == (2, 1)
+
+
+def cli_store_args(backend: Backend, url: StoreUrl) -> list[str]:
+    """The CLI options naming ``url`` and its control plane."""
+    if is_duckdb(backend):
+        return ["--db", str(url.path)]
+    args = ["--store", f"chdb://{url.path}?database={url.database}"]
+    return args + (["--control", url.control] if url.control else [])
+
+
+def test_calibrate_compare_and_gate_commands_work_on_every_engine(labelled: Backend,
+                                                                  feature_store_url: StoreUrl) -> None:
+    from click.testing import CliRunner
+
+    from server.cli.main import cli
+
+    if feature_store_url.engine == "clickhouse":
+        pytest.skip("the CLI test names chdb stores; a ClickHouse server is covered by the store tests")
+    store = cli_store_args(labelled, feature_store_url)
+    runner = CliRunner()
+    calibrated = runner.invoke(cli, ["calibrate", "grounded_judge", "--criterion", "grounded", "--resamples", "200",
+                                     *store])
+    assert calibrated.exit_code == 0, calibrated.output
+    assert json.loads(calibrated.output)["verdict"] == "gate"
+    add_scores(labelled, "r2", "grounded_judge", {t: "fail" for t in IDS[:40]}, version="v1", at_ms=T0 + 1)
+    compared = runner.invoke(cli, ["compare", "r1", "r2", "--table", *store])
+    assert compared.exit_code == 0 and "**regressed** (exit 1)" in compared.output, compared.output
+    gate = runner.invoke(cli, ["gate", "--baseline", "r1", "--candidate", "r2", "--json", *store])
+    assert gate.exit_code == 1 and json.loads(gate.output)["judges"][0]["pass_to_fail"] == 29  # calibrated: it gates
+    unknown = runner.invoke(cli, ["gate", "--baseline", "r1", "--candidate", "r9", *store])
+    assert unknown.exit_code == 2 and "r9" in unknown.output
+
+
+@pytest.mark.anyio
+async def test_calibration_tools_through_a_real_mcp_client(labelled: Backend) -> None:
+    """calibration_report and compare_runs over the store's MCP app (the calibration toolset also
+    needs the labels and queue families on this engine)."""
+    from mcp import Client
+
+    from server.mcp.app import build_app
+
+    missing = [f for f in ("labels", "queue", "calibration") if not labelled.has(f)]
+    if missing:
+        pytest.skip(f"the calibration toolset needs the {', '.join(missing)} store(s) on {labelled.engine}, "
+                    "which are not on this branch yet")
+    add_scores(labelled, "r2", "grounded_judge", {t: "fail" for t in IDS[:40]}, version="v1", at_ms=T0 + 1)
+    async with Client(build_app(labelled)) as client:
+        report = await client.call_tool("calibration_report", {"judge": "grounded_judge", "criterion": "grounded",
+                                                               "run_id": "r1", "resamples": 200})
+        assert not report.is_error, report.content[0].text
+        assert report.structured_content["confusion"]["tp"] == 8 and report.structured_content["verdict"] == "gate"
+        assert report.content[1].mime_type == "image/png"
+        compared = await client.call_tool("compare_runs", {"baseline_run": "r1", "candidate_run": "r2",
+                                                           "min_items": 10})
+        assert compared.structured_content["verdict"] == "regressed", compared.content[0].text
+        missing_run = await client.call_tool("compare_runs", {"baseline_run": "r1", "candidate_run": "r9"})
+        assert missing_run.is_error and "r9" in missing_run.content[0].text

@@ -4,14 +4,17 @@ ack, and a window's measurements (verdict counts per slice, spend, slow traces) 
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+import anyio
 import pytest
 import sqlalchemy as sa
 
 from server.storage.backend import Backend
+from server.storage.factory import StoreUrl
 from tests.contract.feature_rows import add_scores, control, is_duckdb
 from tests.factory import BASE_MS
 from tools.filters import parser
@@ -164,8 +167,6 @@ def test_find_run_finds_the_run_created_for_exactly_this_target(feature_backend:
 
 
 def _add_judge_runs(backend: Backend, rows: list[tuple[str, dict, list[str]]]) -> None:
-    import json
-
     sql = ("INSERT INTO judge_runs (run_id, target, target_label, judges, status, started_at_ms, items_total) "
            "VALUES (:r, :t, 'window', :j, 'completed', :at, 0)")
     values = [{"r": r, "t": json.dumps(t), "j": json.dumps(j), "at": BASE_MS + i} for i, (r, t, j) in enumerate(rows)]
@@ -180,3 +181,83 @@ def _add_judge_runs(backend: Backend, rows: list[tuple[str, dict, list[str]]]) -
                                  "target_label TEXT NOT NULL, judges TEXT NOT NULL, status VARCHAR(20) NOT NULL, "
                                  "started_at_ms BIGINT NOT NULL, items_total BIGINT NOT NULL)"))
         conn.execute(sa.text(sql), values)
+
+
+def test_monitor_commands_read_and_ack_alerts_on_every_engine(feature_backend: Backend,
+                                                              feature_store_url: StoreUrl) -> None:
+    from click.testing import CliRunner
+
+    from server.cli.main import cli
+    from tests.contract.test_calibration_contract import cli_store_args
+
+    if feature_store_url.engine == "clickhouse":
+        pytest.skip("the CLI test names chdb stores; a ClickHouse server is covered by the store tests")
+    ms = monitors(feature_backend)
+    from tools.monitors.specs import MonitorSpec
+
+    spec = MonitorSpec(judges=["j@1"], every_ms=EVERY, window_ms=EVERY, settle_ms=0).model_dump(mode="json")
+    ms.save_monitor(record("prod", "h1").model_copy(update={"spec": spec}))
+    end = BASE_MS + EVERY
+    ms.claim_window(window(end), stale_before_ms=0)
+    stats = WindowStats(traces=40, sampled=40, selection_probability=1.0,
+                        judges=[JudgeCount(judge="j@1", passed=24, failed=16)])
+    ms.finish_window(window(end).model_copy(update={"status": "completed", "finished_at_ms": end, "stats": stats}),
+                     new_alerts=[alert("al-1")], seen_alerts=[], resolved_ids=[], now_ms=end)
+    store, runner = cli_store_args(feature_backend, feature_store_url), CliRunner()
+    listed = runner.invoke(cli, ["monitor", "alerts", "--status", "open", *store])
+    assert listed.exit_code == 0 and [a["alert_id"] for a in json.loads(listed.output)["alerts"]] == ["al-1"], \
+        listed.output
+    status = runner.invoke(cli, ["monitor", "status", "prod", "--json", *store])
+    assert status.exit_code == 0 and json.loads(status.output)["windows"][0]["judges"][0]["pass_rate"] == 0.6, \
+        status.output
+    acked = runner.invoke(cli, ["monitor", "ack", "al-1", "--by", "oncall", *store])
+    assert acked.exit_code == 0 and ms.get_alert("al-1").status == "acked", acked.output
+
+
+def test_monitor_passes_run_windows_once_raise_an_alert_and_serve_it_over_mcp(feature_backend: Backend) -> None:
+    """A whole pass of the scheduler with a rule judge: windows in order and once, a drop raises one
+    alert, and the MCP tools read it back and ack it (needs the judges and analytics families)."""
+    from mcp import Client
+
+    from server.mcp.app import build_app
+    from tests.factory import trace
+    from tools.judges import registry
+    from tools.monitors import scheduler, specs
+
+    missing = [f for f in ("judges", "analytics", "monitors") if not feature_backend.has(f)]
+    if missing:
+        pytest.skip(f"a monitor pass needs the {', '.join(missing)} store(s) on {feature_backend.engine}, which "
+                    "are not on this branch yet")
+    features = feature_backend.features
+    feature_backend.traces.write_traces([
+        trace(f"w{k:02d}-{i:02d}", 100 + k * 10 + 1 + i % 8, question=f"Where is order {k}-{i}?",
+              answer="Sorry, I cannot help." if i < failing else "It ships tomorrow.")
+        for k, failing in enumerate([6, 6, 6, 16]) for i in range(20)])
+    registry.define_judge(features.judges, registry.DefineJudgeInput(
+        name="no_sorry", kind="rule", criterion="helpful",
+        spec={"type": "regex", "field": "output", "pattern": "Sorry", "must": "not_match"}), now_ms=BASE_MS)
+    since = BASE_MS + 100 * 60_000
+    specs.define_monitor(features.monitors, features.judges, specs.DefineMonitorInput(
+        name="prod", judges=["no_sorry"], every="10m", settle="0m", since=since), now_ms=BASE_MS)
+
+    def run(windows_done: int) -> scheduler.RunMonitorsResult:
+        return anyio.run(lambda: scheduler.run_monitors(
+            features.monitors, features.judges, features.judges, scheduler.RunMonitorsInput(), model=None,
+            no_model_hint="", now_ms=since + windows_done * EVERY))
+
+    first = run(3)
+    assert [w.status for w in first.windows] == ["completed"] * 3 and first.windows[-1].traces == 20
+    assert first.windows[-1].pass_rates == {"no_sorry@1": 0.7} and run(3).windows == []
+    alert_view, = run(4).windows[0].new_alerts
+    assert alert_view.kind == "signal" and alert_view.evidence["window"]["failed"] == 16
+
+    async def over_mcp() -> None:
+        async with Client(build_app(feature_backend)) as client:
+            listed = (await client.call_tool("list_alerts", {"status": "open"})).structured_content["alerts"]
+            assert [a["alert_id"] for a in listed] == [alert_view.alert_id]
+            status = await client.call_tool("monitor_status", {"monitor": "prod", "windows": 4})
+            assert [w["judges"][0]["pass_rate"] for w in status.structured_content["windows"]][-1] == 0.2
+            acked = await client.call_tool("ack_alert", {"alert_id": alert_view.alert_id, "note": "rolling back"})
+            assert acked.structured_content["alert"]["status"] == "acked"
+
+    anyio.run(over_mcp)

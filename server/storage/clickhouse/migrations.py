@@ -173,8 +173,8 @@ M002_VIEWS: tuple[str, ...] = (
 #: * ``dataset_records`` by (name, version, record_id); a version's records are visible only once
 #:   its header commits in the control plane, after they are written.
 M003_FEATURE_ROWS: tuple[str, ...] = (
-    # M001 created labels and scores with fewer columns and other keys, so CREATE … IF NOT EXISTS
-    # below would keep those: set them aside, create the new tables, copy the rows over.
+    # M001 created labels and scores with other keys, so CREATE IF NOT EXISTS alone kept the old
+    # tables; they are renamed aside (the rows ingestion wrote stay readable there) and re-created.
     "RENAME TABLE labels TO labels_m001, scores TO scores_m001{on_cluster}",
     """CREATE TABLE IF NOT EXISTS labels{on_cluster} (
         label_id      String,
@@ -231,18 +231,6 @@ M003_FEATURE_ROWS: tuple[str, ...] = (
         is_deleted            UInt8 DEFAULT 0
     ) ENGINE = {records_engine}
     ORDER BY (name, version, record_id)""",
-)
-
-M003_FEATURE_ROWS += (
-    """INSERT INTO labels (label_id, trace_id, criterion, value, numeric_value, reviewer, rationale, created_at_ms,
-                           source, version, is_deleted)
-    SELECT label_id, trace_id, criterion, value, numeric_value, reviewer, rationale, created_at_ms, source, version,
-           is_deleted FROM labels_m001""",
-    """INSERT INTO scores (run_id, judge, trace_id, verdict, score, value, rationale, created_at_ms, version, is_deleted)
-    SELECT run_id, judge, trace_id, verdict, score, value, rationale, created_at_ms, version, is_deleted
-    FROM scores_m001""",
-    "DROP TABLE labels_m001{on_cluster}",
-    "DROP TABLE scores_m001{on_cluster}",
 )
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (M001_CORE, M002_VIEWS, M003_FEATURE_ROWS)
