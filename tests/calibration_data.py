@@ -17,6 +17,21 @@ from tools.labels.labelling import NewLabel
 
 T0 = 1_763_000_000_000
 
+#: One judge against human labels on c00..c41, with known agreement (calibration tests on any engine).
+AGREEMENT_IDS = [f"c{i:02d}" for i in range(42)]
+HUMAN = {t: ("fail" if i < 10 else "pass") for i, t in enumerate(AGREEMENT_IDS)}
+# tp: c00-c07, fn: c08-c09, fp: c10-c12, tn: c13-c39; c40 'unknown'; c41 never scored
+JUDGE = {t: ("fail" if i < 8 or 10 <= i < 13 else "pass") for i, t in enumerate(AGREEMENT_IDS[:40])} | {"c40": "unknown"}
+SCORES = {t: round(0.15 + 0.02 * (i % 5), 2) if JUDGE[t] == "fail" else round(0.6 + 0.05 * (i % 7), 2)
+          for i, t in enumerate(AGREEMENT_IDS[:40])}
+
+#: Two runs of two judges on c00..c59 with known flips (run comparison tests on any engine).
+RUN_IDS = [f"c{i:02d}" for i in range(60)]
+BASE_J1 = {t: ("fail" if i >= 50 else "pass") for i, t in enumerate(RUN_IDS)}                 # 50/60 pass
+CAND_J1 = {t: ("fail" if i < 12 or i >= 52 else "pass") for i, t in enumerate(RUN_IDS)}       # 12 p→f, 2 f→p
+BASE_J2 = {t: ("fail" if i == 0 else "pass") for i, t in enumerate(RUN_IDS)}
+CAND_J2 = {t: ("fail" if i == 1 else "pass") for i, t in enumerate(RUN_IDS)}                 # 1 p→f, 1 f→p
+
 
 _TEMPLATES: dict[int, Path] = {}
 

@@ -11,18 +11,13 @@ from sklearn.metrics import cohen_kappa_score, matthews_corrcoef
 
 from server.storage.duckdb.calibration_sql import DuckDBCalibrationStore
 from server.storage.duckdb.store import DuckDBTraceStore
-from tests.calibration_data import T0, add_labels, add_scores, build_store
+from tests.calibration_data import AGREEMENT_IDS, HUMAN, JUDGE, SCORES, T0, add_labels, add_scores, build_store
 from tools.calibration import agreement as cal
 from tools.calibration import stats
 from tools.calibration.render import render_calibration
 from tools.errors import InvalidInputError, NotFoundError
 
-IDS = [f"c{i:02d}" for i in range(42)]
-HUMAN = {t: ("fail" if i < 10 else "pass") for i, t in enumerate(IDS)}
-# tp: c00-c07, fn: c08-c09, fp: c10-c12, tn: c13-c39; c40 'unknown'; c41 never scored
-JUDGE = {t: ("fail" if i < 8 or 10 <= i < 13 else "pass") for i, t in enumerate(IDS[:40])} | {"c40": "unknown"}
-SCORES = {t: round(0.15 + 0.02 * (i % 5), 2) if JUDGE[t] == "fail" else round(0.6 + 0.05 * (i % 7), 2)
-          for i, t in enumerate(IDS[:40])}
+IDS = AGREEMENT_IDS
 
 
 @pytest.fixture

@@ -9,16 +9,13 @@ from scipy import stats as sps
 
 from server.storage.duckdb.calibration_sql import DuckDBCalibrationStore
 from server.storage.duckdb.store import DuckDBTraceStore
-from tests.calibration_data import add_calibration, add_scores, build_store
+from tests.calibration_data import (BASE_J1, BASE_J2, CAND_J1, CAND_J2, RUN_IDS, add_calibration, add_scores,
+                                    build_store)
 from tools.calibration import regression as rg
 from tools.calibration.render import render_compare
 from tools.errors import InvalidInputError, NotFoundError
 
-IDS = [f"c{i:02d}" for i in range(60)]
-BASE_J1 = {t: ("fail" if i >= 50 else "pass") for i, t in enumerate(IDS)}                 # 50/60 pass
-CAND_J1 = {t: ("fail" if i < 12 or i >= 52 else "pass") for i, t in enumerate(IDS)}       # 12 p→f, 2 f→p
-BASE_J2 = {t: ("fail" if i == 0 else "pass") for i, t in enumerate(IDS)}
-CAND_J2 = {t: ("fail" if i == 1 else "pass") for i, t in enumerate(IDS)}                 # 1 p→f, 1 f→p
+IDS = RUN_IDS
 
 
 @pytest.fixture

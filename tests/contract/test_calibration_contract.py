@@ -14,18 +14,14 @@ from sklearn.metrics import cohen_kappa_score, matthews_corrcoef
 from server.storage.backend import Backend
 from server.storage.factory import StoreUrl
 from tests.contract.feature_rows import T0, add_calibration, add_labels, add_scores, is_duckdb, stored_calibrations
+from tests.calibration_data import BASE_J1, BASE_J2, CAND_J1, CAND_J2, HUMAN, JUDGE, RUN_IDS, SCORES
 from tests.factory import trace
 from tools.calibration import agreement as cal
 from tools.calibration import regression as rg
 from tools.calibration import stats
 from tools.errors import NotFoundError
 
-IDS = [f"c{i:02d}" for i in range(60)]
-HUMAN = {t: ("fail" if i < 10 else "pass") for i, t in enumerate(IDS[:42])}
-# tp: c00-c07, fn: c08-c09, fp: c10-c12, tn: c13-c39; c40 'unknown'; c41 never scored
-JUDGE = {t: ("fail" if i < 8 or 10 <= i < 13 else "pass") for i, t in enumerate(IDS[:40])} | {"c40": "unknown"}
-SCORES = {t: round(0.15 + 0.02 * (i % 5), 2) if JUDGE[t] == "fail" else round(0.6 + 0.05 * (i % 7), 2)
-          for i, t in enumerate(IDS[:40])}
+IDS = RUN_IDS
 
 
 def with_traces(backend: Backend) -> Backend:
@@ -110,12 +106,6 @@ def test_errored_scores_are_left_out_and_unknown_names_get_the_closest(labelled:
     with pytest.raises(NotFoundError, match="No human labels for criterion 'grounde'. Did you mean 'grounded'"):
         cal.calibration_report(calib, cal.CalibrationReportInput(judge="grounded_judge", criterion="grounde"),
                                now_ms=T0)
-
-
-BASE_J1 = {t: ("fail" if i >= 50 else "pass") for i, t in enumerate(IDS)}                 # 50/60 pass
-CAND_J1 = {t: ("fail" if i < 12 or i >= 52 else "pass") for i, t in enumerate(IDS)}       # 12 p→f, 2 f→p
-BASE_J2 = {t: ("fail" if i == 0 else "pass") for i, t in enumerate(IDS)}
-CAND_J2 = {t: ("fail" if i == 1 else "pass") for i, t in enumerate(IDS)}                 # 1 p→f, 1 f→p
 
 
 @pytest.fixture
