@@ -221,3 +221,21 @@ async def test_calibration_tools_through_a_real_mcp_client(labelled: Backend) ->
         assert compared.structured_content["verdict"] == "regressed", compared.content[0].text
         missing_run = await client.call_tool("compare_runs", {"baseline_run": "r1", "candidate_run": "r9"})
         assert missing_run.is_error and "r9" in missing_run.content[0].text
+
+
+def test_the_corrected_pass_rate_reweights_by_the_queue_probabilities(labelled: Backend) -> None:
+    """Selection probabilities come from the annotation queue's saved draws (the queue family's store)."""
+    from tools.labels.annotation_queue import QueueItem
+
+    if not labelled.has("queue"):
+        pytest.skip(f"the annotation queue store is not on {labelled.engine} on this branch yet")
+    items = [QueueItem(rank=i + 1, trace_id=t, time="2025-11-13T00:00:00Z", priority=1.0, selected_by="anomaly",
+                       selection_probability=1.0 if HUMAN[t] == "fail" else 0.25, reasons=[], request_preview=None)
+             for i, t in enumerate(HUMAN)]
+    labelled.features.queue.save_queue("q1", "grounded", "", 100, items, T0)  # type: ignore[union-attr]
+    c = report(labelled, run_id="r1").corrected_pass_rate
+    assert c is not None and c.reweighted and c.run_id == "r1" and c.items == 40
+    assert c.observed_pass_rate == pytest.approx(29 / 40)
+    expected = 1 - stats.rogan_gladen(11 / 40, 0.8, 0.9)   # weights 1/p leave TPR 8/10 and TNR 27/30 here
+    assert c.corrected_pass_rate == pytest.approx(expected) and c.low <= expected <= c.high
+    assert report(labelled, run_id="r1", reweight=False).corrected_pass_rate.reweighted is False
