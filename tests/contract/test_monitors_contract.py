@@ -57,6 +57,25 @@ def test_versions_are_allocated_once(feature_backend: Backend) -> None:
                                                                                    ("prod", 2, EVERY)]
 
 
+def test_two_servers_defining_at_once_get_distinct_versions(feature_backend: Backend,
+                                                            reopen_features: Callable[[], Backend]) -> None:
+    stores = [monitors(feature_backend), monitors(reopen_features())]
+    barrier = threading.Barrier(2)
+
+    def define(n: int) -> list[int]:
+        seqs = []
+        for k in range(6):
+            barrier.wait()
+            seqs.append(stores[n].save_monitor(record("prod", f"h{n}-{k}", seq=k + 1)).seq)  # both read seq k+1
+        return seqs
+
+    with ThreadPoolExecutor(2) as pool:
+        first, second = pool.map(define, range(2))
+    assert sorted(first + second) == list(range(1, 13))           # twelve versions, no seq shared
+    stored = stores[0].monitor_versions("prod")
+    assert len(stored) == 12 and len({m.version for m in stored}) == 12
+
+
 @pytest.mark.parametrize("servers", [1, 2], ids=["threads", "two-servers"])
 def test_a_window_claimed_by_two_workers_at_once_runs_once(feature_backend: Backend,
                                                            reopen_features: Callable[[], Backend],
