@@ -21,7 +21,8 @@ T0 = 1_763_000_000_000
 AGREEMENT_IDS = [f"c{i:02d}" for i in range(42)]
 HUMAN = {t: ("fail" if i < 10 else "pass") for i, t in enumerate(AGREEMENT_IDS)}
 # tp: c00-c07, fn: c08-c09, fp: c10-c12, tn: c13-c39; c40 'unknown'; c41 never scored
-JUDGE = {t: ("fail" if i < 8 or 10 <= i < 13 else "pass") for i, t in enumerate(AGREEMENT_IDS[:40])} | {"c40": "unknown"}
+JUDGE = {t: ("fail" if i < 8 or 10 <= i < 13 else "pass")
+         for i, t in enumerate(AGREEMENT_IDS[:40])} | {"c40": "unknown"}
 SCORES = {t: round(0.15 + 0.02 * (i % 5), 2) if JUDGE[t] == "fail" else round(0.6 + 0.05 * (i % 7), 2)
           for i, t in enumerate(AGREEMENT_IDS[:40])}
 

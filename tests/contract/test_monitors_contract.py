@@ -178,7 +178,8 @@ def test_find_run_finds_the_run_created_for_exactly_this_target(feature_backend:
     """Judge runs are the judges family's rows (DuckDB's judge_runs, the control plane's c002 table);
     written here directly so the monitors' reading is tested on its own."""
     target = {"filter": "", "now_ms": BASE_MS + EVERY, "start_ms": BASE_MS, "sample_rate": 1.0}
-    rows = [("run-a", {**target, "filter": "x"}, ["j@1"]), ("run-b", target, ["j@1", "k@1"]), ("run-c", target, ["j@1"])]
+    rows = [("run-a", {**target, "filter": "x"}, ["j@1"]), ("run-b", target, ["j@1", "k@1"]),
+            ("run-c", target, ["j@1"])]
     _add_judge_runs(feature_backend, rows)
     ms = monitors(feature_backend)
     assert ms.find_run(target, ["j@1"]) == "run-c"

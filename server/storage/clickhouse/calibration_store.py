@@ -167,7 +167,8 @@ class ClickHouseCalibrationStore:
         slice_sql = (", " + ", ".join(selects)) if selects else ""
         rows = self.client.read(f"""
             SELECT s.key, s.trace_id, s.judge, s.judge_version, s.verdict, s.score, s.rationale, s.error{slice_sql}
-            FROM (SELECT {KEY_SQL} AS key, sc.trace_id AS trace_id, sc.judge AS judge, sc.judge_version AS judge_version,
+            FROM (SELECT {KEY_SQL} AS key, sc.trace_id AS trace_id, sc.judge AS judge,
+                         sc.judge_version AS judge_version,
                          sc.verdict AS verdict, sc.score AS score, sc.rationale AS rationale, sc.error AS error,
                          sc.record_id AS record_id
                   FROM scores AS sc
