@@ -167,7 +167,8 @@ async def test_a_second_run_is_served_from_the_cache_at_no_cost(judged, llm) -> 
     assert len(rest.results) == 1 and rest.next_page_token is None
     listed = run_reports.list_runs(js, limit=1, page_token=None)
     older = run_reports.list_runs(js, limit=5, page_token=listed.next_page_token)
-    assert [r.run_id for r in listed.runs + older.runs] == [second.run_id, first.run_id]
+    # both started at NOW: the page order is (started_at_ms, run_id) descending, and paging loses none
+    assert [r.run_id for r in listed.runs + older.runs] == sorted([first.run_id, second.run_id], reverse=True)
 
 
 async def test_a_dead_endpoint_fails_the_run_and_a_resume_retries_only_the_errored_items(judged, llm) -> None:
