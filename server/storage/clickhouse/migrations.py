@@ -173,6 +173,9 @@ M002_VIEWS: tuple[str, ...] = (
 #: * ``dataset_records`` by (name, version, record_id); a version's records are visible only once
 #:   its header commits in the control plane, after they are written.
 M003_FEATURE_ROWS: tuple[str, ...] = (
+    # M001 created labels and scores with other keys, so CREATE IF NOT EXISTS alone kept the old
+    # tables; they are renamed aside (the rows ingestion wrote stay readable there) and re-created.
+    "RENAME TABLE labels TO labels_m001, scores TO scores_m001{on_cluster}",
     """CREATE TABLE IF NOT EXISTS labels{on_cluster} (
         label_id      String,
         trace_id      String,
