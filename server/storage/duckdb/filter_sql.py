@@ -235,7 +235,7 @@ class _Compiler:
         hits = f"SELECT a.trace_id, a.whole_session FROM ({rows}) a WHERE {test}"
         found = (f"({self.a}.trace_id IN (SELECT trace_id FROM ({hits})) OR {self.a}.session_id IN "
                  f"(SELECT ts.session_id FROM traces ts WHERE ts.trace_id IN (SELECT trace_id FROM ({hits}) WHERE whole_session)))")
-        return f"NOT {found}" if a.op == "IS NULL" else found
+        return f"NOT coalesce({found}, FALSE)" if a.op == "IS NULL" else found
 
     def prompt(self, c: Comparison) -> str:
         """``prompt = 'name/version'``: MLflow links prompt versions to a trace in the ``mlflow.linkedPrompts``
