@@ -5,10 +5,16 @@ None, and the server leaves its tools out (``server.mcp.toolsets.NEEDS``)."""
 from __future__ import annotations
 
 from server.storage.backend import FeatureStores
+from server.storage.clickhouse.labels_store import ClickHouseLabelStore, ClickHouseReviewStore
+from server.storage.clickhouse.queue_store import ClickHouseQueueStore
 from server.storage.clickhouse.store import ClickHouseTraceStore
 from server.storage.control.plane import ControlPlane
+from server.storage.control.reviewers import ControlReviewers
 
 
 def clickhouse_features(store: ClickHouseTraceStore, control: ControlPlane) -> FeatureStores:
     """Every family this engine has, over ``store`` and ``control``."""
-    return FeatureStores()
+    return FeatureStores(
+        labels=ClickHouseLabelStore(store, control), queue=ClickHouseQueueStore(store, control),
+        reviewers=ControlReviewers(control), review=ClickHouseReviewStore(store, control),
+    )
