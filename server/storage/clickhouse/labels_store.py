@@ -17,6 +17,7 @@ plane (``server/storage/control/reviewers.py``).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from server.storage.clickhouse.client import next_version
@@ -72,7 +73,7 @@ class ClickHouseLabelStore:
 
     def append_label(self, label: NewLabel, *, now_ms: int) -> tuple[LabelRecord, LabelRecord | None]:
         with self.control.transaction() as conn:
-            self.control.lock(conn, f"labels:{label.trace_id}\x00{label.criterion}")
+            self.control.lock(conn, "labels:" + json.dumps([label.trace_id, label.criterion]))
             previous = self._newest(label.trace_id, label.criterion)
             created = label.created_at_ms if label.created_at_ms is not None else now_ms
             if previous is not None:
