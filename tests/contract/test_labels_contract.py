@@ -8,11 +8,21 @@ page's skips/queue/criteria; and two threads labelling at once lose nothing.
 
 from __future__ import annotations
 
+import json
+import re
 import threading
+import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
+from mcp import Client
+from starlette.testclient import TestClient
 
+from server.cli.main import cli
+from server.http.label.app import label_app
+from server.mcp.app import build_app
 from server.storage.backend import Backend
 from server.storage.duckdb.queue_sql import DuckDBQueueStore
 from server.storage.duckdb.store import DuckDBTraceStore
@@ -261,3 +271,71 @@ def test_a_second_server_sees_the_labels_and_reviewers(feature_backend: Backend,
     other = reopen_features()
     assert other.features.reviewers.by_token(token).name == "ana"  # type: ignore[union-attr]
     assert label(other, "t01", "pass", reviewer="bo").superseded.value == "fail"
+
+
+# -- the surfaces over chdb: MCP tools, the reviewer and label commands, the /label page ------------
+@pytest.fixture
+def chdb_backend(chdb_folder: Path) -> Backend:
+    backend = build_backend(StoreUrl("chdb", path=chdb_folder, database=f"t_{uuid.uuid4().hex[:12]}"))
+    backend.traces.write_traces(queue_traces())
+    return backend
+
+
+@pytest.mark.anyio
+async def test_the_labelling_mcp_tools_work_over_chdb(chdb_backend: Backend) -> None:
+    if not chdb_backend.has("calibration"):
+        pytest.skip("the calibration toolset (label_trace, annotation_queue, …) also needs the calibration "
+                    "store, which is not built for ClickHouse on this branch yet")
+    async with Client(build_app(chdb_backend)) as client:
+        queued = await client.call_tool("annotation_queue", {"criterion": "correct", "limit": 5, "random_share": 0})
+        first = queued.structured_content["items"][0]["trace_id"]
+        labelled = await client.call_tool("label_trace", {"trace_id": first, "criterion": "correct", "value": "fail",
+                                                          "reviewer": "ana", "rationale": "the tool failed"})
+        corrected = await client.call_tool("label_trace", {"trace_id": first, "criterion": "correct",
+                                                           "value": "pass", "reviewer": "bo"})
+        listed = await client.call_tool("list_labels", {"criterion": "correct", "include_history": True})
+        again = await client.call_tool("annotation_queue", {"criterion": "correct", "limit": 5, "random_share": 0})
+    assert queued.structured_content["population"] == 42
+    assert queued.structured_content["items"][0]["reasons"]  # an anomaly first
+    assert labelled.structured_content["label"]["value"] == "fail"
+    assert corrected.structured_content["superseded"]["label_id"] == labelled.structured_content["label"]["label_id"]
+    assert [(r["value"], r["current"]) for r in listed.structured_content["labels"]] == [("pass", True), ("fail", False)]
+    assert first not in [i["trace_id"] for i in again.structured_content["items"]]
+    assert again.structured_content["already_labelled"] == 1
+
+
+def test_the_reviewer_and_label_commands_work_over_chdb(chdb_backend: Backend, chdb_folder: Path) -> None:
+    store = ["--store", f"chdb://{chdb_folder}?database={chdb_backend.traces.url.database}"]  # type: ignore[attr-defined]
+    runner = CliRunner()
+    added = runner.invoke(cli, ["reviewer", "add", "ana@example.com", "--role", "lead", *store])
+    assert added.exit_code == 0, added.output
+    token = added.stdout.strip().splitlines()[0]
+    assert chdb_backend.features.reviewers.by_token(token).role == "lead"  # type: ignore[union-attr]
+    assert "ana@example.com\tlead\tactive" in runner.invoke(cli, ["reviewer", "list", *store]).output
+    assert runner.invoke(cli, ["label", "n03", "correct", "fail", "--reviewer", "ana", *store]).exit_code == 0
+    listed = json.loads(runner.invoke(cli, ["labels", "list", *store]).output)
+    assert [(r["trace_id"], r["value"]) for r in listed["labels"]] == [("n03", "fail")]
+    queued = json.loads(runner.invoke(cli, ["queue", "correct", "--limit", "3", "--random-share", "0", *store]).output)
+    assert len(queued["items"]) == 3 and all(i["reasons"] for i in queued["items"])
+    assert "n03" not in [i["trace_id"] for i in queued["items"]] and queued["already_labelled"] == 1
+    assert runner.invoke(cli, ["reviewer", "revoke", "ana@example.com", *store]).exit_code == 0
+    assert chdb_backend.features.reviewers.by_token(token) is None  # type: ignore[union-attr]
+
+
+def test_the_label_page_works_over_chdb(chdb_backend: Backend) -> None:
+    token = chdb_backend.features.reviewers.add("ana", "reviewer", now_ms=1)  # type: ignore[union-attr]
+    client = TestClient(label_app(chdb_backend), follow_redirects=False)
+    auth = {"Authorization": f"Bearer {token}"}
+    assert client.get("/label", headers={"Authorization": "Bearer tsr_wrong"}).status_code in (303, 401)
+    moved = client.get("/label/next?criterion=correct", headers=auth)
+    assert moved.status_code == 303, moved.text
+    page = client.get(moved.headers["location"], headers=auth)
+    trace_id = re.search(r'data-trace-id="([^"]+)"', page.text).group(1)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+    answered = client.post("/label/answer", headers=auth, data={
+        "csrf": csrf, "criterion": "correct", "trace_id": trace_id, "value": "fail", "rationale": "wrong"})
+    assert answered.status_code == 303, answered.text
+    current = chdb_backend.features.review.current_label(trace_id, "correct")  # type: ignore[union-attr]
+    assert (current.reviewer, current.value, current.source) == ("ana", "fail", "page")
+    progress = client.get("/label/progress?criterion=correct", headers=auth)
+    assert progress.status_code == 200 and "correct" in progress.text

@@ -15,10 +15,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from typing import Any
 
 from starlette.requests import Request
 
-from server.storage.duckdb.reviewers_sql import DuckDBReviewers, token_sha256
+from server.storage.duckdb.reviewers_sql import token_sha256
 from tools.labels.review import Reviewer
 
 SESSION_COOKIE = "tracesieve_reviewer"
@@ -29,7 +30,8 @@ COOKIE_PATH = "/label"
 class PageAuth:
     """Reviewer lookup and CSRF tokens for one running server."""
 
-    def __init__(self, reviewers: DuckDBReviewers) -> None:
+    def __init__(self, reviewers: Any) -> None:
+        """``reviewers``: the store's reviewer adapter (``FeatureStores.reviewers``: ``by_token``)."""
         self.reviewers = reviewers
         self._secret = secrets.token_bytes(32)
 
