@@ -34,6 +34,7 @@ from tools.labels import annotation_queue as aq
 from tools.labels import labelling, review
 from tools.labels.review import ProposedCriterion
 from tools.models import Score, Trace
+from tools.traces.search import SearchTracesInput, search_traces
 
 NOW = 1_764_000_000_000
 
@@ -69,6 +70,24 @@ def test_a_correction_supersedes_and_the_original_row_is_kept(feature_backend: B
     assert [(r.trace_id, r.value, r.reviewer) for r in current.labels] == [("t01", "fail", "bo")]
     assert current.criteria[0].model_dump() == {"criterion": "correct", "labelled_traces": 1, "passes": 0,
                                                 "fails": 1, "graded": 0}
+
+
+def test_the_filter_language_sees_the_current_label(feature_backend: Backend) -> None:
+    label(feature_backend, "t02", "pass")
+    label(feature_backend, "t02", "fail")  # the correction is what filters see
+    label(feature_backend, "t03", "pass")
+    label(feature_backend, "t04", 4, criterion="helpful")
+
+    def ids(filter: str) -> list[str]:
+        page = search_traces(feature_backend.traces, SearchTracesInput(filter=filter, limit=50), now_ms=0)
+        return sorted(r.trace_id for r in page.traces)
+
+    assert ids("labels.correct = 'fail'") == ["t02"]
+    assert ids("labels.correct != 'fail'") == ["t03"]  # a comparison never matches a trace without a label
+    assert ids("labels.correct IS NOT NULL") == ["t02", "t03"]
+    assert len(ids("labels.correct IS NULL")) == 10
+    assert ids("labels.helpful > 3") == ["t04"] and ids("labels.helpful < 3") == []
+    assert ids("NOT labels.correct = 'fail'") == [t for t in ids("") if t != "t02"]
 
 
 def test_unknown_trace_or_bad_value_writes_nothing(feature_backend: Backend) -> None:

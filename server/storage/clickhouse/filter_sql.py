@@ -8,8 +8,8 @@ path a -> b. Every value the user wrote becomes a typed server-side parameter ``
 
 Differences that follow from the layout (``migrations.py``): tags are rows of ``tags``, so a tag
 test is a semi-join on ``(key, value)``; the replacing tables are read ``FINAL`` by the client,
-never here. Labels and scores are not stored in ClickHouse yet, so filtering on them is refused
-with advice rather than matching nothing.
+never here. A label test reads the newest label per trace (``argMax``, DuckDB's rule). Scores are
+not read by filters here yet, so filtering on them is refused with advice rather than matching nothing.
 """
 
 from __future__ import annotations
@@ -143,9 +143,22 @@ class _Compiler:
             if is_numeric_literal(value):
                 column = f"toFloat64OrNull({column})"
             return self.apply(SQL_TEMPLATES[op], column, value)
+        if fam is Family.LABEL:
+            return self.current_label(c)
         raise InvalidInputError(
             f"'{c.field.name}' filters on {fam.value}s, which a ClickHouse store does not hold yet (it keeps "
             "traces, spans and tags). Filter on attributes, tags, metadata or spans, or use a DuckDB store.")
+
+    def current_label(self, c: Comparison) -> str:
+        """A test on the newest label of (trace, criterion), DuckDB's rule; IS NULL means no label at all."""
+        key = self.param(str(c.field.key))
+        if c.op in ("IS NULL", "IS NOT NULL"):
+            return (f"t.trace_id {'NOT ' if c.op == 'IS NULL' else ''}IN "
+                    f"(SELECT trace_id FROM labels WHERE criterion = {key})")
+        column = "coalesce(cur.2, toFloat64OrNull(cur.1))" if is_numeric_literal(c.value) else "cur.1"
+        return (f"t.trace_id IN (SELECT trace_id FROM (SELECT trace_id, argMax((value, numeric_value), "
+                f"(created_at_ms, label_id)) AS cur FROM labels WHERE criterion = {key} GROUP BY trace_id) "
+                f"WHERE {self.apply(SQL_TEMPLATES[c.op], column, c.value)})")
 
     def tag(self, c: Comparison) -> str:
         key = self.param(str(c.field.key))
