@@ -21,7 +21,7 @@ from mcp import Client
 from starlette.testclient import TestClient
 
 from server.cli.main import cli
-from server.http.label.app import label_app
+from server.http.transport import http_app
 from server.mcp.app import build_app
 from server.storage.backend import Backend
 from server.storage.duckdb.queue_sql import DuckDBQueueStore
@@ -251,6 +251,28 @@ def test_reviewers_tokens_and_revocation(feature_backend: Backend) -> None:
         ("ana@example.com", "lead", 3), ("ana@example.com", "reviewer", None)]
 
 
+def test_two_servers_adding_the_same_reviewer_at_once_make_one(feature_backend: Backend,
+                                                                reopen_features: Callable[[], Backend]) -> None:
+    stores = [feature_backend.features.reviewers, reopen_features().features.reviewers]  # type: ignore[union-attr]
+    barrier, outcomes = threading.Barrier(2), []
+
+    def add(reviewers: object) -> None:
+        barrier.wait()
+        try:
+            outcomes.append(reviewers.add("ana", "reviewer", now_ms=1))  # type: ignore[attr-defined]
+        except ConflictError as error:
+            outcomes.append(error)
+
+    threads = [threading.Thread(target=add, args=(r,)) for r in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    tokens = [o for o in outcomes if isinstance(o, str)]
+    assert len(tokens) == 1 and sum(isinstance(o, ConflictError) for o in outcomes) == 1, outcomes
+    assert [r.name for r in stores[0].list()] == ["ana"] and stores[1].by_token(tokens[0]).name == "ana"
+
+
 def test_the_page_store_answers_skips_proposals_and_verdicts(queue_backend: Backend) -> None:
     page = queue_backend.features.review  # type: ignore[union-attr]
     lead = review.Reviewer(name="lea", role="lead", created_at_ms=1)
@@ -343,7 +365,9 @@ def test_the_reviewer_and_label_commands_work_over_chdb(chdb_backend: Backend, c
 
 def test_the_label_page_works_over_chdb(chdb_backend: Backend) -> None:
     token = chdb_backend.features.reviewers.add("ana", "reviewer", now_ms=1)  # type: ignore[union-attr]
-    client = TestClient(label_app(chdb_backend), follow_redirects=False)
+    # as 'tracesieve serve --http' mounts it: beside the MCP endpoint, on the same store
+    client = TestClient(http_app(build_app(chdb_backend), host="127.0.0.1", token=None, store=chdb_backend),
+                        follow_redirects=False)
     auth = {"Authorization": f"Bearer {token}"}
     assert client.get("/label", headers={"Authorization": "Bearer tsr_wrong"}).status_code in (303, 401)
     moved = client.get("/label/next?criterion=correct", headers=auth)
