@@ -19,8 +19,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from server.storage.duckdb.reviewers_sql import token_sha256
-from tools.labels.review import Reviewer
+from tools.labels.review import Reviewer, token_sha256
 
 SESSION_COOKIE = "tracesieve_reviewer"
 LOGIN_COOKIE = "tracesieve_login_csrf"

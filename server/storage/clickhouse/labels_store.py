@@ -24,8 +24,7 @@ from server.storage.clickhouse.client import next_version
 from server.storage.clickhouse.store import ClickHouseTraceStore
 from server.storage.control.plane import ControlPlane
 from server.storage.control.reviewers import ReviewState, judges_by_criterion
-from server.storage.duckdb.labels_sql import new_label_id
-from tools.labels.labelling import CriterionCount, LabelPage, LabelRecord, NewLabel
+from tools.labels.labelling import CriterionCount, LabelPage, LabelRecord, NewLabel, new_label_id
 from tools.labels.review import CriterionInfo, ProposedCriterion
 
 _FIELDS = ("label_id", "trace_id", "criterion", "value", "numeric_value", "reviewer", "rationale", "created_at_ms",

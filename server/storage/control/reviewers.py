@@ -11,16 +11,15 @@ the other gets the same ``ConflictError`` a sequential second call gets.
 from __future__ import annotations
 
 import json
-import secrets
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from server.storage.control.plane import ControlPlane
-from server.storage.duckdb.reviewers_sql import TOKEN_PREFIX, token_sha256
-from tools.errors import ConflictError, InvalidInputError, NotFoundError
-from tools.labels.review import ROLES, ProposedCriterion, Reviewer
+from tools.errors import ConflictError, NotFoundError
+from tools.labels.review import (TOKEN_PREFIX, ProposedCriterion, Reviewer, new_reviewer_token, reviewer_exists,
+                                 token_sha256)
 
 queue_items = sa.table(
     "queue_items", *(sa.column(c) for c in (
@@ -44,13 +43,8 @@ class ControlReviewers:
 
     def add(self, name: str, role: str, *, now_ms: int) -> str:
         """Create ``name`` and return their token (the only time it exists in clear)."""
-        if role not in ROLES:
-            raise InvalidInputError(f"Role '{role}' is not one of {', '.join(ROLES)}.")
-        if not name or name != name.strip() or len(name) > 200:
-            raise InvalidInputError(f"Reviewer name '{name}' must be 1-200 characters without surrounding spaces.")
-        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-        exists = ConflictError(f"Reviewer '{name}' already exists. Revoke the old token first "
-                               f"(tracesieve reviewer revoke {name}) to issue a new one.")
+        token = new_reviewer_token(name, role)
+        exists = reviewer_exists(name)
         try:
             with self.control.transaction() as conn:
                 self.control.lock(conn, "reviewers:" + name)
