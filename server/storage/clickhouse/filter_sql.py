@@ -9,7 +9,9 @@ path a -> b. Every value the user wrote becomes a typed server-side parameter ``
 Differences that follow from the layout (``migrations.py``): tags are rows of ``tags``, so a tag
 test is a semi-join on ``(key, value)``; the replacing tables are read ``FINAL`` by the client,
 never here (the client adds ``FINAL`` to every ``FROM labels`` / ``scores`` / ``tags`` below). The
-current label / score of a (trace, name) is the newest row, taken with ``argMax`` rather than a window.
+current label / score of a (trace, name) is the newest row, taken with ``argMax`` rather than a window
+(of a one-element tuple where the value may be NULL: ``argMax`` skips NULL values, which would hand back
+an older row's).
 """
 
 from __future__ import annotations
@@ -166,14 +168,15 @@ class _Compiler:
         """The current label per trace for criterion ``key``: text, verdict, number, whole-session mark."""
         newest = "(created_at_ms, label_id)"
         return (f"SELECT trace_id, argMax(value, {newest}) AS a_text, a_text AS a_verdict, "
-                f"argMax(coalesce(numeric_value, toFloat64OrNull(value)), {newest}) AS a_num, "
+                f"argMax(tuple(coalesce(numeric_value, toFloat64OrNull(value))), {newest}).1 AS a_num, "
                 f"argMax(coalesce(source, '') = {self.param(SESSION_LABEL_SOURCE)}, {newest}) AS a_whole "
                 f"FROM labels WHERE criterion = {key} GROUP BY trace_id")
 
     def _scores(self, key: str) -> str:
         newest = f"(coalesce(created_at_ms, toInt64({-BIG})), run_id)"
         return (f"SELECT trace_id, argMax(coalesce(value, verdict), {newest}) AS a_text, "
-                f"argMax(verdict, {newest}) AS a_verdict, argMax(coalesce(toFloat64OrNull(value), score), {newest}) AS a_num, "
+                f"argMax(verdict, {newest}) AS a_verdict, "
+                f"argMax(tuple(coalesce(toFloat64OrNull(value), score)), {newest}).1 AS a_num, "
                 f"argMax(run_id = {self.param(SESSION_SCORE_RUN_ID)}, {newest}) AS a_whole "
                 f"FROM scores WHERE judge = {key} GROUP BY trace_id")
 
