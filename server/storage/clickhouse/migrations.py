@@ -231,6 +231,16 @@ M003_FEATURE_ROWS: tuple[str, ...] = (
         is_deleted            UInt8 DEFAULT 0
     ) ENGINE = {records_engine}
     ORDER BY (name, version, record_id)""",
+    # The rows ingestion wrote under M001's keys, copied into the new tables (the old ones stay as
+    # they were: a copy, never a move, so a failure here loses nothing).
+    """INSERT INTO labels (label_id, trace_id, criterion, value, numeric_value, reviewer, rationale, created_at_ms,
+        source, version, is_deleted)
+    SELECT label_id, trace_id, criterion, value, numeric_value, reviewer, rationale, created_at_ms, source, version,
+        is_deleted FROM labels_m001 FINAL""",
+    """INSERT INTO scores (run_id, judge, trace_id, verdict, score, value, rationale, created_at_ms, version,
+        is_deleted)
+    SELECT run_id, judge, trace_id, verdict, score, value, rationale, created_at_ms, version, is_deleted
+    FROM scores_m001 FINAL""",
 )
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (M001_CORE, M002_VIEWS, M003_FEATURE_ROWS)
