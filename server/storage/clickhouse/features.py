@@ -5,10 +5,11 @@ None, and the server leaves its tools out (``server.mcp.toolsets.NEEDS``)."""
 from __future__ import annotations
 
 from server.storage.backend import FeatureStores
+from server.storage.clickhouse.analytics_store import ClickHouseAnalytics
 from server.storage.clickhouse.store import ClickHouseTraceStore
 from server.storage.control.plane import ControlPlane
 
 
 def clickhouse_features(store: ClickHouseTraceStore, control: ControlPlane) -> FeatureStores:
     """Every family this engine has, over ``store`` and ``control``."""
-    return FeatureStores()
+    return FeatureStores(analytics=ClickHouseAnalytics(store, control))
