@@ -25,8 +25,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from mcp import Client
 
+from server.cli.main import cli
 from server.mcp.app import build_app
 from server.storage.backend import Backend
 from server.storage.factory import StoreUrl, build_backend, parse_store_url
@@ -377,3 +379,15 @@ async def test_the_tools_through_an_mcp_client_over_chdb(chdb_and_duckdb: tuple[
         data.pop("findings")
     assert_same(profile, duck_profile, "profile_traces")
     assert_same(errors, duck_errors, "error_patterns")
+
+
+def test_the_cli_commands_over_chdb(chdb_and_duckdb: tuple[Backend, Backend]) -> None:
+    chdb, _ = chdb_and_duckdb
+    store = f"chdb://{chdb.path}?database={chdb.traces.url.database}"  # type: ignore[attr-defined]
+    profile = CliRunner().invoke(cli, ["profile", "--store", store, "--group-by", "tag:environment"])
+    assert profile.exit_code == 0, profile.output
+    data = json.loads(profile.output)
+    assert (data["trace_count"], data["error_count"]) == (12, 3)
+    assert [g["group"] for g in data["groups"]] == ["production", "staging"]
+    errors = CliRunner().invoke(cli, ["errors", "--store", store, "--anchor", "latest", "--window", "1h", "--markdown"])
+    assert errors.exit_code == 0 and "TimeoutError" in errors.output and "lookup_order" in errors.output
