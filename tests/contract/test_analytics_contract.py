@@ -271,6 +271,32 @@ def test_newest_timestamp_and_slow_counts_agree(reference: Backend, candidate: B
     assert slow > 0 and analytics(candidate).count_slower(None, PROFILE_NOW, BASE_MS, newest, 5000.0) == slow
 
 
+def big_trace(count: int = 2500) -> Trace:
+    """One trace of ``count`` spans in a random tree: parallel siblings, children past their parent."""
+    rng = random.Random(3)
+    spans = [span("big-root", None, "AGENT", BASE_MS, 100_000, name="agent")]
+    for i in range(count):
+        parent = "big-root" if i < 40 else f"big-{rng.randrange(0, i)}"
+        spans.append(span(f"big-{i}", parent, rng.choice(KINDS), BASE_MS + rng.randint(0, 95_000),
+                          rng.randint(0, 6000), name=f"step{i % 9}", tool=f"t{i % 5}" if i % 3 == 0 else None,
+                          model=rng.choice(MODELS) if i % 4 == 0 else None,
+                          tokens=(rng.randint(1, 900), rng.randint(1, 90)) if i % 4 == 0 else None))
+    return Trace(trace_id="big", timestamp_ms=BASE_MS, execution_time_ms=100_000, status="OK", spans=spans,
+                 source="test")
+
+
+def test_a_trace_of_thousands_of_spans_agrees(tmp_path: Path, chdb_folder: Path) -> None:
+    """Self time works inside one trace's arrays: it must stay right (and linear) for big traces too."""
+    request = ProfileRequest(expr=None, trace_id=None, group_by=None, top=50, prices=PRICES, now_ms=PROFILE_NOW)
+    results = []
+    for engine in ("duckdb", "chdb"):
+        for backend in _open(engine, tmp_path, chdb_folder, [big_trace()]):
+            results.append(analytics(backend).profile_data(request))
+    want, got = results
+    assert want.overview.spans == 2501 and sum(r.self_ms for r in want.breakdowns["span_type"]) > 0
+    assert_same(profile_rows(got), profile_rows(want), "big trace")
+
+
 # -- known answers, on every engine --------------------------------------------------------------
 KNOWN_ENGINES = ("duckdb", "chdb", "clickhouse")
 

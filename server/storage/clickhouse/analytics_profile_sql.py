@@ -8,12 +8,17 @@ instants evenly; percentiles are ``quantileExactInclusive`` (R7, linear interpol
 What differs is the engine's, not the meaning:
 
 * ClickHouse over HTTP keeps no temp tables between statements, so each result is one statement
-  whose steps are CTEs, ``AS MATERIALIZED`` where the server has it (computed once per statement;
-  an older server inlines them, which is slower but the same answer: ``materialized(...)``).
-* Empty frames and missing join rows give a type's default in ClickHouse, NULL in DuckDB: every
-  statement runs with ``join_use_nulls = 1``, and windowed max/lead take ``toNullable`` arguments.
+  whose steps are CTEs. ClickHouse copies a CTE into every place that reads it, so the steps are a
+  chain in which each is read once (self time: per-trace arrays, see ``SPAN_ROWS_CTES``), and one
+  scan of ``a_sp`` answers every breakdown (``breakdown_sql``). The small selections (``a_sel``,
+  ``e_win``) are ``AS MATERIALIZED`` where the server has it (25.x+; ``materialized(...)`` drops it
+  on an older one: the same answer, computed twice). Materialising the span steps as well was tried
+  and is slower (and 26.9 fails on it with window functions).
+* Missing join rows give a type's default in ClickHouse, NULL in DuckDB: every statement runs with
+  ``join_use_nulls = 1``; ``prefer_column_name_to_alias = 1`` keeps ``sum(x) AS x`` from capturing
+  the ``x`` of a neighbouring aggregate, as DuckDB reads it.
 * Span ids are ``cityHash64(trace_id, span_id)`` (the spans table's key is (trace_id, span_id), so
-  FINAL leaves one row per pair; a collision is ~1e-9 at 6M spans, as DuckDB's ``hash`` is).
+  FINAL leaves one row per pair), as DuckDB's pipeline uses ``hash``.
 """
 
 from __future__ import annotations
@@ -72,89 +77,111 @@ FROM a_sel CROSS JOIN q
 #: tail flag, inclusive and self time, tokens (roll-ups left out) and cost. ``{semi}`` restricts
 #: spans to the selection (left out when everything is selected).
 #:
-#: DuckDB links spans with a self-join and walks islands with window functions over temp tables;
-#: here each trace's spans are gathered into arrays once (``GROUP BY tk``) and the same steps run
-#: as array functions inside the trace, then ``ARRAY JOIN`` unfolds one row per span again. One
-#: scan of ``spans``, no self-join, and no CTE read twice (ClickHouse inlines a CTE at each use).
-#: Arrays are 1-based; ``pix`` = the parent's position (0: a root, or its parent is missing).
-#: Work inside a trace is quadratic in its spans (sibling look-ups), fine to thousands of spans.
+#: Linking (the parent's interval) and the islands of children (``prev`` = the end of the union of
+#: the earlier siblings, DuckDB's prev_end) are row-level, a join and window functions as in DuckDB.
+#: Then each trace's spans are gathered into one array ``g`` sorted by span hash, and the rest runs
+#: as array functions inside the trace: self intervals, the parallel test, the sweep. Lambdas only
+#: zip arrays element by element (a lambda that indexes another array copies it per element, which
+#: is quadratic in the spans of a trace); "does some child have X" and "sum per span" are answered by
+#: sorting keys together (``_members``, ``_per_span``). ``g``'s tuple: 1 sk, 2 parent sk (0: none
+#: found), 3 st, 4 en, 5 parent st, 6 parent en, 7 kid (overlaps its parent), 8 clipped start,
+#: 9 clipped end, 10 prev, 11 end of all siblings, 12 last sibling, 13 attributes, 14 has tokens.
+
+
+def _members(keys: str, probe: str) -> str:
+    """For ascending unique ``keys``: an aligned array, 1 where the key is in ``probe`` (sorted together:
+    a probe entry sorts just before its key's entry)."""
+    merged = (f"arraySort(arrayConcat(arrayMap(k -> (k, toUInt8(0)), {probe}), "
+              f"arrayMap(k -> (k, toUInt8(1)), {keys})))")
+    shifted = f"arrayPushFront(arrayPopBack({merged}), (toUInt64(0), toUInt8(1)))"
+    return (f"arrayFilter((f, x) -> x.2 = 1, arrayMap((x, y) -> y.1 = x.1 AND y.2 = 0, {merged}, {shifted}), "
+            f"{merged})")
+
+
+def _per_span(keys: str, values: str, spans: str) -> str:
+    """Sums of ``values`` per key, aligned with ascending ``spans`` (0 where a span has none): each span's
+    entry sorts after its values, so the running sum there less the one at the span before is its total."""
+    merged = (f"arraySort(x -> (x.1, x.2), arrayConcat(arrayMap((k, v) -> (k, toUInt8(0), v), {keys}, {values}), "
+              f"arrayMap(k -> (k, toUInt8(1), 0.), {spans})))")
+    at = f"arrayFilter((c, x) -> x.2 = 1, arrayCumSum(arrayMap(x -> x.3, {merged})), {merged})"
+    return f"arrayMap((a, b) -> a - b, {at}, arrayPushFront(arrayPopBack({at}), 0.))"
+
+
 SPAN_ROWS_CTES = """
 a_raw AS (
     SELECT cityHash64(s.trace_id) AS tk, cityHash64(s.trace_id, s.span_id) AS sk,
            if(s.parent_span_id IS NULL OR s.parent_span_id = s.span_id, toUInt64(0),
               cityHash64(s.trace_id, s.parent_span_id)) AS ph,
            s.start_time_ns AS st, greatest(s.end_time_ns, s.start_time_ns) AS en,
+           s.input_tokens IS NOT NULL OR s.output_tokens IS NOT NULL AS has_tok,
            (s.span_type, nullIf(s.name, ''), s.tool_name, s.model, s.status, s.input_tokens, s.output_tokens) AS attrs
     FROM spans AS s {semi}),
-a_tree AS (      -- 1. the tree as positions (each step below is its own SELECT: ClickHouse copies an
-                 --    alias's expression where it is used, so one SELECT of them all grows too big)
-    SELECT tk, groupArray(sk) AS sks, groupArray(st) AS sts, groupArray(en) AS ens, groupArray(attrs) AS attrss,
-           arrayMap(p -> if(p = 0, 0, indexOf(sks, p)), groupArray(ph)) AS pix
-    FROM a_raw GROUP BY tk),
-a_clip AS (      -- 2. linked children clipped to their parent; those that overlap it, per parent in start order
-    SELECT *, arraySort(i -> (pix[i], cs[i], ce[i]), arrayFilter(i -> pix[i] > 0 AND ce[i] > cs[i], idx)) AS kids
-    FROM (SELECT *, arrayEnumerate(sks) AS idx,
-                 arrayMap(i -> if(pix[i] = 0, toInt64(0), greatest(sts[i], sts[pix[i]])), idx) AS cs,
-                 arrayMap(i -> if(pix[i] = 0, toInt64(0), least(ens[i], ens[pix[i]])), idx) AS ce
-          FROM a_tree)),
-a_kids AS (      -- each kid's parent, clipped interval and first sibling's place
-    SELECT *, arrayMap(q -> indexOf(kp, kp[q]), kq) AS kfirst
-    FROM (SELECT *, arrayEnumerate(kids) AS kq, arrayMap(q -> pix[kids[q]], kq) AS kp,
-                 arrayMap(q -> cs[kids[q]], kq) AS kcs, arrayMap(q -> ce[kids[q]], kq) AS kce
-          FROM a_clip)),
-a_prev AS (      -- the end of the union of the earlier siblings (DuckDB's prev_end; unused for a first kid)
-    SELECT *, arrayMap(q -> if(q = kfirst[q], toInt64(0), arrayMax(arraySlice(kce, kfirst[q], q - kfirst[q]))), kq)
-              AS prev
-    FROM a_kids),
-a_si AS (        -- 3. self intervals (span position, a, b): gaps before islands, after the last, childless spans;
-                 -- 4. par: can they overlap (parallel siblings, a child outside its parent, several roots)
+a_link AS (      -- 1. each span with its parent's interval (0s when it has none)
+    SELECT c.tk AS tk, c.sk AS sk, c.st AS st, c.en AS en, c.attrs AS attrs, c.has_tok AS has_tok,
+           ifNull(p.sk, toUInt64(0)) AS psk, ifNull(p.st, toInt64(0)) AS pst, ifNull(p.en, toInt64(0)) AS pen,
+           p.sk IS NOT NULL AND least(c.en, pen) > greatest(c.st, pst) AS kid,
+           if(kid, greatest(c.st, pst), toInt64(0)) AS cs, if(kid, least(c.en, pen), toInt64(0)) AS ce
+    FROM a_raw AS c LEFT JOIN (SELECT tk, sk, st, en FROM a_raw) AS p ON p.tk = c.tk AND p.sk = c.ph),
+a_kid AS (       -- 2. children clipped to their parent, in start order, with the end of the earlier ones
     SELECT *,
+           max(toNullable(ce)) OVER (PARTITION BY tk, psk, kid ORDER BY cs, ce
+                                     ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev,
+           max(ce) OVER (PARTITION BY tk, psk, kid) AS gmax,
+           row_number() OVER (PARTITION BY tk, psk, kid ORDER BY cs DESC, ce DESC, sk DESC) = 1 AS glast
+    FROM a_link),
+a_tree AS (
+    SELECT tk, arraySort(x -> x.1, groupArray((sk, psk, st, en, pst, pen, kid, cs, ce, prev, gmax, glast, attrs,
+                                               has_tok))) AS g
+    FROM a_kid GROUP BY tk),
+a_si AS (        -- 3. self intervals (sk, a, b): gaps before islands, after the last, whole childless spans;
+                 -- 4. par: can they overlap (parallel siblings, a child outside its parent, several roots)
+    SELECT tk, g, sks, kid_toks,
            arrayFilter(x -> x.3 > x.2, arrayConcat(
-               arrayMap(q -> (kp[q], if(q = kfirst[q], sts[kp[q]], prev[q]), kcs[q]),
-                        arrayFilter(q -> q = kfirst[q] OR kcs[q] > prev[q], kq)),
-               arrayMap(q -> (kp[q], if(q = kfirst[q], kce[q], greatest(prev[q], kce[q])), ens[kp[q]]),
-                        arrayFilter(q -> q = length(kids) OR kp[q + 1] != kp[q], kq)),
-               arrayMap(i -> (i, sts[i], ens[i]), arrayFilter(i -> NOT has(kp, i), idx)))) AS ivs,
-           arrayExists(q -> q != kfirst[q] AND kcs[q] < prev[q], kq)
-               OR arrayExists(i -> pix[i] > 0 AND (sts[i] < sts[pix[i]] OR ens[i] > ens[pix[i]]), idx)
-               OR countEqual(pix, 0) > 1 AS par
-    FROM a_prev),
-a_ev AS (        -- 5. the sweep's events (t, d, span) in time order, and k = intervals running after each
-    SELECT *, arrayCumSum(arrayMap(e -> toInt64(e.2), ev)) AS evk
-    FROM (SELECT *, arraySort(e -> (e.1, e.2, e.3), arrayConcat(arrayMap(x -> (x.2, toInt8(1), x.1), ivs),
-                                                                arrayMap(x -> (x.3, toInt8(-1), x.1), ivs))) AS ev
+               arrayMap(t -> (t.2, ifNull(t.10, t.5), t.8), arrayFilter(t -> t.7 AND (t.10 IS NULL OR t.8 > t.10), g)),
+               arrayMap(t -> (t.2, t.11, t.6), arrayFilter(t -> t.7 AND t.12, g)),
+               arrayMap(t -> (t.1, t.3, t.4), arrayFilter((t, p) -> NOT p, g, parents)))) AS ivs,
+           arrayExists(t -> t.7 AND t.10 IS NOT NULL AND t.8 < assumeNotNull(t.10), g)
+               OR arrayExists(t -> t.2 != 0 AND (t.3 < t.5 OR t.4 > t.6), g)
+               OR countEqual(arrayMap(t -> t.2, g), toUInt64(0)) > 1 AS par
+    FROM (SELECT tk, g, arrayMap(t -> t.1, g) AS sks,
+                 MEMBERS_KIDS AS parents,
+                 MEMBERS_TOKENS AS kid_toks      -- roll-ups: a direct child records tokens
+          FROM a_tree)),
+a_ev AS (        -- 5. the sweep's events (t, d, sk) in time order; k = intervals running after each
+    SELECT *, length(ev) AS n_ev, arrayCumSum(arrayMap(e -> toInt64(e.2), ev)) AS evk,
+           arrayPopFront(arrayPushBack(arrayMap(e -> e.1, ev), toInt64(0))) AS nxt
+    FROM (SELECT *, arraySort(arrayConcat(arrayMap(x -> (x.2, toInt8(1), x.1), ivs),
+                                          arrayMap(x -> (x.3, toInt8(-1), x.1), ivs))) AS ev
           FROM a_si)),
-a_sweep AS (     -- F before each event = integral of 1/k up to it; an interval is charged F(b) - F(a)
+a_f AS (         -- F before each event = integral of 1/k up to it; an interval is charged F(b) - F(a)
     SELECT *, arrayPopBack(arrayCumSum(arrayPushFront(
-                  arrayMap((j, k) -> if(k > 0 AND j < length(ev), (ev[j + 1].1 - ev[j].1) / k, 0.),
-                           arrayEnumerate(ev), evk), 0.))) AS evf
+                  arrayMap((e, k, t2, j) -> if(k > 0 AND j < n_ev, (t2 - e.1) / k, 0.), ev, evk, nxt,
+                           arrayEnumerate(ev)), 0.))) AS evf
     FROM a_ev),
-a_self AS (      -- per span: self time (the sweep only where intervals overlap), and whether it is a roll-up
-    SELECT tk, sts, ens, attrss,
-           arrayMap(i -> if(par, arraySum(arrayMap((e, f) -> if(e.3 = i, -e.2 * f, 0.), ev, evf)),
-                            toFloat64(arraySum(arrayMap(x -> if(x.1 = i, x.3 - x.2, 0), ivs)))), idx) AS selfs,
-           arrayMap(i -> has(arrayMap((p, a) -> if(a.6 IS NOT NULL OR a.7 IS NOT NULL, p, 0), pix, attrss), i), idx)
-               AS kid_toks
-    FROM a_sweep),
-a_spans AS (
-    SELECT tk, st1 AS st, en1 AS en, attrs1 AS attrs, self1 AS self_ns, kid1 AS kid_tok
-    FROM a_self ARRAY JOIN sts AS st1, ens AS en1, attrss AS attrs1, selfs AS self1, kid_toks AS kid1),
-a_counted AS (   -- 6. with the trace's group and tail flag; prices: keys longest first, the first match wins
-    SELECT r.tk AS tk, r.attrs.1 AS span_type, r.attrs.2 AS name, r.attrs.3 AS tool_name, r.attrs.4 AS model,
-           r.attrs.5 AS status, a_sel.grp AS grp, coalesce(a_sel.dur >= {a_p95:Nullable(Float64)} - 1e-6, 0) AS tail,
-           (r.en - r.st) / 1e6 AS dur_ms, r.self_ns / 1e6 AS self_ms,
-           if(r.kid_tok, NULL, r.attrs.6) AS in_tok, if(r.kid_tok, NULL, r.attrs.7) AS out_tok,
-           if(r.attrs.4 IS NULL, 0, arrayFirstIndex(k -> bare = k OR startsWith(bare, concat(k, '-')),
-                                                    {a_pkeys:Array(String)})) AS price_at,
-           replaceRegexpOne(lower(ifNull(r.attrs.4, '')), '^.*/', '') AS bare
-    FROM a_spans AS r JOIN a_sel ON a_sel.tk = r.tk),
+a_self AS (      -- per span: self time (the sweep only where intervals overlap), with the trace's group
+    SELECT a_f.tk AS tk, g, kid_toks, a_sel.grp AS grp, a_sel.dur AS dur,
+           PER_SPAN AS selfs
+    FROM a_f JOIN a_sel ON a_sel.tk = a_f.tk),
+a_counted AS (   -- 6. one row per span; prices: keys longest first, the first match wins
+    SELECT tk, x.13.1 AS span_type, x.13.2 AS name, x.13.3 AS tool_name, x.13.4 AS model, x.13.5 AS status, grp,
+           coalesce(dur >= {a_p95:Nullable(Float64)} - 1e-6, 0) AS tail, (x.4 - x.3) / 1e6 AS dur_ms,
+           self_ns / 1e6 AS self_ms, if(kid_tok, NULL, x.13.6) AS in_tok, if(kid_tok, NULL, x.13.7) AS out_tok,
+           replaceRegexpOne(lower(ifNull(model, '')), '^.*/', '') AS bare,
+           if(model IS NULL, 0, arrayFirstIndex((k, dated) -> bare = k OR startsWith(bare, dated),
+                                                {a_pkeys:Array(String)}, {a_pdated:Array(String)})) AS price_at
+    FROM a_self ARRAY JOIN g AS x, selfs AS self_ns, kid_toks AS kid_tok),
 a_sp AS (
     SELECT tk, span_type, name, tool_name, model, status, grp, tail, dur_ms, self_ms, in_tok, out_tok,
            price_at > 0 AS priced,
            if(price_at > 0 AND (in_tok IS NOT NULL OR out_tok IS NOT NULL),
               (coalesce(in_tok, 0) * {a_pin:Array(Float64)}[price_at]
                + coalesce(out_tok, 0) * {a_pout:Array(Float64)}[price_at]) / 1e6, NULL) AS cost
-    FROM a_counted)"""
+    FROM a_counted)""".replace(
+    "MEMBERS_KIDS", _members("sks", "arrayMap(t -> t.2, arrayFilter(t -> t.7, g))")).replace(
+    "MEMBERS_TOKENS", _members("sks", "arrayMap(t -> t.2, arrayFilter(t -> t.2 != 0 AND t.14, g))")).replace(
+    "PER_SPAN", _per_span("if(par, arrayMap(e -> e.3, ev), arrayMap(x -> x.1, ivs))",
+                          "if(par, arrayMap((e, f) -> -e.2 * f, ev, evf), arrayMap(x -> toFloat64(x.3 - x.2), ivs))",
+                          "arrayMap(t -> t.1, g)"))
 
 _STATS = """count() AS calls, uniqExact(tk) AS traces, countIf(status = 'ERROR') AS errors,
        sum(dur_ms) AS total_ms, avg(dur_ms) AS avg_ms, quantileExactInclusive(0.95)(dur_ms) AS p95_ms,

@@ -64,6 +64,7 @@ class ClickHouseAnalytics:
         semi = "" if where == "1" else "WHERE s.trace_id IN (SELECT trace_id FROM a_sel)"
         pipeline = "WITH " + sel + "," + profile_sql.SPAN_ROWS_CTES.replace("{semi}", semi)
         params = {**params, "a_p95": overview.p95_ms, "a_pkeys": [p.model for p in prices],
+                  "a_pdated": [p.model + "-" for p in prices],
                   "a_pin": [float(p.input_usd_per_mtok) for p in prices],
                   "a_pout": [float(p.output_usd_per_mtok) for p in prices], "a_top": request.top}
         breakdowns: dict[str, list[SpanStatsRow]] = {d: [] for d in BREAKDOWNS}
