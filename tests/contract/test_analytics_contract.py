@@ -271,6 +271,22 @@ def test_newest_timestamp_and_slow_counts_agree(reference: Backend, candidate: B
     assert slow > 0 and analytics(candidate).count_slower(None, PROFILE_NOW, BASE_MS, newest, 5000.0) == slow
 
 
+def test_a_server_without_materialized_ctes_gives_the_same_answers(reference: Backend, candidate: Backend) -> None:
+    """ClickHouse before 25.x has no ``AS MATERIALIZED``: the adapter then sends plain CTEs."""
+    from server.storage.clickhouse.analytics_profile_sql import SETTINGS
+    from server.storage.clickhouse.analytics_store import ClickHouseAnalytics
+
+    plain = ClickHouseAnalytics(candidate.traces)  # type: ignore[arg-type]
+    plain._settings = SETTINGS
+    request = ProfileRequest(expr=parser.parse("attributes.environment = 'staging'"), trace_id=None,
+                             group_by=GroupBy("tag", "tier"), top=50, prices=PRICES, now_ms=PROFILE_NOW)
+    assert_same(profile_rows(plain.profile_data(request)), profile_rows(analytics(reference).profile_data(request)))
+    end = BASE_MS + 149 * 17 * 60_000
+    errors = ErrorRequest(expr=None, now_ms=end, previous_start_ms=end - 48 * HOUR, current_start_ms=end - 24 * HOUR,
+                          end_ms=end, top=50)
+    assert_same(plain.error_data(errors).model_dump(), analytics(reference).error_data(errors).model_dump())
+
+
 def big_trace(count: int = 2500) -> Trace:
     """One trace of ``count`` spans in a random tree: parallel siblings, children past their parent."""
     rng = random.Random(3)
