@@ -6,10 +6,18 @@ from __future__ import annotations
 
 from server.storage.backend import FeatureStores
 from server.storage.clickhouse.analytics_store import ClickHouseAnalytics
+from server.storage.clickhouse.judges_store import ClickHouseJudgeStore
+from server.storage.clickhouse.labels_store import ClickHouseLabelStore, ClickHouseReviewStore
+from server.storage.clickhouse.queue_store import ClickHouseQueueStore
 from server.storage.clickhouse.store import ClickHouseTraceStore
 from server.storage.control.plane import ControlPlane
+from server.storage.control.reviewers import ControlReviewers
 
 
 def clickhouse_features(store: ClickHouseTraceStore, control: ControlPlane) -> FeatureStores:
     """Every family this engine has, over ``store`` and ``control``."""
-    return FeatureStores(analytics=ClickHouseAnalytics(store, control))
+    return FeatureStores(
+        analytics=ClickHouseAnalytics(store, control), judges=ClickHouseJudgeStore(store, control),
+        labels=ClickHouseLabelStore(store, control), queue=ClickHouseQueueStore(store, control),
+        reviewers=ControlReviewers(control), review=ClickHouseReviewStore(store, control),
+    )
