@@ -6,14 +6,13 @@ Same input models as the MCP tools, so validation and messages match; JSON by de
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Any
 
 import click
 
-from server.cli.common import db_option, echo_result
+from server.cli.common import echo_result, open_backend, store_option
 from server.errors import cli_errors
-from server.storage.duckdb.analytics_sql import DuckDBAnalytics
-from server.storage.duckdb.store import DuckDBTraceStore
+from server.storage.urls import StoreUrl
 from tools.analysis import error_patterns as errors_tool
 from tools.analysis import profiling
 from tools.clock import now_ms
@@ -27,6 +26,11 @@ def _emit(result: profiling.ProfileTracesResult | errors_tool.ErrorPatternsResul
         click.echo(result.markdown)
     else:
         echo_result(result)
+
+
+def _analytics(url: StoreUrl, what: str) -> Any:
+    """The store's analytics adapter (DuckDB or ClickHouse), or an error naming what is missing."""
+    return open_backend(url).require_features(what, "analytics").analytics
 
 
 def _parse_prices(items: tuple[str, ...]) -> dict[str, tuple[float, float]] | None:
@@ -45,7 +49,7 @@ def _parse_prices(items: tuple[str, ...]) -> dict[str, tuple[float, float]] | No
 
 
 @click.command("profile")
-@db_option
+@store_option
 @click.argument("filter", default="")
 @click.option("--trace-id", default=None, help="Profile one trace instead of a filter selection.")
 @click.option("--group-by", default=None,
@@ -54,7 +58,7 @@ def _parse_prices(items: tuple[str, ...]) -> dict[str, tuple[float, float]] | No
 @click.option("--price", "prices", multiple=True, metavar="MODEL=IN,OUT",
               help="USD per 1M tokens, overriding the built-in estimates (repeatable).")
 @markdown_option
-def profile_cmd(db: Path, filter: str, trace_id: str | None, group_by: str | None, limit: int,
+def profile_cmd(db: StoreUrl, filter: str, trace_id: str | None, group_by: str | None, limit: int,
                 prices: tuple[str, ...], as_markdown: bool) -> None:
     """Where time, tokens and cost go in the traces FILTER selects (profile_traces).
 
@@ -70,19 +74,19 @@ def profile_cmd(db: Path, filter: str, trace_id: str | None, group_by: str | Non
     with cli_errors():
         inp = profiling.ProfileTracesInput(filter=filter, trace_id=trace_id, group_by=group_by, limit=limit,
                                            prices=_parse_prices(prices))
-        result = profiling.profile_traces(DuckDBAnalytics(DuckDBTraceStore(db)), inp, now_ms=now_ms())
+        result = profiling.profile_traces(_analytics(db, "tracesieve profile"), inp, now_ms=now_ms())
     _emit(result, as_markdown)
 
 
 @click.command("errors")
-@db_option
+@store_option
 @click.argument("filter", default="")
 @click.option("--window", default="24h", show_default=True, help="Window length: 30m, 24h, 7d, 2w.")
 @click.option("--anchor", type=click.Choice(["now", "latest"]), default="now", show_default=True,
               help="End the window now, or at the newest matching trace (for exported data).")
 @click.option("--limit", type=click.IntRange(1, 50), default=10, show_default=True, help="Max patterns.")
 @markdown_option
-def errors_cmd(db: Path, filter: str, window: str, anchor: str, limit: int, as_markdown: bool) -> None:
+def errors_cmd(db: StoreUrl, filter: str, window: str, anchor: str, limit: int, as_markdown: bool) -> None:
     """Error rate of the last WINDOW vs the one before, and the error patterns behind it (error_patterns).
 
     Errors are grouped by type, where they started and normalised message, with share of traffic,
@@ -96,7 +100,7 @@ def errors_cmd(db: Path, filter: str, window: str, anchor: str, limit: int, as_m
     """
     with cli_errors():
         inp = errors_tool.ErrorPatternsInput(filter=filter, window=window, anchor=anchor, limit=limit)
-        result = errors_tool.error_patterns(DuckDBAnalytics(DuckDBTraceStore(db)), inp, now_ms=now_ms())
+        result = errors_tool.error_patterns(_analytics(db, "tracesieve errors"), inp, now_ms=now_ms())
     _emit(result, as_markdown)
 
 
