@@ -22,7 +22,7 @@ from tools.datasets.models import SampleSpec
 
 def _store(db: StoreUrl) -> ExportingStore:
     """The dataset store of ``--store``/``--db`` (any engine that holds datasets)."""
-    return open_backend(db).require_features("Datasets").datasets
+    return open_backend(db).require_features("Datasets", "datasets").datasets
 
 
 @click.group("dataset")

@@ -147,7 +147,7 @@ class ClickHouseDatasetStore:
         rows = self.client.read_dicts(f"""
             SELECT record_id, trace_id, inputs, outputs, expectations, strata, selection_probability, redaction
             FROM dataset_records
-            WHERE name = {{name:String}} AND version = {{version:UInt32}} AND records_batch = {{batch:String}}
+            WHERE name = {{name:String}} AND version = {{version:Int32}} AND records_batch = {{batch:String}}
             ORDER BY position {page}OFFSET {int(offset)}""", {"name": name, "version": version, "batch": batch})
         out = []
         for r in rows:

@@ -11,4 +11,6 @@ from server.storage.control.plane import ControlPlane
 
 def clickhouse_features(store: ClickHouseTraceStore, control: ControlPlane) -> FeatureStores:
     """Every family this engine has, over ``store`` and ``control``."""
-    return FeatureStores()
+    from server.storage.clickhouse.datasets_store import ClickHouseDatasetStore
+
+    return FeatureStores(datasets=ClickHouseDatasetStore(store, control))

@@ -170,8 +170,10 @@ M002_VIEWS: tuple[str, ...] = (
 #: * ``labels`` by ``label_id``. Labels stay append-only: a correction is a new row, and the current
 #:   label of (trace, criterion) is the newest (``argMax`` / ``LIMIT 1 BY``), as DuckDB's view.
 #: * ``scores`` by (run, judge, trace, record); ``record_id`` is '' for a trace-targeted run.
-#: * ``dataset_records`` by (name, version, record_id); a version's records are visible only once
-#:   its header commits in the control plane, after they are written.
+#: * ``dataset_records`` by (name, version, records_batch, record_id); a version's records are
+#:   visible only once its header commits in the control plane, after they are written, naming
+#:   their batch. The batch is in the key so that two writers racing for one version number write
+#:   two batches, which ReplacingMergeTree never folds into one (see ``datasets_store``).
 M003_FEATURE_ROWS: tuple[str, ...] = (
     """CREATE TABLE IF NOT EXISTS labels{on_cluster} (
         label_id      String,
@@ -215,6 +217,7 @@ M003_FEATURE_ROWS: tuple[str, ...] = (
     """CREATE TABLE IF NOT EXISTS dataset_records{on_cluster} (
         name                  String,
         version               Int32,
+        records_batch         String,
         record_id             String,
         trace_id              Nullable(String),
         inputs                Nullable(String) CODEC(ZSTD(3)),
@@ -227,7 +230,7 @@ M003_FEATURE_ROWS: tuple[str, ...] = (
         row_version           UInt64,
         is_deleted            UInt8 DEFAULT 0
     ) ENGINE = {records_engine}
-    ORDER BY (name, version, record_id)""",
+    ORDER BY (name, version, records_batch, record_id)""",
 )
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (M001_CORE, M002_VIEWS, M003_FEATURE_ROWS)
