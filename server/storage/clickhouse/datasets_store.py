@@ -6,13 +6,17 @@ through ``ClickHouseClient.read*``. A version is split across two stores, becaus
 no transactions: its records go to ``dataset_records`` first, in one insert, under a fresh batch
 id; its header commits last in the control plane (``server.storage.control.datasets``), under the
 dataset's lock, naming that batch. Readers only read the batch a committed header names, so a
-version is visible all at once or not at all, and two writers racing for one version number get
-one version each attempt (the loser a ConflictError, as on DuckDB), never a merge of both.
+version is visible all at once or not at all; of two writers racing for one version number one
+writes it and the other gets a ConflictError (as on DuckDB) and repeats, never a merge of both:
+the batch is part of the records' key, so ReplacingMergeTree never folds the two writes together.
+
+On a replicated cluster a reader on another replica could see the header before the records
+have replicated; such a deployment should insert with ``insert_quorum`` (not needed on one node
+or chdb, where the insert is visible once it returns).
 """
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,28 +26,15 @@ from server.exchange.folder import exchange_dir
 from server.storage.clickhouse.client import next_version
 from server.storage.clickhouse.filter_sql import compile_filter
 from server.storage.clickhouse.store import ClickHouseTraceStore
+from server.storage.dataset_rows import header_from_row, header_row, record_from_row, stored_json, version_taken
 from server.storage.control.datasets import DatasetHeaders
 from server.storage.control.plane import ControlPlane
 from server.storage.urls import DEFAULT_DATABASE
 from tools.datasets.models import Candidate, DatasetRecord, DatasetSummary, DatasetVersion
-from tools.datasets.sampling import StratumCount
-from tools.errors import ConflictError
-from tools.privacy.redaction import RedactionReport
 
 _MAX_TAG_VALUES = 1000
 _RECORD_COLUMNS = ("name", "version", "records_batch", "record_id", "trace_id", "inputs", "outputs", "expectations",
                    "strata", "selection_probability", "redaction", "position", "row_version", "is_deleted")
-_JSON_FIELDS = ("inputs", "outputs", "expectations", "strata", "redaction")
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
-
-
-def _conflict(header: DatasetVersion) -> ConflictError:
-    return ConflictError(
-        f"Dataset '{header.name}' version {header.version} was written by another client a moment ago. "
-        "Repeat the call: it will build on the new latest version.")
 
 
 class ClickHouseDatasetStore:
@@ -118,18 +109,8 @@ class ClickHouseDatasetStore:
         return out
 
     # -- datasets ------------------------------------------------------------------------------
-    @staticmethod
-    def _header(row: dict[str, Any]) -> DatasetVersion:
-        return DatasetVersion(
-            name=row["name"], version=row["version"], created_at_ms=row["created_at_ms"],
-            description=row["description"], spec=json.loads(row["spec"]), content_hash=row["content_hash"],
-            record_count=row["record_count"],
-            strata=[StratumCount(**s) for s in json.loads(row["strata"] or "[]")],
-            redaction=RedactionReport(**json.loads(row["redaction_report"] or '{"enabled": false}')),
-            parent_version=row["parent_version"])
-
     def versions(self, name: str) -> list[DatasetVersion]:
-        return [self._header(r) for r in self.headers.rows(name)]
+        return [header_from_row(r) for r in self.headers.rows(name)]
 
     def summaries(self) -> list[DatasetSummary]:
         by_name: dict[str, list[Any]] = {}
@@ -149,46 +130,26 @@ class ClickHouseDatasetStore:
             FROM dataset_records
             WHERE name = {{name:String}} AND version = {{version:Int32}} AND records_batch = {{batch:String}}
             ORDER BY position {page}OFFSET {int(offset)}""", {"name": name, "version": version, "batch": batch})
-        out = []
-        for r in rows:
-            for key in _JSON_FIELDS:
-                r[key] = json.loads(r[key]) if r[key] is not None else None
-            r["expectations"] = r["expectations"] or {}
-            r["strata"] = r["strata"] or {}
-            r["redaction"] = r["redaction"] or {}
-            out.append(DatasetRecord(**r))
-        return out
+        return [record_from_row(r) for r in rows]
 
     def write_version(self, header: DatasetVersion, records: Sequence[DatasetRecord]) -> None:
         """Records first (invisible: no header names their batch yet), then the header, under the lock."""
         if self.headers.taken(header.name, header.version):
-            raise _conflict(header)  # the common case of a stale latest: nothing written at all
+            raise version_taken(header)  # the usual race, a stale latest: refused before writing anything
         batch = uuid.uuid4().hex
-        self.write_records(header, records, batch)
-        committed = self.headers.commit({
-            "name": header.name, "version": header.version, "created_at_ms": header.created_at_ms,
-            "description": header.description, "spec": _json(header.spec), "content_hash": header.content_hash,
-            "record_count": header.record_count, "strata": _json([s.model_dump() for s in header.strata]),
-            "redaction_report": _json(header.redaction.model_dump()), "parent_version": header.parent_version,
-            "records_batch": batch})
-        if not committed:
-            self._forget(header, records, batch)
-            raise _conflict(header)
+        self._insert_records(header, records, batch)
+        if not self.headers.commit({**header_row(header), "records_batch": batch}):
+            self._insert_records(header, records, batch, deleted=True)  # never read; no reason to keep them
+            raise version_taken(header)
 
-    def write_records(self, header: DatasetVersion, records: Sequence[DatasetRecord], batch: str) -> None:
-        """One insert of ``records`` under ``batch`` (public so the kill test can stop between the halves)."""
+    def _insert_records(self, header: DatasetVersion, records: Sequence[DatasetRecord], batch: str, *,
+                        deleted: bool = False) -> None:
+        """One insert (one part, atomic on a node) of ``records`` under ``batch``, or their tombstones."""
         row_version = next_version()
         self.client.insert("dataset_records", [
-            (header.name, header.version, batch, r.record_id, r.trace_id, _json(r.inputs), _json(r.outputs),
-             _json(r.expectations), _json(r.strata), r.selection_probability, _json(r.redaction), i, row_version, 0)
-            for i, r in enumerate(records)], _RECORD_COLUMNS)
-
-    def _forget(self, header: DatasetVersion, records: Sequence[DatasetRecord], batch: str) -> None:
-        """Tombstones for a losing write's records: never read anyway, but no reason to keep them."""
-        row_version = next_version()
-        self.client.insert("dataset_records", [
-            (header.name, header.version, batch, r.record_id, r.trace_id, "null", "null", "{}", "{}", None, "{}", i,
-             row_version, 1) for i, r in enumerate(records)], _RECORD_COLUMNS)
+            (header.name, header.version, batch, r.record_id, r.trace_id, stored_json(r.inputs),
+             stored_json(r.outputs), stored_json(r.expectations), stored_json(r.strata), r.selection_probability,
+             stored_json(r.redaction), i, row_version, int(deleted)) for i, r in enumerate(records)], _RECORD_COLUMNS)
 
     @property
     def exports_dir(self) -> Path:
