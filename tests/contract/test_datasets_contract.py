@@ -2,14 +2,11 @@
 
 Each test runs on DuckDB, on chdb with its SQLite control plane, on chdb with a PostgreSQL control
 plane and on a ClickHouse server when one is configured, through ``tools.datasets`` and the
-``DatasetStore`` port only; ``stored_counts`` and ``add_label`` are the two places that know an
-engine's tables (what a refused write must leave unchanged; labels written before that family
-has a ClickHouse adapter of its own).
+``DatasetStore`` port only (``datasets_support`` holds the few helpers that know an engine's tables).
 """
 
 from __future__ import annotations
 
-import json
 import threading
 from pathlib import Path
 
@@ -17,6 +14,7 @@ import pytest
 
 from server.exchange.datasets import confined_path, export_dataset, import_dataset
 from server.storage.backend import Backend
+from tests.contract.datasets_support import add_label, ds_of, raw_records_text, stored_counts
 from tests.factory import trace
 from tools.datasets.builder import (BuildDatasetInput, DiffDatasetsInput, GetDatasetInput, build_dataset_from_tags,
                                     diff_datasets, get_dataset, list_datasets)
@@ -38,45 +36,8 @@ def fb(feature_backend: Backend) -> Backend:
     return feature_backend
 
 
-def ds_of(backend: Backend):  # type: ignore[no-untyped-def]
-    assert backend.features is not None and backend.features.datasets is not None
-    return backend.features.datasets
-
-
 def build(backend: Backend, now_ms: int = 1000, **kw):  # type: ignore[no-untyped-def]
     return build_dataset_from_tags(ds_of(backend), BuildDatasetInput(**kw), now_ms=now_ms)
-
-
-def stored_counts(backend: Backend) -> tuple[int, int]:
-    """(version headers, record rows) as stored, committed or not: what a refused write must not change."""
-    if backend.engine == "duckdb":
-        with backend.traces.reading() as con:  # type: ignore[attr-defined]
-            return con.execute("SELECT (SELECT count(*) FROM datasets), (SELECT count(*) FROM dataset_records)"
-                               ).fetchone()
-    headers = sum(len(s.versions) for s in ds_of(backend).summaries())
-    return headers, int(backend.traces.client.read("SELECT count() FROM dataset_records")[0][0])  # type: ignore[attr-defined]
-
-
-def raw_records_text(backend: Backend) -> str:
-    """Every stored record row, as text (for checking that nothing sensitive was stored)."""
-    if backend.engine == "duckdb":
-        with backend.traces.reading() as con:  # type: ignore[attr-defined]
-            return json.dumps(con.execute("SELECT * FROM dataset_records").fetchall(), default=str)
-    return json.dumps(backend.traces.client.read("SELECT * FROM dataset_records"), default=str)  # type: ignore[attr-defined]
-
-
-def add_label(backend: Backend, label_id: str, trace_id: str, criterion: str, value: str, at: int) -> None:
-    if backend.engine == "duckdb":
-        with backend.traces.writing() as con:  # type: ignore[attr-defined]
-            con.execute("INSERT INTO labels VALUES ($id, $t, $c, $v, NULL, NULL, NULL, $at, 'manual')",
-                        {"id": label_id, "t": trace_id, "c": criterion, "v": value, "at": at})
-        return
-    from server.storage.clickhouse.client import next_version
-
-    backend.traces.client.insert(  # type: ignore[attr-defined]
-        "labels", [(label_id, trace_id, criterion, value, None, None, None, at, "manual", next_version(), 0)],
-        ("label_id", "trace_id", "criterion", "value", "numeric_value", "reviewer", "rationale", "created_at_ms",
-         "source", "version", "is_deleted"))
 
 
 def test_a_dataset_from_one_tag_value_holds_those_traces_with_their_responses(fb: Backend) -> None:
@@ -111,6 +72,11 @@ def test_stratified_sampling_hits_the_proportions_and_records_their_probability(
     records = ds_of(feature_backend).records("strat", 1)
     assert len(records) == 40 and {r.strata["stratum"]: r.selection_probability for r in records} == {
         "status=ERROR": 0.2, "status=OK": 0.2}
+    equal = build(feature_backend, name="strat_eq", tags=["eval_candidate=sample"],
+                  sample=SampleSpec(n=40, seed=5, stratify_by=["status"], allocation="equal"))
+    assert {s.stratum: s.sampled for s in equal.strata} == {"status=ERROR": 20, "status=OK": 20}
+    assert {r.strata["stratum"]: r.selection_probability for r in ds_of(feature_backend).records("strat_eq", 1)} == {
+        "status=ERROR": 0.4, "status=OK": 20 / 150}
 
 
 def test_building_twice_returns_the_same_version_and_writes_nothing(fb: Backend) -> None:
@@ -155,9 +121,12 @@ def test_a_different_definition_under_an_existing_name_is_refused_unless_asked(f
     ({"tags": ["eval_candidate=eror_case"]}, InvalidInputError,
      "No trace has tag 'eval_candidate' = 'eror_case'. Did you mean 'error_case'?"),
     ({"filter": "attributes.status = 'IN_PROGRESS'"}, InvalidInputError, "The selection matched no traces"),
+    ({"tags": ["eval_candidate"], "sample": SampleSpec(n=5, stratify_by=["stauts"])}, InvalidInputError,
+     "Unknown stratify_by dimension 'stauts'. Did you mean 'status'?"),
     ({"tags": ["eval_candidate"], "sample": SampleSpec(n=5, stratify_by=["tag:nope"])}, InvalidInputError,
      "stratify_by 'tag:nope': no trace has tag 'nope'."),
     ({"filter": "attributes.stauts = 'OK'"}, FilterError, "Unknown field 'attributes.stauts'"),
+    ({"name": "bad name!", "tags": ["eval_candidate"]}, InvalidInputError, "Dataset name 'bad name!' is not valid"),
 ])
 def test_bad_input_gets_a_clear_error_and_writes_nothing(fb: Backend, kwargs: dict, error: type,
                                                          message: str) -> None:
@@ -193,6 +162,7 @@ def test_redaction_never_stores_a_seeded_secret(feature_backend: Backend) -> Non
         assert leaked not in stored
     p1 = ds_of(feature_backend).records("pii", 1)[1]
     assert p1.inputs["messages"][0]["content"] == "My key is <SECRET_1> and mail is <EMAIL_1>"
+    assert p1.outputs == {"content": "I emailed <EMAIL_1>; card <CARD_1> noted."}
     assert p1.redaction == {"CARD": 1, "EMAIL": 1, "SECRET": 1}
 
 
@@ -229,7 +199,24 @@ def test_labels_become_expectations_and_edits_make_new_versions(fb: Backend) -> 
     rebuilt = build(fb, name="errors", tags=["eval_candidate=error_case"], now_ms=5000)
     kept = {r.record_id: r for r in ds.records("errors", rebuilt.version)}
     assert kept["t05"].expectations["expected_facts"] == ["order shipped", "tracking sent"]
+    assert any(r.trace_id is None for r in kept.values()) and "t11" not in kept
     assert rebuilt.expectations_carried_forward == 2
+
+
+def test_edits_with_unknown_records_write_nothing(fb: Backend) -> None:
+    ds = ds_of(fb)
+    build(fb, name="errors", tags=["eval_candidate=error_case"])
+    before = stored_counts(fb)
+    with pytest.raises(NotFoundError, match=r"Dataset 'errors' has no record\(s\) 't5'. Did you mean 't05'\?"):
+        set_expectations(ds, SetExpectationsInput(name="errors", record_ids=["t5"], expectations={"k": 1}), now_ms=2)
+    with pytest.raises(NotFoundError, match=r"No trace with id 'nope'"):
+        merge_records(ds, MergeRecordsInput(name="errors", records=[{"trace_id": "nope"}]), now_ms=2)
+    with pytest.raises(NotFoundError, match="Pass create_if_missing=true"):
+        merge_records(ds, MergeRecordsInput(name="eror", records=[{"inputs": {"q": "x"}}]), now_ms=2)
+    with pytest.raises(InvalidInputError, match="expected_facts must be a list of strings"):
+        merge_records(ds, MergeRecordsInput(name="errors", records=[
+            {"trace_id": "t02", "expectations": {"expected_facts": "one"}}]), now_ms=2)
+    assert stored_counts(fb) == before == (1, 3)
 
 
 def test_pages_are_budgeted_and_say_how_to_read_the_rest(fb: Backend) -> None:
@@ -237,7 +224,10 @@ def test_pages_are_budgeted_and_say_how_to_read_the_rest(fb: Backend) -> None:
     build(fb, name="long", tags=["eval_candidate=long", "eval_candidate=error_case"])
     page = get_dataset(ds_of(fb), GetDatasetInput(name="long", limit=2, max_chars=3000))
     assert page.next_offset == 2 and page.dataset.record_count == 4
-    assert page.records[0].trace_id == "t12" and page.records[0].truncated
+    long = page.records[0]
+    assert long.trace_id == "t12" and long.truncated
+    assert "…[truncated: " in long.outputs and "call get_dataset(name='long', version=1, offset=0, limit=1" in long.outputs
+    assert len(long.outputs) < 1200
     rest = get_dataset(ds_of(fb), GetDatasetInput(name="long", offset=2, limit=2))
     assert [r.trace_id for r in rest.records] == ["t05", "t02"] and rest.next_offset is None
 

@@ -15,6 +15,7 @@ from mcp import Client
 
 from server.mcp.app import build_app
 from server.storage.backend import Backend
+from tests.contract.datasets_support import raw_records_text
 from tests.factory import trace
 
 pytestmark = pytest.mark.anyio
@@ -46,6 +47,21 @@ async def error(c: Client, tool: str, args: dict) -> str:
     result = await c.call_tool(tool, args)
     assert result.is_error
     return result.content[0].text
+
+
+async def test_every_dataset_tool_is_listed_with_fitting_annotations(feature_backend: Backend) -> None:
+    async with Client(build_app(feature_backend)) as c:
+        tools = {t.name: t for t in (await c.list_tools()).tools}
+    assert DATASET_TOOLS <= set(tools)
+    for name in DATASET_TOOLS:
+        tool = tools[name]
+        assert tool.output_schema and len(tool.description or "") > 80, name
+        assert all(p.get("description") for p in tool.input_schema.get("properties", {}).values()), name
+    for name in ("list_datasets", "get_dataset", "diff_datasets"):
+        assert tools[name].annotations.read_only_hint is True
+    for name in DATASET_TOOLS - {"list_datasets", "get_dataset", "diff_datasets"}:
+        a = tools[name].annotations
+        assert (a.read_only_hint, a.destructive_hint, a.idempotent_hint) == (False, False, True), name
 
 
 async def test_an_agent_builds_reads_edits_diffs_exports_and_reimports_a_dataset(mixed: Backend) -> None:
@@ -85,6 +101,15 @@ async def test_an_agent_builds_reads_edits_diffs_exports_and_reimports_a_dataset
         assert json.loads(resource.contents[0].text)["dataset"]["version"] == 3
 
 
+async def test_equal_allocation_gives_the_same_count_per_stratum(mixed: Backend) -> None:
+    async with Client(build_app(mixed)) as c:
+        built = await call(c, "build_dataset_from_tags", {
+            "name": "by_tool", "tags": ["mix=error_case", "mix=edge_case"],
+            "sample": {"n": 20, "stratify_by": ["tool_path"], "allocation": "equal"}})
+    assert {s["stratum"]: s["sampled"] for s in built["strata"]} == {
+        "tool_path=lookup_order": 10, "tool_path=refund": 10}
+
+
 async def test_a_seeded_secret_never_reaches_a_record(mixed: Backend) -> None:
     async with Client(build_app(mixed)) as c:
         built = await call(c, "build_dataset_from_tags", {"name": "pii", "tags": ["mix=pii"]})
@@ -93,6 +118,8 @@ async def test_a_seeded_secret_never_reaches_a_record(mixed: Backend) -> None:
     text = json.dumps(page)
     assert SECRET not in text and "maria.g@example.com" not in text and "5555555555554444" not in text
     assert "token <SECRET_1>, I am at <EMAIL_1>, card <CARD_1>" in text
+    stored = raw_records_text(mixed)
+    assert "<SECRET_1>" in stored and SECRET not in stored and "maria.g@example.com" not in stored
 
 
 async def test_bad_calls_get_readable_errors_and_write_nothing(mixed: Backend) -> None:
@@ -104,8 +131,16 @@ async def test_bad_calls_get_readable_errors_and_write_nothing(mixed: Backend) -
             await error(c, "get_dataset", {"name": "ers"}),
             await error(c, "get_dataset", {"name": "errs", "version": 9}),
             await error(c, "import_dataset", {"name": "stolen", "file": "../secrets.jsonl"}),
+            await error(c, "import_dataset", {"name": "stolen", "file": "/etc/passwd"}),
             await error(c, "merge_records", {"name": "errs", "records": [{"record_id": "zzz"}]}),
             await error(c, "diff_datasets", {"name": "errs"}),
+            await error(c, "build_dataset_from_tags", {"name": "x", "tags": ["mix"], "sample": {"n": 0}}),
+            await error(c, "build_dataset_from_tags", {"name": "x", "tags": ["mix"],
+                                                       "sample": {"n": 5, "allocation": "optimal"}}),
+            await error(c, "build_dataset_from_tags", {"name": "x", "tags": ["mix"],
+                                                       "sample": {"n": 5, "stratify_by": ["latency"]}}),
+            await error(c, "build_dataset_from_tags", {"name": "x"}),
+            await error(c, "build_dataset_from_tags", {"name": "x", "filter": "attributes.status = 'IN_PROGRESS'"}),
         ]
         listed = await call(c, "list_datasets", {})
     assert "No trace has tag 'mx'. Did you mean 'mix'?" in messages[0]
@@ -113,6 +148,11 @@ async def test_bad_calls_get_readable_errors_and_write_nothing(mixed: Backend) -
     assert "No dataset named 'ers'. Did you mean 'errs'? Existing: errs." in messages[2]
     assert "Dataset 'errs' has no version 9. Versions: 1 (latest 1)." in messages[3]
     assert "must be a plain file name inside the store's exports folder" in messages[4]
-    assert "Dataset 'errs' has no record(s) 'zzz'" in messages[5]
-    assert "has only version 1" in messages[6]
+    assert "must be a plain file name" in messages[5]
+    assert "Dataset 'errs' has no record(s) 'zzz'" in messages[6]
+    assert "has only version 1" in messages[7]
+    assert "Pass new_version=true" in messages[1]
+    assert "sample.n" in messages[8] and "sample.allocation" in messages[9]
+    assert "Unknown stratify_by dimension 'latency'. Did you mean 'latency_tier'?" in messages[10]
+    assert "give tags" in messages[11] and "The selection matched no traces" in messages[12]
     assert [(d["name"], d["versions"]) for d in listed["datasets"]] == [("errs", [1])]
