@@ -77,12 +77,16 @@ class DatasetHeaders:
         return self.batch_of(name, version) is not None
 
     def commit(self, row: dict[str, Any]) -> bool:
-        """Insert the header ``row`` unless its version was committed first; False if it was."""
-        with self.plane.transaction() as conn:
-            self.plane.lock(conn, "datasets:" + row["name"])
-            exists = conn.execute(sa.select(sa.literal(1)).where(
-                DATASETS.c.name == row["name"], DATASETS.c.version == row["version"])).first()
-            if exists is not None:
-                return False
-            conn.execute(DATASETS.insert().values(**row))
-            return True
+        """Insert the header ``row`` unless its version was committed first; False if it was. The
+        primary key backs the lock up: a duplicate that got past it is refused all the same."""
+        try:
+            with self.plane.transaction() as conn:
+                self.plane.lock(conn, "datasets:" + row["name"])
+                exists = conn.execute(sa.select(sa.literal(1)).where(
+                    DATASETS.c.name == row["name"], DATASETS.c.version == row["version"])).first()
+                if exists is not None:
+                    return False
+                conn.execute(DATASETS.insert().values(**row))
+                return True
+        except sa.exc.IntegrityError:
+            return False
