@@ -217,14 +217,14 @@ ERRORS = [
      "  ^^^^^^^^^^^^^^^^^\n"
      "Fields: attributes.input_tokens, attributes.name, attributes.request, attributes.response, "
      "attributes.source, attributes.status, attributes.timestamp_ms, attributes.total_tokens, "
-     "attributes.trace_id, span.status (and 28 more)."),
+     "attributes.trace_id, span.status (and 31 more)."),
     ("tgas.environment = 'production'",
      "Unknown field 'tgas.environment' at position 0. Did you mean 'tags.environment'?\n"
      "  tgas.environment = 'production'\n"
      "  ^^^^^^^^^^^^^^^^\n"
      "Fields: attributes.end_time_ms, attributes.environment, attributes.error_count, "
-     "attributes.execution_time_ms, attributes.name, attributes.response, labels.<criterion>, "
-     "span.content, span.name, tags.<key> (and 28 more)."),
+     "attributes.execution_time_ms, attributes.name, attributes.response, expectation.<name>, "
+     "labels.<criterion>, prompt, span.content (and 31 more)."),
     ("tags.model > 'x'",
      "Operator '>' does not apply to text field 'tags.model'. Use =, !=, IN, LIKE or ILIKE.\n"
      "  tags.model > 'x'\n"
@@ -242,12 +242,6 @@ ERRORS = [
      "'attributes.status' is one of OK, ERROR, IN_PROGRESS; got 'SUCCESS'.\n"
      "  attributes.status = 'SUCCESS'\n"
      "                      ^^^^^^^^^"),
-    ("span.type = 'TOOLS'",
-     "'span.type' is one of LLM, CHAT_MODEL, TOOL, RETRIEVER, AGENT, CHAIN, EMBEDDING, RERANKER, "
-     "GUARDRAIL, EVALUATOR, PARSER, MEMORY, WORKFLOW, TASK, PROMPT, UNKNOWN; got 'TOOLS'. "
-     "Did you mean 'TOOL'?\n"
-     "  span.type = 'TOOLS'\n"
-     "              ^^^^^^^"),
     ("attributes.name = 'abc",
      "Unclosed quote at position 18.\n"
      "  attributes.name = 'abc\n"
@@ -503,3 +497,12 @@ def test_every_operator_has_an_english_template_and_is_used_by_some_kind() -> No
 def test_field_names_never_contain_sql() -> None:
     for spec in fields.FIELDS:
         assert spec.column is None or re.fullmatch(r"[a-z_]+", spec.column)
+
+
+def test_a_span_type_no_built_in_name_covers_is_a_custom_type_and_the_explanation_says_so() -> None:
+    """MLflow accepts any span type string (custom types are stored as given): so does the filter,
+    and since a typo ('TOOLS') then matches nothing, filter_explained names what happened."""
+    expr = parse("span.type = 'TOOLS'")
+    assert isinstance(expr, SpanExists) and isinstance(expr.item, Comparison) and expr.item.value == "TOOLS"
+    assert "TOOLS is no built-in type: it matches spans whose source declared that custom type" in explain(expr)
+    assert "no built-in type" not in explain(parse("span.type = 'chat_model'"))

@@ -84,6 +84,9 @@ def test_the_clustered_migrations_replicate_every_table_on_the_cluster() -> None
     clustered = [s for v in range(migrations.SCHEMA_VERSION + 1) for s in migrations.statements(v, cluster="main")]
     assert len(single) == len(clustered)
     for plain, replicated in zip(single, clustered):
+        if plain.startswith("INSERT"):  # data is copied on the node that migrates; replication carries it
+            assert plain == replicated
+            continue
         assert " ON CLUSTER main" in replicated and " ON CLUSTER" not in plain
         if "ENGINE" in plain:
             assert "ENGINE = Replicated" in replicated and "Replicated" not in plain

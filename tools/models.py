@@ -61,6 +61,13 @@ class Label(BaseModel):
     source: str = "manual"
 
 
+#: Where an assessment scoped to a whole session (MLflow feedback or expectation whose metadata names
+#: ``mlflow.trace.session``) is marked: a label's ``source`` / an imported score's ``run_id``. Filters
+#: on ``feedback.<name>`` / ``expectation.<name>`` let such a row cover every trace of that session.
+SESSION_LABEL_SOURCE = "mlflow:session"
+SESSION_SCORE_RUN_ID = "imported:mlflow:session"
+
+
 class Score(BaseModel):
     """One judge verdict on one trace (imported or produced by run_judges)."""
 

@@ -15,12 +15,11 @@ from pathlib import Path
 import anyio
 import click
 
-from server.cli.common import db_option, echo_result, table_option
+from server.cli.common import db_option, echo_result, open_backend, store_option, table_option
 from server.errors import cli_errors, describe_validation_error
 from server.storage.duckdb.calibration_sql import DuckDBCalibrationStore
 from server.storage.duckdb.store import DuckDBTraceStore
-from server.storage.duckdb.labels_sql import DuckDBLabelStore
-from server.storage.duckdb.queue_sql import DuckDBQueueStore
+from server.storage.urls import StoreUrl
 from tools.labels import annotation_queue as aq
 from tools.calibration import agreement as cal
 from tools.labels import labelling as labels
@@ -32,14 +31,19 @@ reviewer_option = click.option("--reviewer", envvar="TRACESIEVE_REVIEWER", defau
                                help="Who decided (env TRACESIEVE_REVIEWER), e.g. an email.")
 
 
+def _labels(url: StoreUrl) -> labels.ImportStore:
+    """The store's labels: the DuckDB file's, or a ClickHouse store's (corrections locked in its control plane)."""
+    return open_backend(url).require_features("Labels", "labels").labels  # type: ignore[return-value]
+
+
 @click.command("label")
-@db_option
+@store_option
 @click.argument("trace_id")
 @click.argument("criterion")
 @click.argument("value")
 @reviewer_option
 @click.option("--rationale", default=None, help="Why, in a sentence.")
-def label_cmd(db: Path, trace_id: str, criterion: str, value: str, reviewer: str | None,
+def label_cmd(db: StoreUrl, trace_id: str, criterion: str, value: str, reviewer: str | None,
               rationale: str | None) -> None:
     """Record a human label VALUE (pass/fail or a number) for TRACE_ID on CRITERION.
 
@@ -54,7 +58,7 @@ def label_cmd(db: Path, trace_id: str, criterion: str, value: str, reviewer: str
             raise click.UsageError("Give --reviewer (or set TRACESIEVE_REVIEWER): labels are attributed.")
         inp = labels.LabelTraceInput(trace_id=trace_id, criterion=criterion, value=value, reviewer=reviewer,
                                      rationale=rationale)
-        echo_result(labels.label_trace(DuckDBLabelStore(DuckDBTraceStore(db)), inp, source="cli", now_ms=now_ms()))
+        echo_result(labels.label_trace(_labels(db), inp, source="cli", now_ms=now_ms()))
 
 
 @click.group("labels")
@@ -70,14 +74,14 @@ def labels_group() -> None:
 
 
 @labels_group.command("list")
-@db_option
+@store_option
 @click.option("--criterion", default=None, help="Only this criterion.")
 @click.option("--trace-id", "trace_ids", multiple=True, help="Only these traces (repeatable).")
 @click.option("--reviewer", default=None, help="Only this reviewer.")
 @click.option("--history", is_flag=True, help="Include superseded labels.")
 @click.option("--limit", type=click.IntRange(1, 500), default=50, show_default=True)
 @click.option("--page-token", default=None, help="next_page_token of the previous page.")
-def labels_list_cmd(db: Path, criterion: str | None, trace_ids: tuple[str, ...], reviewer: str | None, history: bool,
+def labels_list_cmd(db: StoreUrl, criterion: str | None, trace_ids: tuple[str, ...], reviewer: str | None, history: bool,
                     limit: int, page_token: str | None) -> None:
     """Current labels newest first (all rows with --history), with per-criterion counts.
 
@@ -88,16 +92,16 @@ def labels_list_cmd(db: Path, criterion: str | None, trace_ids: tuple[str, ...],
     with cli_errors():
         inp = labels.ListLabelsInput(criterion=criterion, trace_ids=list(trace_ids) or None, reviewer=reviewer,
                                      include_history=history, limit=limit, page_token=page_token)
-        echo_result(labels.list_labels(DuckDBLabelStore(DuckDBTraceStore(db)), inp))
+        echo_result(labels.list_labels(_labels(db), inp))
 
 
 @labels_group.command("import")
-@db_option
+@store_option
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["auto", "csv", "jsonl", "langfuse", "mlflow"]), default="auto",
               show_default=True, help="auto: .csv/.jsonl by extension, otherwise a Langfuse/MLflow trace export.")
 @reviewer_option
-def labels_import_cmd(db: Path, file: Path, fmt: str, reviewer: str | None) -> None:
+def labels_import_cmd(db: StoreUrl, file: Path, fmt: str, reviewer: str | None) -> None:
     """Import labels from FILE; a bad row means nothing is written. Re-importing skips identical rows.
 
     CSV/JSONL columns: trace_id, criterion, value, reviewer, rationale, created_at (ms or ISO 8601).
@@ -110,12 +114,12 @@ def labels_import_cmd(db: Path, file: Path, fmt: str, reviewer: str | None) -> N
 
     with cli_errors():
         rows, source, strict = read_label_file(file, fmt)  # type: ignore[arg-type]
-        echo_result(labels.import_labels(DuckDBLabelStore(DuckDBTraceStore(db)), rows, source=source,
+        echo_result(labels.import_labels(_labels(db), rows, source=source,
                                          default_reviewer=reviewer, strict_values=strict, now_ms=now_ms()))
 
 
 @click.command("queue")
-@db_option
+@store_option
 @click.argument("criterion")
 @click.option("--filter", "filter_", default="", help="search_traces filter restricting candidates.")
 @click.option("--limit", type=click.IntRange(1, 200), default=20, show_default=True)
@@ -124,7 +128,7 @@ def labels_import_cmd(db: Path, file: Path, fmt: str, reviewer: str | None) -> N
 @click.option("--signal", "signals", multiple=True, type=click.Choice(aq.SIGNALS), help="Only these signals.")
 @click.option("--seed", type=int, default=None, help="Seed of the random share.")
 @table_option
-def queue_cmd(db: Path, criterion: str, filter_: str, limit: int, random_share: float, signals: tuple[str, ...],
+def queue_cmd(db: StoreUrl, criterion: str, filter_: str, limit: int, random_share: float, signals: tuple[str, ...],
               seed: int | None, as_table: bool) -> None:
     """Which unlabelled traces to label next for CRITERION, with the anomaly reasons.
 
@@ -135,7 +139,8 @@ def queue_cmd(db: Path, criterion: str, filter_: str, limit: int, random_share: 
     with cli_errors():
         inp = aq.AnnotationQueueInput(criterion=criterion, filter=filter_, limit=limit, random_share=random_share,
                                       signals=list(signals) or None, seed=seed)
-        result = aq.annotation_queue(DuckDBQueueStore(DuckDBTraceStore(db)), inp, now_ms=now_ms())
+        result = aq.annotation_queue(
+            open_backend(db).require_features("The annotation queue", "queue").queue, inp, now_ms=now_ms())
     click.echo(render_queue(result)) if as_table else echo_result(result)
 
 

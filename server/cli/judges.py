@@ -14,17 +14,18 @@ from pathlib import Path
 import anyio
 import click
 
-from server.cli.common import db_option, echo_result
+from server.cli.common import echo_result, open_backend, store_option
 from server.errors import cli_errors
 from server.providers import NO_ENDPOINT_HINT, EndpointConfig
-from server.storage.duckdb.store import DuckDBTraceStore
-from server.storage.duckdb.judges_sql import DuckDBJudgeStore
+from server.storage.factory import StoreUrl
+from tools.judges.ports import JudgeStore
 from tools.judges import classifier as classifier_judge, registry, run_reports, runs
 from tools.clock import now_ms
 
 
-def _store(db: Path) -> DuckDBJudgeStore:
-    return DuckDBJudgeStore(DuckDBTraceStore(db))
+def _store(db: StoreUrl) -> JudgeStore:
+    """The judges store of ``--store``/``--db`` (any engine that has the judges family)."""
+    return open_backend(db).require_features("Judges", "judges").judges
 
 
 def _spec(text: str) -> dict:
@@ -50,13 +51,13 @@ def judge() -> None:
 
 
 @judge.command("define")
-@db_option
+@store_option
 @click.argument("name")
 @click.option("--kind", type=click.Choice(["rule", "llm"]), default="rule", show_default=True)
 @click.option("--criterion", required=True, help="Failure mode it measures (matches human label criteria).")
 @click.option("--spec", "spec_text", required=True, help="Spec as JSON, or @path/to/spec.json.")
 @click.option("--description", default=None, help="Why this judge exists.")
-def define_cmd(db: Path, name: str, kind: str, criterion: str, spec_text: str, description: str | None) -> None:
+def define_cmd(db: StoreUrl, name: str, kind: str, criterion: str, spec_text: str, description: str | None) -> None:
     """Define judge NAME (a changed spec becomes a new version).
 
     Example:
@@ -70,8 +71,8 @@ def define_cmd(db: Path, name: str, kind: str, criterion: str, spec_text: str, d
 
 
 @judge.command("list")
-@db_option
-def list_cmd(db: Path) -> None:
+@store_option
+def list_cmd(db: StoreUrl) -> None:
     """List judges with their latest version.
 
     Example:
@@ -83,9 +84,9 @@ def list_cmd(db: Path) -> None:
 
 
 @judge.command("show")
-@db_option
+@store_option
 @click.argument("name")
-def show_cmd(db: Path, name: str) -> None:
+def show_cmd(db: StoreUrl, name: str) -> None:
     """Show every version of judge NAME.
 
     Example:
@@ -97,13 +98,13 @@ def show_cmd(db: Path, name: str) -> None:
 
 
 @judge.command("train")
-@db_option
+@store_option
 @click.argument("name")
 @click.option("--criterion", required=True, help="Label criterion to learn (labels 'pass'/'fail').")
 @click.option("--field", "fields", multiple=True, type=click.Choice(["input", "output", "retrieved_context",
                                                                    "tool_calls", "expectations"]),
               help="Text to learn from (repeatable; default input, output, tool_calls).")
-def train_cmd(db: Path, name: str, criterion: str, fields: tuple[str, ...]) -> None:
+def train_cmd(db: StoreUrl, name: str, criterion: str, fields: tuple[str, ...]) -> None:
     """Train classifier judge NAME on the human labels of CRITERION; prints cross-validated MCC.
 
     Example:
@@ -118,7 +119,7 @@ def train_cmd(db: Path, name: str, criterion: str, fields: tuple[str, ...]) -> N
 
 
 @click.command("run")
-@db_option
+@store_option
 @click.argument("judge_refs", nargs=-1)
 @click.option("--dataset", default=None, help="Dataset version 'name@version' to judge.")
 @click.option("--filter", "filter_", default=None, help="Monitoring: search filter over live traces.")
@@ -128,7 +129,7 @@ def train_cmd(db: Path, name: str, criterion: str, fields: tuple[str, ...]) -> N
 @click.option("--concurrency", type=click.IntRange(1, 64), default=4, show_default=True)
 @click.option("--dry-run", is_flag=True, help="Only count items and estimate tokens/cost.")
 @click.option("--resume", "resume_run_id", default=None, help="Continue an interrupted or failed run.")
-def run_cmd(db: Path, judge_refs: tuple[str, ...], dataset: str | None, filter_: str | None, window: str | None,
+def run_cmd(db: StoreUrl, judge_refs: tuple[str, ...], dataset: str | None, filter_: str | None, window: str | None,
             sample_rate: float, max_items: int | None, concurrency: int, dry_run: bool,
             resume_run_id: str | None) -> None:
     """Run JUDGE_REFS over a dataset version or a live window (run_judges). Exit 1 if the run fails.
@@ -151,7 +152,8 @@ def run_cmd(db: Path, judge_refs: tuple[str, ...], dataset: str | None, filter_:
                 click.echo(f"  {message}", err=True)
 
         try:
-            return await runs.run_judges(_store(db), _store(db), inp, model=model, now_ms=now_ms(),
+            js = _store(db)
+            return await runs.run_judges(js, js, inp, model=model, now_ms=now_ms(),
                                          progress=progress, no_model_hint=NO_ENDPOINT_HINT)
         finally:
             if model is not None:
@@ -179,9 +181,9 @@ def runs_group() -> None:
 
 
 @runs_group.command("list")
-@db_option
+@store_option
 @click.option("--limit", type=click.IntRange(1, 100), default=20, show_default=True)
-def runs_list_cmd(db: Path, limit: int) -> None:
+def runs_list_cmd(db: StoreUrl, limit: int) -> None:
     """List judge runs, newest first.
 
     Example:
@@ -193,9 +195,9 @@ def runs_list_cmd(db: Path, limit: int) -> None:
 
 
 @runs_group.command("show")
-@db_option
+@store_option
 @click.argument("run_id")
-def runs_show_cmd(db: Path, run_id: str) -> None:
+def runs_show_cmd(db: StoreUrl, run_id: str) -> None:
     """Summary of run RUN_ID per judge.
 
     Example:
@@ -207,13 +209,13 @@ def runs_show_cmd(db: Path, run_id: str) -> None:
 
 
 @runs_group.command("results")
-@db_option
+@store_option
 @click.argument("run_id")
 @click.option("--verdict", type=click.Choice(["pass", "fail", "unknown"]), default=None)
 @click.option("--judge", "judge_name", default=None, help="Only this judge's results.")
 @click.option("--limit", type=click.IntRange(1, 200), default=50, show_default=True)
 @click.option("--page-token", default=None)
-def runs_results_cmd(db: Path, run_id: str, verdict: str | None, judge_name: str | None, limit: int,
+def runs_results_cmd(db: StoreUrl, run_id: str, verdict: str | None, judge_name: str | None, limit: int,
                      page_token: str | None) -> None:
     """Per-item results of RUN_ID (paged).
 

@@ -6,14 +6,13 @@ reviewer, so nobody types a name. The token is printed once and stored only as a
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Any
 
 import click
 
-from server.cli.common import db_option
+from server.cli.common import open_backend, store_option
 from server.errors import cli_errors
-from server.storage.duckdb.reviewers_sql import DuckDBReviewers
-from server.storage.duckdb.store import DuckDBTraceStore
+from server.storage.urls import StoreUrl
 from tools.clock import now_ms
 from tools.labels.review import ROLES
 
@@ -28,12 +27,18 @@ def reviewer_group() -> None:
     """
 
 
+def _reviewers(url: StoreUrl) -> Any:
+    """The store's reviewers (``FeatureStores.reviewers``): in the DuckDB file, or in a ClickHouse
+    store's control plane."""
+    return open_backend(url).require_features("Reviewers", "reviewers").reviewers
+
+
 @reviewer_group.command("add")
-@db_option
+@store_option
 @click.argument("name")
 @click.option("--role", type=click.Choice(ROLES), default="reviewer", show_default=True,
               help="'lead' may also reveal redacted fields (logged) and correct other reviewers' labels.")
-def add_cmd(db: Path, name: str, role: str) -> None:
+def add_cmd(db: StoreUrl, name: str, role: str) -> None:
     """Create reviewer NAME and print their token (shown once; only a hash is stored).
 
     Example:
@@ -41,15 +46,15 @@ def add_cmd(db: Path, name: str, role: str) -> None:
         tracesieve reviewer add ana@example.com
     """
     with cli_errors():
-        token = DuckDBReviewers(DuckDBTraceStore(db)).add(name, role, now_ms=now_ms())
+        token = _reviewers(db).add(name, role, now_ms=now_ms())
     click.echo(token)
     click.echo(f"Give this token to {name}: they sign in at http://HOST:PORT/label with it. It is not shown again.",
                err=True)
 
 
 @reviewer_group.command("list")
-@db_option
-def list_cmd(db: Path) -> None:
+@store_option
+def list_cmd(db: StoreUrl) -> None:
     """List reviewers (names, roles, revoked or not; never tokens).
 
     Example:
@@ -57,15 +62,15 @@ def list_cmd(db: Path) -> None:
         tracesieve reviewer list
     """
     with cli_errors():
-        rows = DuckDBReviewers(DuckDBTraceStore(db)).list()
+        rows = _reviewers(db).list()
     for r in rows:
         click.echo(f"{r.name}\t{r.role}\t{'revoked' if r.revoked_at_ms else 'active'}")
 
 
 @reviewer_group.command("revoke")
-@db_option
+@store_option
 @click.argument("name")
-def revoke_cmd(db: Path, name: str) -> None:
+def revoke_cmd(db: StoreUrl, name: str) -> None:
     """Revoke NAME's token at once; their labels stay, attributed to them.
 
     Example:
@@ -73,7 +78,7 @@ def revoke_cmd(db: Path, name: str) -> None:
         tracesieve reviewer revoke ana@example.com
     """
     with cli_errors():
-        DuckDBReviewers(DuckDBTraceStore(db)).revoke(name, now_ms=now_ms())
+        _reviewers(db).revoke(name, now_ms=now_ms())
     click.echo(f"Revoked {name}.")
 
 

@@ -8,6 +8,7 @@ and, with a store, serve the ``/label`` page, whose reviewers sign in with their
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import uvicorn
 from mcp.server import MCPServer
@@ -18,12 +19,12 @@ from server.http.guards import (BearerAuth, BodyDeadline, HeaderDeadlineProtocol
                                 transport_security)
 from server.http.label.mount import with_label_page
 from server.http.otlp_receiver import OtlpReceiver, with_otlp_receiver
-from server.storage.duckdb.store import DuckDBTraceStore
+from server.storage.backend import Backend
 
 log = logging.getLogger("tracesieve.http")
 
 
-def http_app(mcp: MCPServer, *, host: str, token: str | None, store: DuckDBTraceStore | None = None,
+def http_app(mcp: MCPServer, *, host: str, token: str | None, store: Backend | Any = None,
              otlp: OtlpReceiver | None = None) -> ASGIApp:
     """The ASGI app to serve: refuses a bind other than 127.0.0.1/::1/localhost without a token,
     checks Host/Origin on every bind, and bounds how long a request body may take; with ``otlp``,
@@ -40,7 +41,7 @@ def http_app(mcp: MCPServer, *, host: str, token: str | None, store: DuckDBTrace
     return BodyDeadline(app, timeout_s=body_timeout(), max_bytes=max_bytes)
 
 
-def serve_http(mcp: MCPServer, *, host: str, port: int, token: str | None, store: DuckDBTraceStore | None = None,
+def serve_http(mcp: MCPServer, *, host: str, port: int, token: str | None, store: Backend | Any = None,
                otlp: OtlpReceiver | None = None) -> None:
     app = http_app(mcp, host=host, token=token, store=store, otlp=otlp)
     log.info("tracesieve MCP over streamable HTTP at http://%s:%d/mcp%s%s", host, port,

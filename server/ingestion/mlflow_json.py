@@ -19,7 +19,7 @@ from server.ingestion.attributes import as_int, as_text, maybe_json
 from server.ingestion.detect import Document, document_items
 from server.ingestion.json_text import loads
 from tools.errors import IngestError
-from tools.models import Label, Score, Span, Trace
+from tools.models import SESSION_LABEL_SOURCE, SESSION_SCORE_RUN_ID, Label, Score, Span, Trace
 
 __all__ = ["IMPORTED_RUN_ID", "labels_and_scores", "read_mlflow_documents", "trace_from_mlflow_dict"]
 
@@ -125,7 +125,9 @@ def labels_and_scores(assessments: list, trace_id: str, *, default_time_ms: int 
                       ) -> tuple[list[Label], list[Score]]:
     """Human feedback -> Label; judge/code feedback -> Score; expectations -> ``expectation:<name>`` Label.
 
-    Assessments marked ``valid: false`` were overridden by a later one and are skipped.
+    Assessments marked ``valid: false`` were overridden by a later one and are skipped. One whose
+    metadata names ``mlflow.trace.session`` judges the whole session: its row is marked
+    (``SESSION_LABEL_SOURCE`` / ``SESSION_SCORE_RUN_ID``) so filters let it cover the session's traces.
     """
     labels: list[Label] = []
     scores: list[Score] = []
@@ -137,28 +139,37 @@ def labels_and_scores(assessments: list, trace_id: str, *, default_time_ms: int 
         kind = str(source.get("source_type") or "").upper()
         created = time_ms(item.get("create_time") or item.get("create_time_ms")) or default_time_ms or 0
         rationale = item.get("rationale") or None
+        session_scoped = "mlflow.trace.session" in (item.get("metadata") or {})
+        label_source = SESSION_LABEL_SOURCE if session_scoped else "mlflow"
         if isinstance(item.get("expectation"), dict):
-            value = _expectation_value(item["expectation"])
+            value = _whole(_expectation_value(item["expectation"]))
             labels.append(Label(trace_id=trace_id, criterion=f"expectation:{name}",
                                 value=json.dumps(value, ensure_ascii=False, default=str),
                                 reviewer=source.get("source_id"), rationale=rationale, created_at_ms=created,
-                                source="mlflow"))
+                                source=label_source))
         elif isinstance(item.get("feedback"), dict):
-            value = item["feedback"].get("value")
+            value = _whole(item["feedback"].get("value"))
             error = item["feedback"].get("error") or {}
             verdict, score = verdict_and_score(value)
             if kind in _JUDGE_SOURCES or (kind != "HUMAN" and value is None):
                 scores.append(Score(trace_id=trace_id, judge=name, verdict=verdict, score=score,
                                     value=None if value is None else as_text(value),
-                                    rationale=rationale or error.get("error_message"), run_id=IMPORTED_RUN_ID,
+                                    rationale=rationale or error.get("error_message"),
+                                    run_id=SESSION_SCORE_RUN_ID if session_scoped else IMPORTED_RUN_ID,
                                     created_at_ms=created))
             elif value is not None:
                 numeric = float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
                 labels.append(Label(trace_id=trace_id, criterion=name, numeric_value=numeric,
                                     value=verdict if verdict != "unknown" else as_text(value) or "",
                                     reviewer=source.get("source_id"), rationale=rationale, created_at_ms=created,
-                                    source="mlflow"))
+                                    source=label_source))
     return labels, scores
+
+
+def _whole(value: Any) -> Any:
+    """A whole number as an int: ``to_dict()`` goes through protobuf, where every number is a double,
+    so MLflow's stored 150 arrives as 150.0; kept as 150 it reads (and filters) as MLflow shows it."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def _expectation_value(expectation: dict) -> Any:

@@ -35,8 +35,10 @@ class FeatureStores:
     queue: QueueStore | None = None
     calibration: CalibrationStore | None = None  # also tools.calibration.regression.RegressionStore
     monitors: MonitorStore | None = None
-    #: The labelling page's store (reviewers, skips, proposed criteria; server.http.label).
+    #: Who may use the labelling page: add/revoke/list/by_token (``tracesieve reviewer``, server.http.label).
     reviewers: Any = None
+    #: The labelling page's store: tools.labels.review.ReviewStore plus skips, queue rows, reveals.
+    review: Any = None
 
     def missing(self) -> tuple[str, ...]:
         return tuple(name for name, value in vars(self).items() if value is None)

@@ -64,12 +64,14 @@ def duckdb_backend(store: Any) -> Backend:
     from server.storage.duckdb.labels_sql import DuckDBLabelStore
     from server.storage.duckdb.monitors_sql import DuckDBMonitorStore
     from server.storage.duckdb.queue_sql import DuckDBQueueStore
+    from server.storage.duckdb.reviewers_sql import DuckDBReviewers, DuckDBReviewStore
     from server.storage.duckdb.schema import QUERYABLE
 
     features = FeatureStores(analytics=DuckDBAnalytics(store), datasets=DuckDBDatasetStore(store),
                              judges=DuckDBJudgeStore(store), labels=DuckDBLabelStore(store),
                              queue=DuckDBQueueStore(store), calibration=DuckDBCalibrationStore(store),
-                             monitors=DuckDBMonitorStore(store))
+                             monitors=DuckDBMonitorStore(store), reviewers=DuckDBReviewers(store),
+                             review=DuckDBReviewStore(store))
     return Backend(engine="duckdb", location=str(store.path), traces=store, sql_tables=tuple(QUERYABLE),
                    path=store.path, features=features)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from server.storage.backend import Backend
@@ -93,3 +95,63 @@ def test_a_summary_carries_tags_counts_and_previews(shared_backend: Backend) -> 
     assert (t.status, t.span_count, t.error_span_count, t.tool_names) == ("ERROR", 3, 2, ["lookup_order"])
     assert t.tags == {"environment": "staging"}
     assert "Where is my order?" in (t.request_preview or "")
+
+
+def _assessed() -> list:
+    """Five traces carrying what MLflow assessments become (``ingestion.mlflow_json``): human labels,
+    judge scores, ``expectation:<name>`` labels, a corrected label, a whole-session label; a linked
+    prompt; a span of a custom declared type."""
+    from tests.factory import trace
+    from tools.models import SESSION_LABEL_SOURCE, Label, Score
+
+    def label(tid: str, criterion: str, value: str, at: int, numeric: float | None = None, source: str = "mlflow"):
+        return Label(trace_id=tid, criterion=criterion, value=value, numeric_value=numeric, created_at_ms=BASE_MS + at,
+                     source=source)
+
+    a, b, c, d, e = (trace(f"a{i}", i, session="s-1" if i in (1, 2, 3) else None) for i in range(1, 6))
+    a.labels = [label("a1", "correctness", "fail", 1), label("a1", "correctness", "pass", 2),  # corrected
+                label("a1", "expectation:length", "150", 1),
+                label("a1", "tone", "friendly", 1, source=SESSION_LABEL_SOURCE)]  # covers s-1
+    b.scores = [Score(trace_id="a2", judge="correctness", verdict="fail", value="false", run_id="imported:mlflow",
+                      created_at_ms=BASE_MS)]
+    c.labels = [label("a3", "helpfulness", "5", 1, numeric=5.0), label("a3", "expectation:format", '"JSON array"', 1)]
+    d.tags = {"mlflow.linkedPrompts": json.dumps([{"name": "qa", "version": "2"}])}
+    e.spans[2].attributes = {"mlflow.spanType": "MY_CUSTOM"}
+    return [a, b, c, d, e]
+
+
+#: Filter -> the traces of ``_assessed`` it selects.
+ASSESSED: dict[str, set[str]] = {
+    "feedback.correctness = 'yes'": {"a1"},
+    "feedback.correctness = 'false'": {"a2"},
+    "feedback.correctness IS NULL": {"a3", "a4", "a5"},
+    "feedback.helpfulness >= 4": {"a3"},
+    "feedback.helpfulness = '5'": {"a3"},
+    "feedback.tone = 'friendly'": {"a1", "a2", "a3"},
+    "feedback.tone IS NULL": {"a4", "a5"},
+    "expectation.length = '150'": {"a1"},
+    "expectation.format = 'JSON array'": {"a3"},
+    "expectation.format LIKE '%JSON%'": {"a3"},
+    "labels.correctness = 'pass'": {"a1"},
+    "scores.correctness = 'fail'": {"a2"},
+    "prompt = 'qa/2'": {"a4"},
+    "prompt = 'qa/1'": set(),
+    "span.type = 'MY_CUSTOM'": {"a5"},
+    "span.type LIKE 'MY_%'": {"a5"},
+}
+
+
+@pytest.fixture(scope="module")
+def assessed_backend(engine: str, tmp_path_factory: pytest.TempPathFactory, chdb_folder) -> Backend:
+    from tests.contract.conftest import _new_store
+    from server.storage.factory import build_backend
+
+    for url in _new_store(engine, tmp_path_factory.mktemp("assessed"), chdb_folder):
+        backend = build_backend(url)
+        backend.traces.write_traces(_assessed())
+        yield backend
+
+
+@pytest.mark.parametrize("filter", list(ASSESSED))
+def test_assessment_prompt_and_custom_type_filters_agree_on_every_engine(assessed_backend: Backend, filter: str) -> None:
+    assert set(ids(assessed_backend, filter)) == ASSESSED[filter]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from tools.filters.fields import ENGLISH_BY_KIND, OPERATORS, Family, Kind
-from tools.span_types import stored_names, synonyms_of
+from tools.span_types import canonical_span_type, stored_names, synonyms_of
 from tools.filters.nodes import UNIT_WORDS, And, Comparison, Expr, Not, Or, RelativeTime, SpanExists
 
 __all__ = ["explain", "format_ms"]
@@ -91,6 +91,8 @@ def _synonyms(c: Comparison) -> str:
     values = c.value if isinstance(c.value, tuple) else (c.value,)
     notes = [f"{', '.join(names[:3])} {'is a synonym' if len(names) == 1 else 'are synonyms'} of {v}"
              for v in values if len(stored_names(str(v))) > 1 and (names := synonyms_of(str(v)))]
+    notes += [f"{v} is no built-in type: it matches spans whose source declared that custom type"
+              for v in values if canonical_span_type(str(v)) is None]
     return f" ({'; '.join(notes)})" if notes else ""
 
 

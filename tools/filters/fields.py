@@ -31,6 +31,7 @@ class Kind(str, Enum):
     JSON_KEY = "json-key"    # a value looked up by key: text, or numeric when the literal is a number
     SCORE = "score"          # a judge's verdict ('pass'/'fail'/'unknown') or numeric score
     SEARCH = "search"        # case-insensitive search over request OR response
+    PROMPT = "prompt"        # a prompt version linked to the trace, written 'name/version'
 
 
 class Family(str, Enum):
@@ -42,6 +43,9 @@ class Family(str, Enum):
     METADATA = "metadata"            # traces.metadata JSON
     LABEL = "label"                  # latest human label per criterion
     SCORE = "score"                  # latest score per judge
+    FEEDBACK = "feedback"            # MLflow feedback: the current human label or judge score of a name
+    EXPECTATION = "expectation"      # MLflow expectation: the current ``expectation:<name>`` label
+    PROMPT = "prompt"                # MLflow's linked prompt versions
     SPAN = "span"                    # a column of spans (exists-semantics)
     SPAN_ATTRIBUTE = "span_attribute"  # spans.attributes JSON
 
@@ -104,11 +108,13 @@ KIND_OPERATORS: dict[Kind, tuple[tuple[str, ...], tuple[str, ...]]] = {
     Kind.JSON_KEY: (tuple(dict.fromkeys(_TEXT_OPS + _ORDER_OPS)), ("=", "!=", "<", ">", "IN", "LIKE", "IS NULL")),
     Kind.SCORE: (_ORDER_OPS, ("=", "!=", "<", ">", "IN", "IS NULL")),
     Kind.SEARCH: (("CONTAINS", "=", "LIKE", "ILIKE"), ("CONTAINS", "=", "LIKE", "ILIKE")),
+    Kind.PROMPT: (("=", *_NULLS), ("=", "IS NULL", "IS NOT NULL")),
 }
 
 KIND_WORDS: dict[Kind, str] = {
     Kind.TEXT: "text", Kind.NUMBER: "number", Kind.TIMESTAMP: "timestamp", Kind.ENUM: "enum",
     Kind.LIST: "list", Kind.JSON_KEY: "JSON", Kind.SCORE: "score", Kind.SEARCH: "search",
+    Kind.PROMPT: "prompt",
 }
 
 VERDICTS: tuple[str, ...] = ("pass", "fail", "unknown")
@@ -212,7 +218,17 @@ FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec("scores.<judge>", Kind.SCORE, Family.SCORE,
               "The latest score of a judge: 'pass'/'fail'/'unknown' or a number.",
               "scores.safety = 'fail'", "judge", aliases=("score",)),
-    _span("type", E, "Span type (case-insensitive; synonyms such as CHAT_MODEL or GENERATION for LLM accepted).",
+    FieldSpec("feedback.<name>", Kind.JSON_KEY, Family.FEEDBACK,
+              "MLflow feedback: the current human label or judge score of that name (yes/true/pass are one "
+              "verdict); session-level feedback covers the session's traces.",
+              "feedback.correctness = 'yes'", "feedback"),
+    FieldSpec("expectation.<name>", Kind.JSON_KEY, Family.EXPECTATION,
+              "MLflow expectation: the current expected value of that name (JSON text; a string also "
+              "matches unquoted).", "expectation.response_length = '150'", "expectation"),
+    FieldSpec("prompt", Kind.PROMPT, Family.PROMPT, "A prompt version linked to the trace, as 'name/version'.",
+              "prompt = 'qa-prompt/2'", "linked prompt"),
+    _span("type", E, "Span type (case-insensitive; synonyms such as CHAT_MODEL or GENERATION for LLM accepted; "
+          "any other name matches the type the source declared, e.g. a custom MLflow span type).",
           "span.type = 'TOOL'", aliases=("span_type",),
           column="span_type", values=SPAN_TYPES),
     _span("name", T, "Span name.", "span.name = 'retrieve_docs'"),
@@ -310,6 +326,8 @@ _RUN_ID_ALIAS = FieldSpec("attributes.run_id", Kind.TEXT, Family.METADATA, "MLfl
 
 
 def _with_metadata_attributes(spellings: dict[str, tuple[FieldSpec, bool]]) -> dict[str, tuple[FieldSpec, bool]]:
+    for prefix in ATTRIBUTE_PREFIXES:  # MLflow's trace.prompt: a linked prompt version
+        spellings.setdefault(f"{prefix}.prompt", (BY_NAME["prompt"], False))
     for prefix in ATTRIBUTE_PREFIXES:  # MLflow's trace.text: any span's content (the root's holds request/response)
         spellings.setdefault(f"{prefix}.text", (BY_NAME["span.content"], False))
     for name in ATTRIBUTE_METADATA:

@@ -47,6 +47,11 @@ def coerce(fail: Fail, field: ResolvedField, op: str, lit: Lit) -> Scalar:
         example = f"Example: {field.spec.example}."
         return fail(reason, lit.pos, len(lit.text), example if hint is None else hint)
 
+    if kind is Kind.PROMPT:
+        text = str(lit.value) if lit.kind == "str" else ""
+        if text.count("/") != 1 or not all(part.strip() for part in text.split("/")):
+            raise bad(f"'{name}' takes a prompt version written 'name/version'; got {lit.text}.")
+        return text
     if kind in (Kind.TEXT, Kind.LIST, Kind.SEARCH):
         if lit.kind == "str":
             return str(lit.value)
@@ -74,8 +79,10 @@ def coerce(fail: Fail, field: ResolvedField, op: str, lit: Lit) -> Scalar:
         given = lit.text if lit.kind != "str" else str(lit.value)
         if op in _PATTERN_OPS:  # MLflow allows LIKE / ILIKE on status and span type: a pattern, not a value
             return given
-        if field.spec.name == "span.type" and (canonical := canonical_span_type(given)):
-            return canonical  # 'CHAT_MODEL', 'GENERATION', 'chat' -> 'LLM' (tools.span_types)
+        if field.spec.name == "span.type":
+            # 'CHAT_MODEL', 'GENERATION', 'chat' -> 'LLM' (tools.span_types); any other name is a type
+            # the source declared itself (MLflow allows custom span types), matched as written
+            return canonical_span_type(given) or given
         for v in field.spec.values:
             if v.upper() == given.strip().upper():
                 return v

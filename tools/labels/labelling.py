@@ -16,6 +16,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
+import uuid
 from typing import Annotated, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -71,6 +72,11 @@ def normalise_value(raw: str | float | int | bool) -> tuple[str, float | None]:
     if number in (0.0, 1.0):
         return ("pass" if number == 1.0 else "fail"), number
     return f"{number:g}", number
+
+
+def new_label_id(created_at_ms: int) -> str:
+    """Sortable by time, unique without coordination between processes or servers."""
+    return f"lbl-{created_at_ms:013d}-{uuid.uuid4().hex[:12]}"
 
 
 class LabelRecord(BaseModel):

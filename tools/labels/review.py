@@ -17,7 +17,9 @@ append-only rows); on top of that the page enforces two rules the MCP tool canno
 
 from __future__ import annotations
 
+import hashlib
 import re
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -62,6 +64,30 @@ class Holds:
         with self._lock:
             self._held = {k: v for k, v in self._held.items() if v[1] > now}
             return [t for (c, t), (who, _) in self._held.items() if c == criterion and who != reviewer]
+
+
+#: Marks a reviewer token, so a store rejects anything else without a lookup.
+TOKEN_PREFIX = "tsr_"
+
+
+def token_sha256(token: str) -> str:
+    """What a store keeps of a token: 256 random bits need no slow hash, and a copied store or a
+    ``query_sql`` caller never learns the token."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_reviewer_token(name: str, role: str) -> str:
+    """A fresh token for reviewer ``name`` with ``role`` (both checked first), shown once."""
+    if role not in ROLES:
+        raise InvalidInputError(f"Role '{role}' is not one of {', '.join(ROLES)}.")
+    if not name or name != name.strip() or len(name) > 200:
+        raise InvalidInputError(f"Reviewer name '{name}' must be 1-200 characters without surrounding spaces.")
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def reviewer_exists(name: str) -> ConflictError:
+    return ConflictError(f"Reviewer '{name}' already exists. Revoke the old token first "
+                         f"(tracesieve reviewer revoke {name}) to issue a new one.")
 
 
 class Reviewer(BaseModel):

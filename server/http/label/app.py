@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.applications import Starlette
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
@@ -10,13 +12,15 @@ from server.http.label.auth import PageAuth
 from server.http.label.pages import LabelPages
 from server.http.label.render import HERE
 from server.http.label.routes import LabelRoutes
-from server.storage.duckdb.reviewers_sql import DuckDBReviewers
-from server.storage.duckdb.store import DuckDBTraceStore
+from server.storage.backend import Backend
+from server.storage.factory import as_backend
 
 
-def label_app(store: DuckDBTraceStore) -> Starlette:
-    """The labelling page over ``store``; reviewers sign in with their own tokens."""
-    r = LabelRoutes(LabelPages(store), PageAuth(DuckDBReviewers(store)))
+def label_app(store: Backend | Any) -> Starlette:
+    """The labelling page over ``store`` (a backend, or an open DuckDB store); reviewers sign in with
+    their own tokens."""
+    backend = as_backend(store)
+    r = LabelRoutes(LabelPages(backend), PageAuth(backend.require_features("The labelling page", "reviewers").reviewers))
     return Starlette(routes=[
         Route("/label", r.signed_in(r.index)),
         Route("/label/login", r.login_form, methods=["GET"]),

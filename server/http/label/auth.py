@@ -15,11 +15,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from typing import Any
 
 from starlette.requests import Request
 
-from server.storage.duckdb.reviewers_sql import DuckDBReviewers, token_sha256
-from tools.labels.review import Reviewer
+from tools.labels.review import Reviewer, token_sha256
 
 SESSION_COOKIE = "tracesieve_reviewer"
 LOGIN_COOKIE = "tracesieve_login_csrf"
@@ -29,7 +29,8 @@ COOKIE_PATH = "/label"
 class PageAuth:
     """Reviewer lookup and CSRF tokens for one running server."""
 
-    def __init__(self, reviewers: DuckDBReviewers) -> None:
+    def __init__(self, reviewers: Any) -> None:
+        """``reviewers``: the store's reviewer adapter (``FeatureStores.reviewers``: ``by_token``)."""
         self.reviewers = reviewers
         self._secret = secrets.token_bytes(32)
 

@@ -7,12 +7,14 @@ whatever authentication it already has.
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from server.storage.duckdb.store import DuckDBTraceStore
+from server.storage.backend import Backend
 
 
-def with_label_page(app: ASGIApp, store: DuckDBTraceStore) -> ASGIApp:
+def with_label_page(app: ASGIApp, store: Backend | Any) -> ASGIApp:
     from server.http.label.app import label_app
 
     page = label_app(store)

@@ -10,10 +10,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlencode
 
-from server.storage.duckdb.calibration_sql import DuckDBCalibrationStore
-from server.storage.duckdb.queue_sql import DuckDBQueueStore
-from server.storage.duckdb.reviewers_sql import DuckDBReviewStore
-from server.storage.duckdb.store import DuckDBTraceStore
+from server.storage.backend import Backend
 from tools import clock
 from tools.calibration import agreement as cal
 from tools.errors import NotFoundError, TracesieveError
@@ -34,11 +31,15 @@ def item_href(criterion: str, trace_id: str, **extra: str) -> str:
 
 
 class LabelPages:
-    """The page data over one trace store."""
+    """The page data over one store: its traces, the page's review store, the queue, calibration."""
 
-    def __init__(self, store: DuckDBTraceStore) -> None:
-        self.store = store
-        self.reviews = DuckDBReviewStore(store)
+    def __init__(self, backend: Backend) -> None:
+        features = backend.require_features("The labelling page", "review", "queue")
+        self.store = backend.traces
+        self.reviews = features.review
+        self.queue = features.queue
+        #: None on an engine without calibration yet: the progress page then says so per judge
+        self.calibration = features.calibration
         self.holds = review.Holds()
 
     def criterion(self, name: str) -> CriterionInfo:
@@ -60,7 +61,7 @@ class LabelPages:
         found = self.reviews.next_in_queue(criterion, reviewer.name, exclude=held)
         if found is None:
             limit = min(200, QUEUE_SIZE + self.reviews.skipped(reviewer.name, criterion) + len(held))
-            aq.annotation_queue(DuckDBQueueStore(self.store), aq.AnnotationQueueInput(criterion=criterion, limit=limit),
+            aq.annotation_queue(self.queue, aq.AnnotationQueueInput(criterion=criterion, limit=limit),
                                 now_ms=clock.now_ms())
             found = self.reviews.next_in_queue(criterion, reviewer.name, exclude=held)
         if found is not None:
@@ -131,8 +132,10 @@ class LabelPages:
         return {"criterion": info, "progress": progress, "judges": [self._judge(j, criterion) for j in info.judges]}
 
     def _judge(self, judge: str, criterion: str) -> dict[str, Any]:
+        if self.calibration is None:
+            return {"judge": judge, "error": "calibration is not available on this store yet"}
         try:
-            report = cal.calibration_report(DuckDBCalibrationStore(self.store), cal.CalibrationReportInput(
+            report = cal.calibration_report(self.calibration, cal.CalibrationReportInput(
                 judge=judge, criterion=criterion, resamples=PROGRESS_RESAMPLES, window="none", max_disagreements=5),
                 now_ms=clock.now_ms(), record=False)
         except TracesieveError as error:

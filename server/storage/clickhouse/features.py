@@ -5,12 +5,20 @@ None, and the server leaves its tools out (``server.mcp.toolsets.NEEDS``)."""
 from __future__ import annotations
 
 from server.storage.backend import FeatureStores
+from server.storage.clickhouse.datasets_store import ClickHouseDatasetStore
+from server.storage.clickhouse.judges_store import ClickHouseJudgeStore
+from server.storage.clickhouse.labels_store import ClickHouseLabelStore, ClickHouseReviewStore
+from server.storage.clickhouse.queue_store import ClickHouseQueueStore
 from server.storage.clickhouse.store import ClickHouseTraceStore
 from server.storage.control.plane import ControlPlane
+from server.storage.control.reviewers import ControlReviewers
 
 
 def clickhouse_features(store: ClickHouseTraceStore, control: ControlPlane) -> FeatureStores:
     """Every family this engine has, over ``store`` and ``control``."""
-    from server.storage.clickhouse.datasets_store import ClickHouseDatasetStore
-
-    return FeatureStores(datasets=ClickHouseDatasetStore(store, control))
+    return FeatureStores(
+        datasets=ClickHouseDatasetStore(store, control),
+        judges=ClickHouseJudgeStore(store, control),
+        labels=ClickHouseLabelStore(store, control), queue=ClickHouseQueueStore(store, control),
+        reviewers=ControlReviewers(control), review=ClickHouseReviewStore(store, control),
+    )

@@ -8,8 +8,10 @@ path a -> b. Every value the user wrote becomes a typed server-side parameter ``
 
 Differences that follow from the layout (``migrations.py``): tags are rows of ``tags``, so a tag
 test is a semi-join on ``(key, value)``; the replacing tables are read ``FINAL`` by the client,
-never here. Labels and scores are not stored in ClickHouse yet, so filtering on them is refused
-with advice rather than matching nothing.
+never here (the client adds ``FINAL`` to every ``FROM labels`` / ``scores`` / ``tags`` below). The
+current label / score of a (trace, name) is the newest row, taken with ``argMax`` rather than a window
+(of a one-element tuple where the value may be NULL: ``argMax`` skips NULL values, which would hand back
+an older row's).
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from server.storage.filter_common import (SET_OPS, is_numeric_literal, null_sentinel, sorts_as_number,
-                                          span_type_names)
-from tools.errors import InvalidInputError
+from server.storage.filter_common import (BIG, DECLARED_TYPE_KEYS, NEGATED, SESSION_LABEL_SOURCE, SESSION_SCORE_RUN_ID,
+                                          AssessmentTest, assessment_test, is_numeric_literal, null_sentinel,
+                                          sorts_as_number, span_type_split)
 from tools.filters.fields import Family, FieldSpec, Kind
 from tools.filters.nodes import And, Comparison, Expr, Not, Or, OrderKey, RelativeTime, SpanExists
 
@@ -127,8 +129,8 @@ class _Compiler:
             column = _column(c.field.spec)
             if c.field.kind is Kind.LIST:
                 return self.apply(LIST_TEMPLATES[op], column, value)
-            if (names := span_type_names(c)) is not None:
-                return self.apply(SQL_TEMPLATES[SET_OPS[op]], column, names)
+            if (split := span_type_split(c)) is not None:
+                return self.span_type(c.op, column, *split)
             return self.apply(SQL_TEMPLATES[op], column, value)
         if fam is Family.SEARCH:
             if op in ("=", "CONTAINS"):
@@ -143,9 +145,78 @@ class _Compiler:
             if is_numeric_literal(value):
                 column = f"toFloat64OrNull({column})"
             return self.apply(SQL_TEMPLATES[op], column, value)
-        raise InvalidInputError(
-            f"'{c.field.name}' filters on {fam.value}s, which a ClickHouse store does not hold yet (it keeps "
-            "traces, spans and tags). Filter on attributes, tags, metadata or spans, or use a DuckDB store.")
+        if fam in (Family.LABEL, Family.SCORE):
+            return self.latest(c)
+        if fam in (Family.FEEDBACK, Family.EXPECTATION):
+            return self.assessment(assessment_test(c))
+        if fam is Family.PROMPT:
+            return self.prompt(c)
+        raise TypeError(f"no SQL for field family {fam}")
+
+    def span_type(self, op: str, column: str, stored: tuple[str, ...], declared: tuple[str, ...]) -> str:
+        """As DuckDB's: canonical names on the column, custom ones on the type the source declared."""
+        positive = NEGATED.get(op, op)
+        kind = "IN" if positive in ("=", "IN") else positive
+        tests = [self.apply(SQL_TEMPLATES[kind], column, stored)] if stored else []
+        if declared:
+            keys = ", ".join(self._json_text("s.attributes", [self.param(k)]) for k in DECLARED_TYPE_KEYS)
+            tests.append(f"coalesce({self.apply(SQL_TEMPLATES[kind], f'coalesce({keys})', declared)}, 0)")
+        test = "(" + " OR ".join(tests) + ")"
+        return f"NOT {test}" if positive != op else test
+
+    def _labels(self, key: str) -> str:
+        """The current label per trace for criterion ``key``: text, verdict, number, whole-session mark."""
+        newest = "(created_at_ms, label_id)"
+        return (f"SELECT trace_id, argMax(value, {newest}) AS a_text, a_text AS a_verdict, "
+                f"argMax(tuple(coalesce(numeric_value, toFloat64OrNull(value))), {newest}).1 AS a_num, "
+                f"argMax(coalesce(source, '') = {self.param(SESSION_LABEL_SOURCE)}, {newest}) AS a_whole "
+                f"FROM labels WHERE criterion = {key} GROUP BY trace_id")
+
+    def _scores(self, key: str) -> str:
+        newest = f"(coalesce(created_at_ms, toInt64({-BIG})), run_id)"
+        return (f"SELECT trace_id, argMax(coalesce(value, verdict), {newest}) AS a_text, "
+                f"argMax(verdict, {newest}) AS a_verdict, "
+                f"argMax(tuple(coalesce(toFloat64OrNull(value), score)), {newest}).1 AS a_num, "
+                f"argMax(run_id = {self.param(SESSION_SCORE_RUN_ID)}, {newest}) AS a_whole "
+                f"FROM scores WHERE judge = {key} GROUP BY trace_id")
+
+    def latest(self, c: Comparison) -> str:
+        """``labels.<criterion>`` / ``scores.<judge>``: the newest row per trace; IS NULL means none."""
+        key = self.param(str(c.field.key))
+        label = c.field.family is Family.LABEL
+        if c.op in ("IS NULL", "IS NOT NULL"):
+            table, column = ("labels", "criterion") if label else ("scores", "judge")
+            found = f"t.trace_id IN (SELECT trace_id FROM {table} WHERE {column} = {key})"
+            return f"NOT {found}" if c.op == "IS NULL" else found
+        rows = self._labels(key) if label else self._scores(key)
+        column = "a.a_num" if is_numeric_literal(c.value) else ("a.a_text" if label else "a.a_verdict")
+        return f"t.trace_id IN (SELECT a.trace_id FROM ({rows}) AS a WHERE {self.apply(SQL_TEMPLATES[c.op], column, c.value)})"
+
+    def assessment(self, a: AssessmentTest) -> str:
+        """As DuckDB's: the trace's current assessment passes, or a whole-session one in its session does."""
+        key = self.param(a.key)
+        rows = self._labels(key) + (f" UNION ALL {self._scores(key)}" if a.scores_too else "")
+        test = "1"
+        if a.column is not None:
+            test = self.apply(SQL_TEMPLATES["IN" if a.op == "=" else a.op], f"a.a_{a.column}", a.values)
+            test = f"NOT coalesce({test}, 1)" if a.negate else test
+        hits = f"SELECT a.trace_id, a.a_whole FROM ({rows}) AS a WHERE {test}"
+        found = (f"(t.trace_id IN (SELECT trace_id FROM ({hits})) OR t.session_id IN (SELECT ts.session_id "
+                 f"FROM traces AS ts WHERE ts.trace_id IN (SELECT trace_id FROM ({hits}) WHERE a_whole)))")
+        return f"NOT coalesce({found}, 0)" if a.op == "IS NULL" else found
+
+    def prompt(self, c: Comparison) -> str:
+        """As DuckDB's: the ``mlflow.linkedPrompts`` tag lists the version, or ``prompt_version`` names it."""
+        linked = self.param("mlflow.linkedPrompts")
+        if c.value is None:
+            has = f"(t.trace_id IN (SELECT trace_id FROM tags WHERE key = {linked}) OR t.prompt_version IS NOT NULL)"
+            return f"NOT {has}" if c.op == "IS NULL" else has
+        name, version = (part.strip() for part in str(c.value).split("/"))
+        pn, pv = self.param(name), self.param(version)
+        ids = ("arrayMap(p -> concat(JSONExtractString(p, 'name'), '/', if(JSONType(p, 'version') = 'String', "
+               "JSONExtractString(p, 'version'), JSONExtractRaw(p, 'version'))), JSONExtractArrayRaw(value))")
+        return (f"(t.trace_id IN (SELECT trace_id FROM tags WHERE key = {linked} AND has({ids}, concat({pn}, '/', {pv}))) "
+                f"OR t.prompt_version = concat({pn}, '@', {pv}))")
 
     def tag(self, c: Comparison) -> str:
         key = self.param(str(c.field.key))

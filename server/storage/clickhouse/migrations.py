@@ -175,6 +175,9 @@ M002_VIEWS: tuple[str, ...] = (
 #:   their batch. The batch is in the key so that two writers racing for one version number write
 #:   two batches, which ReplacingMergeTree never folds into one (see ``datasets_store``).
 M003_FEATURE_ROWS: tuple[str, ...] = (
+    # M001 created labels and scores with other keys, so CREATE IF NOT EXISTS alone kept the old
+    # tables; they are renamed aside (the rows ingestion wrote stay readable there) and re-created.
+    "RENAME TABLE labels TO labels_m001, scores TO scores_m001{on_cluster}",
     """CREATE TABLE IF NOT EXISTS labels{on_cluster} (
         label_id      String,
         trace_id      String,
@@ -231,6 +234,16 @@ M003_FEATURE_ROWS: tuple[str, ...] = (
         is_deleted            UInt8 DEFAULT 0
     ) ENGINE = {records_engine}
     ORDER BY (name, version, records_batch, record_id)""",
+    # The rows ingestion wrote under M001's keys, copied into the new tables (the old ones stay as
+    # they were: a copy, never a move, so a failure here loses nothing).
+    """INSERT INTO labels (label_id, trace_id, criterion, value, numeric_value, reviewer, rationale, created_at_ms,
+        source, version, is_deleted)
+    SELECT label_id, trace_id, criterion, value, numeric_value, reviewer, rationale, created_at_ms, source, version,
+        is_deleted FROM labels_m001 FINAL""",
+    """INSERT INTO scores (run_id, judge, trace_id, verdict, score, value, rationale, created_at_ms, version,
+        is_deleted)
+    SELECT run_id, judge, trace_id, verdict, score, value, rationale, created_at_ms, version, is_deleted
+    FROM scores_m001 FINAL""",
 )
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (M001_CORE, M002_VIEWS, M003_FEATURE_ROWS)

@@ -32,8 +32,9 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from server.storage.filter_common import (SET_OPS, is_numeric_literal, null_sentinel, sorts_as_number,
-                                          span_type_names)
+from server.storage.filter_common import (DECLARED_TYPE_KEYS, NEGATED, SESSION_LABEL_SOURCE, SESSION_SCORE_RUN_ID,
+                                          AssessmentTest, assessment_test, is_numeric_literal, null_sentinel,
+                                          sorts_as_number, span_type_split)
 from tools.filters.fields import Family, FieldSpec, Kind
 from tools.filters.nodes import And, Comparison, Expr, Not, Or, OrderKey, RelativeTime, SpanExists
 
@@ -172,8 +173,8 @@ class _Compiler:
             column = _column(c.field.spec, self.a)
             if c.field.kind is Kind.LIST:
                 return self.apply(LIST_TEMPLATES[op], f"coalesce({column}, []::VARCHAR[])", value)
-            if (names := span_type_names(c)) is not None:
-                return self.apply(SQL_TEMPLATES[SET_OPS[op]], column, names)
+            if (split := span_type_split(c)) is not None:
+                return self.span_type(c.op, column, *split)
             return self.apply(SQL_TEMPLATES[op], column, value)
         if fam is Family.SEARCH:
             if op in ("=", "CONTAINS"):
@@ -196,7 +197,59 @@ class _Compiler:
         if fam is Family.SCORE:
             return self.latest(c, "scores sc", "sc.judge", "sc.created_at_ms DESC NULLS LAST, sc.run_id DESC",
                                "sc.verdict", "sc.score")
+        if fam in (Family.FEEDBACK, Family.EXPECTATION):
+            return self.assessment(assessment_test(c))
+        if fam is Family.PROMPT:
+            return self.prompt(c)
         raise TypeError(f"no SQL for field family {fam}")
+
+    def span_type(self, op: str, column: str, stored: tuple[str, ...], declared: tuple[str, ...]) -> str:
+        """``span.type``: canonical names on the column, custom ones on the type the source declared;
+        a pattern may match either. Negations are "a span whose type is not …" (MLflow's meaning)."""
+        positive = NEGATED.get(op, op)
+        kind = "IN" if positive in ("=", "IN") else positive
+        tests = [self.apply(SQL_TEMPLATES[kind], column, stored)] if stored else []
+        if declared:
+            keys = ", ".join(f"json_extract_string(s.attributes, {self.param(json_pointer(k))})"
+                             for k in DECLARED_TYPE_KEYS)
+            tests.append(f"coalesce({self.apply(SQL_TEMPLATES[kind], f'coalesce({keys})', declared)}, FALSE)")
+        test = "(" + " OR ".join(tests) + ")"
+        return f"NOT {test}" if positive != op else test
+
+    def assessment(self, a: AssessmentTest) -> str:
+        """``feedback.<name>`` / ``expectation.<name>`` (``filter_common.assessment_test``): the trace's
+        current assessment passes, or a session-scoped one on a trace of the same session does."""
+        key = self.param(a.key)
+        rows = (f"SELECT trace_id, value AS text, value AS verdict, coalesce(numeric_value, TRY_CAST(value AS DOUBLE)) "
+                f"AS num, source = {self.param(SESSION_LABEL_SOURCE)} AS whole_session FROM labels WHERE criterion = {key} "
+                "QUALIFY row_number() OVER (PARTITION BY trace_id ORDER BY created_at_ms DESC, label_id DESC) = 1")
+        if a.scores_too:
+            rows += (f" UNION ALL SELECT trace_id, coalesce(value, verdict), verdict, coalesce(TRY_CAST(value AS DOUBLE), "
+                     f"score), run_id = {self.param(SESSION_SCORE_RUN_ID)} FROM scores WHERE judge = {key} QUALIFY "
+                     "row_number() OVER (PARTITION BY trace_id ORDER BY created_at_ms DESC NULLS LAST, run_id DESC) = 1")
+        test = "TRUE"
+        if a.column is not None:
+            template = SQL_TEMPLATES["IN" if a.op == "=" else a.op]
+            test = self.apply(template, f"a.{a.column}", a.values)
+            test = f"NOT coalesce({test}, TRUE)" if a.negate else test
+        hits = f"SELECT a.trace_id, a.whole_session FROM ({rows}) a WHERE {test}"
+        found = (f"({self.a}.trace_id IN (SELECT trace_id FROM ({hits})) OR {self.a}.session_id IN "
+                 f"(SELECT ts.session_id FROM traces ts WHERE ts.trace_id IN (SELECT trace_id FROM ({hits}) WHERE whole_session)))")
+        return f"NOT coalesce({found}, FALSE)" if a.op == "IS NULL" else found
+
+    def prompt(self, c: Comparison) -> str:
+        """``prompt = 'name/version'``: MLflow links prompt versions to a trace in the ``mlflow.linkedPrompts``
+        tag (a JSON list of {name, version}); ``prompt_version`` holds ``name@version`` for the first."""
+        linked = f"json_extract_string({self.a}.tags, {self.param(json_pointer('mlflow.linkedPrompts'))})"
+        if c.value is None:
+            has = f"({linked} IS NOT NULL OR {self.a}.prompt_version IS NOT NULL)"
+            return f"NOT {has}" if c.op == "IS NULL" else has
+        name, version = str(c.value).split("/")
+        pn, pv = self.param(name.strip()), self.param(version.strip())
+        listed = (f"list_contains(list_transform(CAST(TRY_CAST({linked} AS JSON) -> '$[*]' AS JSON[]), "
+                  "lambda p: json_extract_string(p, '$.name') || '/' || json_extract_string(p, '$.version')), "
+                  f"{pn} || '/' || {pv})")
+        return f"(coalesce({listed}, FALSE) OR {self.a}.prompt_version = {pn} || '@' || {pv})"
 
     def tag(self, c: Comparison) -> str:
         """A test on ``traces.tags`` behind a ``contains`` on its text (see the module docstring)."""

@@ -79,7 +79,16 @@ class DuckDBJudgeStore:
 
     # -- judge versions ------------------------------------------------------------------------
     def save_judge(self, record: JudgeRecord) -> JudgeRecord:
-        with self.traces.writing() as con:
+        """Store ``record`` as the next version of its name: ``seq`` is allocated here, in the writer's
+        transaction (two callers that read the same versions still get two numbers); an identical
+        version saved meanwhile is returned instead."""
+        with self.traces.transaction() as con:
+            rows = fetch_dicts(con.execute("SELECT * FROM judges WHERE name = $n ORDER BY seq DESC",
+                                           {"n": record.name}))
+            for row in rows:
+                if row["version"] == record.version:
+                    return self._judge(row)
+            record = record.model_copy(update={"seq": rows[0]["seq"] + 1 if rows else 1})
             con.execute("INSERT INTO judges VALUES ($name, $version, $seq, $kind, $criterion, $spec, $d, $at)", {
                 "name": record.name, "version": record.version, "seq": record.seq, "kind": record.kind,
                 "criterion": record.criterion, "spec": json.dumps(record.spec), "d": record.description,

@@ -8,14 +8,15 @@ wins even when two are written within one clock tick.
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import duckdb
 
 from server.storage.duckdb.connection import fetch_dicts
 from server.storage.duckdb.store import StoreFeature
-from tools.labels.labelling import CriterionCount, LabelPage, LabelRecord, NewLabel
+from tools.labels.labelling import CriterionCount, LabelPage, LabelRecord, NewLabel, new_label_id
+
+__all__ = ["DuckDBLabelStore", "new_label_id"]
 
 _COLUMNS = "label_id, trace_id, criterion, value, numeric_value, reviewer, rationale, created_at_ms, source"
 _RANKED = f"""
@@ -24,11 +25,6 @@ _RANKED = f"""
            lag(label_id) OVER w AS superseded_by
     FROM labels
     WINDOW w AS (PARTITION BY trace_id, criterion ORDER BY created_at_ms DESC, label_id DESC)"""
-
-
-def new_label_id(created_at_ms: int) -> str:
-    """Sortable by time, unique without coordination between processes."""
-    return f"lbl-{created_at_ms:013d}-{uuid.uuid4().hex[:12]}"
 
 
 def _records(cursor: duckdb.DuckDBPyConnection) -> list[LabelRecord]:

@@ -9,23 +9,18 @@ criteria, the next queue item, skips, the judges' verdicts and the reveal log.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import secrets
 from typing import Any
 
 from server.storage.duckdb.connection import fetch_dicts
 from server.storage.duckdb.labels_sql import DuckDBLabelStore
 from server.storage.duckdb.store import StoreFeature
-from tools.errors import ConflictError, InvalidInputError, NotFoundError
+from tools.errors import NotFoundError
 from tools.labels.labelling import LabelRecord
-from tools.labels.review import ROLES, CriterionInfo, ProposedCriterion, Reviewer
+from tools.labels.review import (TOKEN_PREFIX, CriterionInfo, ProposedCriterion, Reviewer, new_reviewer_token,
+                                 reviewer_exists, token_sha256)
 
-TOKEN_PREFIX = "tsr_"
-
-
-def token_sha256(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+__all__ = ["TOKEN_PREFIX", "DuckDBReviewStore", "DuckDBReviewers", "token_sha256"]
 
 
 class DuckDBReviewers(StoreFeature):
@@ -33,16 +28,11 @@ class DuckDBReviewers(StoreFeature):
 
     def add(self, name: str, role: str, *, now_ms: int) -> str:
         """Create ``name`` and return their token (the only time it exists in clear)."""
-        if role not in ROLES:
-            raise InvalidInputError(f"Role '{role}' is not one of {', '.join(ROLES)}.")
-        if not name or name != name.strip() or len(name) > 200:
-            raise InvalidInputError(f"Reviewer name '{name}' must be 1-200 characters without surrounding spaces.")
-        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        token = new_reviewer_token(name, role)
         with self.store.transaction() as con:
             if con.execute("SELECT 1 FROM reviewers WHERE name = $n AND revoked_at_ms IS NULL",
                            {"n": name}).fetchone():
-                raise ConflictError(f"Reviewer '{name}' already exists. Revoke the old token first "
-                                    f"(tracesieve reviewer revoke {name}) to issue a new one.")
+                raise reviewer_exists(name)
             con.execute("INSERT INTO reviewers VALUES ($n, $r, $h, $at, NULL)",
                         {"n": name, "r": role, "h": token_sha256(token), "at": now_ms})
         return token
