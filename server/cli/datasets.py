@@ -11,17 +11,18 @@ from pathlib import Path
 import click
 
 from server.exchange import datasets as datasets_export
-from server.cli.common import db_option, echo_result
+from server.cli.common import echo_result, open_backend, store_option
 from server.errors import cli_errors
-from server.storage.duckdb.datasets_sql import DuckDBDatasetStore
-from server.storage.duckdb.store import DuckDBTraceStore
+from server.exchange.datasets import ExportingStore
+from server.storage.factory import StoreUrl
 from tools.datasets import builder
 from tools.clock import now_ms
 from tools.datasets.models import SampleSpec
 
 
-def _store(db: Path) -> DuckDBDatasetStore:
-    return DuckDBDatasetStore(DuckDBTraceStore(db))
+def _store(db: StoreUrl) -> ExportingStore:
+    """The dataset store of ``--store``/``--db`` (any engine that holds datasets)."""
+    return open_backend(db).require_features("Datasets", "datasets").datasets
 
 
 @click.group("dataset")
@@ -36,7 +37,7 @@ def dataset() -> None:
 
 
 @dataset.command("build")
-@db_option
+@store_option
 @click.argument("name")
 @click.option("--tag", "tags", multiple=True, help="'key' or 'key=value' (repeatable; a trace with ANY is selected).")
 @click.option("--filter", "filter_", default=None, help="Search filter that narrows (or alone selects) traces.")
@@ -51,7 +52,7 @@ def dataset() -> None:
 @click.option("--collapse-near-duplicates", is_flag=True, help="Fold near-identical requests into one record.")
 @click.option("--no-labels", is_flag=True, help="Do not copy human labels into expectations.")
 @click.option("--skip-empty", is_flag=True, help="Leave out records whose inputs or outputs are empty.")
-def build_cmd(db: Path, name: str, tags: tuple[str, ...], filter_: str | None, n: int | None, seed: int,
+def build_cmd(db: StoreUrl, name: str, tags: tuple[str, ...], filter_: str | None, n: int | None, seed: int,
               stratify_by: tuple[str, ...], allocation: str, no_redact: bool, description: str | None,
               new_version: bool, collapse_near_duplicates: bool, no_labels: bool, skip_empty: bool) -> None:
     """Build (or find unchanged) a dataset version from tagged traces.
@@ -72,8 +73,8 @@ def build_cmd(db: Path, name: str, tags: tuple[str, ...], filter_: str | None, n
 
 
 @dataset.command("list")
-@db_option
-def list_cmd(db: Path) -> None:
+@store_option
+def list_cmd(db: StoreUrl) -> None:
     """List datasets with their versions.
 
     Example:
@@ -85,12 +86,12 @@ def list_cmd(db: Path) -> None:
 
 
 @dataset.command("show")
-@db_option
+@store_option
 @click.argument("name")
 @click.option("--offset", type=click.IntRange(0), default=0, show_default=True)
 @click.option("--limit", type=click.IntRange(1, 200), default=20, show_default=True)
 @click.option("--max-chars", type=click.IntRange(500, 200_000), default=12_000, show_default=True)
-def show_cmd(db: Path, name: str, offset: int, limit: int, max_chars: int) -> None:
+def show_cmd(db: StoreUrl, name: str, offset: int, limit: int, max_chars: int) -> None:
     """Print one version's header and a page of records (NAME or NAME@VERSION).
 
     Example:
@@ -103,11 +104,11 @@ def show_cmd(db: Path, name: str, offset: int, limit: int, max_chars: int) -> No
 
 
 @dataset.command("diff")
-@db_option
+@store_option
 @click.argument("name")
 @click.option("--a", "a", type=click.IntRange(1), default=None, help="Older version (default: the one before b).")
 @click.option("--b", "b", type=click.IntRange(1), default=None, help="Newer version (default: latest).")
-def diff_cmd(db: Path, name: str, a: int | None, b: int | None) -> None:
+def diff_cmd(db: StoreUrl, name: str, a: int | None, b: int | None) -> None:
     """Compare two versions of a dataset.
 
     Example:
@@ -119,13 +120,13 @@ def diff_cmd(db: Path, name: str, a: int | None, b: int | None) -> None:
 
 
 @dataset.command("export")
-@db_option
+@store_option
 @click.argument("name")
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "parquet", "mlflow"]), default="jsonl", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="File to write (default: <store folder>/exports/NAME@vN.EXT; for mlflow, the SQLite file).")
 @click.option("--tracking-uri", default=None, help="With --format mlflow: any MLflow tracking URI.")
-def export_cmd(db: Path, name: str, fmt: str, out: Path | None, tracking_uri: str | None) -> None:
+def export_cmd(db: StoreUrl, name: str, fmt: str, out: Path | None, tracking_uri: str | None) -> None:
     """Export NAME[@VERSION] as JSONL, Parquet or an MLflow evaluation dataset.
 
     Example:
@@ -139,13 +140,13 @@ def export_cmd(db: Path, name: str, fmt: str, out: Path | None, tracking_uri: st
 
 
 @dataset.command("import")
-@db_option
+@store_option
 @click.argument("name")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--no-redact", is_flag=True, help="Store the file's text as is.")
 @click.option("--new-version", is_flag=True, help="Allow importing into a name that was built another way.")
 @click.option("--description", default=None)
-def import_cmd(db: Path, name: str, path: Path, no_redact: bool, new_version: bool, description: str | None) -> None:
+def import_cmd(db: StoreUrl, name: str, path: Path, no_redact: bool, new_version: bool, description: str | None) -> None:
     """Create a dataset version from a JSONL file (one record per line).
 
     Example:

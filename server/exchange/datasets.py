@@ -17,15 +17,14 @@ import json
 import os
 import threading
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
-from server.exchange.folder import confined_file
-from server.storage.duckdb.datasets_sql import DuckDBDatasetStore
+from server.exchange.folder import confined_to
 from tools.datasets import versions as dv
 from tools.datasets.merge import import_records
-from tools.datasets.models import DatasetRecord, DatasetVersion
+from tools.datasets.models import DatasetRecord, DatasetStore, DatasetVersion
 from tools.datasets.builder import DatasetWriteResult
 from tools.errors import ConflictError, InvalidInputError, NotFoundError
 from tools.privacy.outputs import redact_records
@@ -34,6 +33,13 @@ Format = Literal["jsonl", "parquet", "mlflow"]
 _EXT = {"jsonl": "jsonl", "parquet": "parquet", "mlflow": "db"}
 _MLFLOW_LOCK = threading.Lock()  # mlflow's tracking URI is process-global
 MLFLOW_EXPERIMENT = "tracesieve-datasets"
+
+
+class ExportingStore(DatasetStore, Protocol):
+    """A dataset store with the one folder MCP exports and imports may use (each engine says where)."""
+
+    @property
+    def exports_dir(self) -> Path: ...
 
 
 class ExportResult(BaseModel):
@@ -154,13 +160,13 @@ def export_mlflow(header: DatasetVersion, records: list[DatasetRecord], tracking
                         mlflow_record_count=read_back, notes=notes)
 
 
-def default_export_path(store: DuckDBDatasetStore, header: DatasetVersion, fmt: Format) -> Path:
+def default_export_path(store: ExportingStore, header: DatasetVersion, fmt: Format) -> Path:
     if fmt == "mlflow":
         return store.exports_dir / "mlflow.db"
     return store.exports_dir / f"{header.name}@v{header.version}.{_EXT[fmt]}"
 
 
-def export_dataset(store: DuckDBDatasetStore, name: str, version: int | None, fmt: Format, *,
+def export_dataset(store: ExportingStore, name: str, version: int | None, fmt: Format, *,
                    path: Path | None = None, tracking_uri: str | None = None) -> ExportResult:
     """Export ``name@version``; without ``path``/``tracking_uri`` everything goes under the exports folder."""
     header = dv.resolve(store, name, version)
@@ -192,13 +198,13 @@ def _redacted_for_export(header: DatasetVersion, records: list[DatasetRecord]) -
     return out, [f"This version was built with redact=false; its records were PII-redacted on export ({said})."]
 
 
-def confined_path(store: DuckDBDatasetStore, file: str) -> Path:
+def confined_path(store: ExportingStore, file: str) -> Path:
     """``file`` inside the exports folder, or an error: the MCP import may read nothing else."""
-    return confined_file(store.traces.path, file, example="golden@v1.jsonl",
-                         cli_alternative="tracesieve dataset import NAME PATH")
+    return confined_to(store.exports_dir, file, example="golden@v1.jsonl",
+                       cli_alternative="tracesieve dataset import NAME PATH")
 
 
-def import_dataset(store: DuckDBDatasetStore, name: str, path: Path, *, redact: bool, new_version: bool,
+def import_dataset(store: ExportingStore, name: str, path: Path, *, redact: bool, new_version: bool,
                    description: str | None, now_ms: int) -> DatasetWriteResult:
     rows = read_jsonl(path)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()

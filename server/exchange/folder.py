@@ -18,7 +18,12 @@ def exchange_dir(store_path: Path) -> Path:
 
 def confined_file(store_path: Path, file: str, *, example: str, cli_alternative: str) -> Path:
     """``file`` as a path inside the exchange folder, or an error that says how to do it instead."""
-    folder = exchange_dir(store_path)
+    return confined_to(exchange_dir(store_path), file, example=example, cli_alternative=cli_alternative)
+
+
+def confined_to(folder: Path, file: str, *, example: str, cli_alternative: str) -> Path:
+    """``file`` as a path directly inside ``folder`` (a store's exports folder), or an error."""
+    folder = folder.resolve()
     candidate = (folder / file).resolve()
     if Path(file).is_absolute() or candidate.parent != folder:
         raise InvalidInputError(

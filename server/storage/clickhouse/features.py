@@ -7,6 +7,7 @@ from __future__ import annotations
 from server.storage.backend import FeatureStores
 from server.storage.clickhouse.analytics_store import ClickHouseAnalytics
 from server.storage.clickhouse.calibration_store import ClickHouseCalibrationStore
+from server.storage.clickhouse.datasets_store import ClickHouseDatasetStore
 from server.storage.clickhouse.judges_store import ClickHouseJudgeStore
 from server.storage.clickhouse.labels_store import ClickHouseLabelStore, ClickHouseReviewStore
 from server.storage.clickhouse.monitors_store import ClickHouseMonitorStore
@@ -19,7 +20,8 @@ from server.storage.control.reviewers import ControlReviewers
 def clickhouse_features(store: ClickHouseTraceStore, control: ControlPlane) -> FeatureStores:
     """Every family this engine has, over ``store`` and ``control``."""
     return FeatureStores(
-        analytics=ClickHouseAnalytics(store, control), judges=ClickHouseJudgeStore(store, control),
+        analytics=ClickHouseAnalytics(store, control), datasets=ClickHouseDatasetStore(store, control),
+        judges=ClickHouseJudgeStore(store, control),
         labels=ClickHouseLabelStore(store, control), queue=ClickHouseQueueStore(store, control),
         reviewers=ControlReviewers(control), review=ClickHouseReviewStore(store, control),
         calibration=ClickHouseCalibrationStore(store, control), monitors=ClickHouseMonitorStore(store, control),

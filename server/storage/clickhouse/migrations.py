@@ -170,8 +170,10 @@ M002_VIEWS: tuple[str, ...] = (
 #: * ``labels`` by ``label_id``. Labels stay append-only: a correction is a new row, and the current
 #:   label of (trace, criterion) is the newest (``argMax`` / ``LIMIT 1 BY``), as DuckDB's view.
 #: * ``scores`` by (run, judge, trace, record); ``record_id`` is '' for a trace-targeted run.
-#: * ``dataset_records`` by (name, version, record_id); a version's records are visible only once
-#:   its header commits in the control plane, after they are written.
+#: * ``dataset_records`` by (name, version, records_batch, record_id); a version's records are
+#:   visible only once its header commits in the control plane, after they are written, naming
+#:   their batch. The batch is in the key so that two writers racing for one version number write
+#:   two batches, which ReplacingMergeTree never folds into one (see ``datasets_store``).
 M003_FEATURE_ROWS: tuple[str, ...] = (
     # M001 created labels and scores with other keys, so CREATE IF NOT EXISTS alone kept the old
     # tables; they are renamed aside (the rows ingestion wrote stay readable there) and re-created.
@@ -218,6 +220,7 @@ M003_FEATURE_ROWS: tuple[str, ...] = (
     """CREATE TABLE IF NOT EXISTS dataset_records{on_cluster} (
         name                  String,
         version               Int32,
+        records_batch         String,
         record_id             String,
         trace_id              Nullable(String),
         inputs                Nullable(String) CODEC(ZSTD(3)),
@@ -230,7 +233,7 @@ M003_FEATURE_ROWS: tuple[str, ...] = (
         row_version           UInt64,
         is_deleted            UInt8 DEFAULT 0
     ) ENGINE = {records_engine}
-    ORDER BY (name, version, record_id)""",
+    ORDER BY (name, version, records_batch, record_id)""",
     # The rows ingestion wrote under M001's keys, copied into the new tables (the old ones stay as
     # they were: a copy, never a move, so a failure here loses nothing).
     """INSERT INTO labels (label_id, trace_id, criterion, value, numeric_value, reviewer, rationale, created_at_ms,

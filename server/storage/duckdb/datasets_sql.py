@@ -8,7 +8,6 @@ transaction that no other process wrote that version first.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,11 +17,9 @@ import pyarrow as pa
 from server.exchange.folder import exchange_dir
 from server.storage.duckdb.connection import fetch_dicts
 from server.storage.duckdb.store import DuckDBTraceStore
+from server.storage.dataset_rows import header_from_row, header_row, record_from_row, stored_json, version_taken
 from server.storage.duckdb.id_lists import ids_in
 from tools.datasets.models import Candidate, DatasetRecord, DatasetSummary, DatasetVersion
-from tools.errors import ConflictError
-from tools.privacy.redaction import RedactionReport
-from tools.datasets.sampling import StratumCount
 
 _RECORD_SCHEMA = pa.schema([
     ("name", pa.string()), ("version", pa.int32()), ("record_id", pa.string()), ("trace_id", pa.string()),
@@ -30,11 +27,6 @@ _RECORD_SCHEMA = pa.schema([
     ("selection_probability", pa.float64()), ("redaction", pa.string()), ("position", pa.int32()),
 ])
 _MAX_TAG_VALUES = 1000
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
-
 
 
 class DuckDBDatasetStore:
@@ -104,20 +96,10 @@ class DuckDBDatasetStore:
         return out
 
     # -- datasets ------------------------------------------------------------------------------
-    @staticmethod
-    def _header(row: dict[str, Any]) -> DatasetVersion:
-        return DatasetVersion(
-            name=row["name"], version=row["version"], created_at_ms=row["created_at_ms"],
-            description=row["description"], spec=json.loads(row["spec"]), content_hash=row["content_hash"],
-            record_count=row["record_count"],
-            strata=[StratumCount(**s) for s in json.loads(row["strata"] or "[]")],
-            redaction=RedactionReport(**json.loads(row["redaction_report"] or '{"enabled": false}')),
-            parent_version=row["parent_version"])
-
     def versions(self, name: str) -> list[DatasetVersion]:
         with self.traces.reading() as con:
             rows = fetch_dicts(con.execute("SELECT * FROM datasets WHERE name = $name ORDER BY version", {"name": name}))
-        return [self._header(r) for r in rows]
+        return [header_from_row(r) for r in rows]
 
     def summaries(self) -> list[DatasetSummary]:
         with self.traces.reading() as con:
@@ -135,22 +117,14 @@ class DuckDBDatasetStore:
                 SELECT record_id, trace_id, inputs, outputs, expectations, strata, selection_probability, redaction
                 FROM dataset_records WHERE name = $name AND version = $version
                 ORDER BY position {page} OFFSET {int(offset)}""", {"name": name, "version": version}))
-        out = []
-        for r in rows:
-            for key in ("inputs", "outputs", "expectations", "strata", "redaction"):
-                r[key] = json.loads(r[key]) if r[key] is not None else None
-            r["expectations"] = r["expectations"] or {}
-            r["strata"] = r["strata"] or {}
-            r["redaction"] = r["redaction"] or {}
-            out.append(DatasetRecord(**r))
-        return out
+        return [record_from_row(r) for r in rows]
 
     def write_version(self, header: DatasetVersion, records: Sequence[DatasetRecord]) -> None:
         table = pa.Table.from_pylist([{
             "name": header.name, "version": header.version, "record_id": r.record_id, "trace_id": r.trace_id,
-            "inputs": _json(r.inputs), "outputs": _json(r.outputs), "expectations": _json(r.expectations),
-            "strata": _json(r.strata), "selection_probability": r.selection_probability,
-            "redaction": _json(r.redaction), "position": i,
+            "inputs": stored_json(r.inputs), "outputs": stored_json(r.outputs),
+            "expectations": stored_json(r.expectations), "strata": stored_json(r.strata),
+            "selection_probability": r.selection_probability, "redaction": stored_json(r.redaction), "position": i,
         } for i, r in enumerate(records)], schema=_RECORD_SCHEMA)
         with self.traces.writing() as con:
             con.register("batch_records", table)
@@ -159,16 +133,11 @@ class DuckDBDatasetStore:
                 taken = con.execute("SELECT count(*) FROM datasets WHERE name = $n AND version = $v",
                                     {"n": header.name, "v": header.version}).fetchone()[0]
                 if taken:
-                    raise ConflictError(
-                        f"Dataset '{header.name}' version {header.version} was written by another client a moment "
-                        "ago. Repeat the call: it will build on the new latest version.")
+                    raise version_taken(header)
                 con.execute("INSERT INTO dataset_records SELECT * FROM batch_records")
-                con.execute("""INSERT INTO datasets VALUES ($name, $version, $at, $description, $spec, $hash, $count,
-                                                            $strata, $redaction, $parent)""", {
-                    "name": header.name, "version": header.version, "at": header.created_at_ms,
-                    "description": header.description, "spec": _json(header.spec), "hash": header.content_hash,
-                    "count": header.record_count, "strata": _json([s.model_dump() for s in header.strata]),
-                    "redaction": _json(header.redaction.model_dump()), "parent": header.parent_version})
+                con.execute("""INSERT INTO datasets VALUES ($name, $version, $created_at_ms, $description, $spec,
+                                   $content_hash, $record_count, $strata, $redaction_report, $parent_version)""",
+                            header_row(header))
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
