@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-
 
 from server.storage.backend import Backend
 from tests.factory import BASE_MS, small_set, trace
-from tools.models import Trace
+from tools import clock
+from tools.models import Score, Trace
 from tools.traces.describe import describe_store
 
 
@@ -95,3 +96,34 @@ def test_spans_sent_in_pieces_add_up_and_a_late_root_moves_the_trace(
     assert [(r.trace_id, r.span_count, r.error_count, r.timestamp_ms) for r in page.rows] == [
         ("late", 3, 1, BASE_MS - 86_400_000)]
     assert page.total_matches == 1
+
+
+def test_replace_retires_an_earlier_load_but_merges_batches_of_the_same_load(
+        empty_backend: Backend, reopen: Callable[[], Backend]) -> None:
+    """``ingest --replace``: a trace stored by an earlier load is replaced whole (its spans the new load
+    does not send, and its imported scores, go); batches of the replacing load itself add up."""
+    store = empty_backend.traces
+    earlier = trace("r", 0, answer="old answer")
+    earlier.scores = [Score(trace_id="r", judge="imported_judge", verdict="pass", run_id="imported:test")]
+    store.write_traces([earlier, trace("other", 1)])
+    time.sleep(0.005)
+    before = clock.now_ms()
+    time.sleep(0.005)
+    root, llm, tool = trace("r", 0, status="ERROR", answer="new answer").spans
+    fixed = trace("r", 0, status="ERROR", answer="new answer").model_copy(update={"spans": [root, llm]})
+    renamed_tool = tool.model_copy(update={"span_id": "r-tool-2"})
+    first = store.write_traces([fixed], replace_before_ms=before)
+    assert (first.spans_new, first.spans_updated, first.spans_unchanged) == (2, 0, 0)
+    loaded = reopen().traces.load_trace("r")
+    assert loaded is not None
+    assert (sorted(s.span_id for s in loaded.spans), loaded.status) == (["r-llm", "r-root"], "ERROR")
+    assert "new answer" in (loaded.response or "")
+    assert reopen().traces.stats()["judges"] == []
+    # A later batch of the same load (no root) is merged with the first, not replacing it.
+    store.write_traces([fixed.model_copy(update={"spans": [renamed_tool]})], replace_before_ms=before)
+    loaded = reopen().traces.load_trace("r")
+    assert loaded is not None and sorted(s.span_id for s in loaded.spans) == ["r-llm", "r-root", "r-tool-2"]
+    assert loaded.status == "ERROR"
+    assert counts(reopen()) == (2, 6)  # "other" untouched
+    page = store.search(None, [], limit=10, after=None, now_ms=BASE_MS, count_cap=100)
+    assert sorted((r.trace_id, r.span_count) for r in page.rows) == [("other", 3), ("r", 3)]

@@ -71,10 +71,7 @@ class ClickHouseTraceStore:
 
     # -- writes ------------------------------------------------------------------------------
     def write_traces(self, traces: Sequence[Trace], *, replace_before_ms: int | None = None) -> WriteOutcome:
-        if replace_before_ms is not None:
-            raise InvalidInputError("ingest --replace is not available on a ClickHouse store yet: spans are "
-                                    "upserted by (trace id, span id). Load without --replace.")
-        return write_traces(self.client, traces, now_ms=clock.now_ms())
+        return write_traces(self.client, traces, now_ms=clock.now_ms(), replace_before_ms=replace_before_ms)
 
     # -- search ------------------------------------------------------------------------------
     def search(self, expr: Any, order: Sequence[Any], *, limit: int, after: dict | None,

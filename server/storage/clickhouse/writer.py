@@ -9,8 +9,15 @@ root span, else the newest. When that moves the trace to another day (a late roo
 earlier than the first pieces), a tombstone under the old ``(day, trace_id)`` key retires the old
 row, because ``ReplacingMergeTree`` only folds rows with equal keys.
 
-Order of writes: spans, then feedback and tags, then traces. A crash in between leaves spans
-whose trace row is stale or missing until the trace's next batch; no span is ever lost.
+``replace_before_ms`` (``tracesieve ingest --replace``) replaces traces whose row was written
+before then (an earlier load) whole: the batch's spans are written first, as always, then the
+earlier load's spans the batch did not resend and its imported scores get tombstones
+(``is_deleted = 1`` under a newer version), and the trace row takes the batch's header. Traces
+written by the same load (an earlier batch of it) are merged with, not replaced.
+
+Order of writes: spans, then feedback and tags, then tombstones of a replaced load, then traces.
+A crash in between leaves spans whose trace row is stale or missing (or, under --replace, old spans
+not yet retired) until the trace's next batch; no span is ever lost.
 """
 
 from __future__ import annotations
@@ -40,20 +47,26 @@ SCORE_COLUMNS = ("run_id", "judge", "trace_id", "verdict", "score", "value", "ra
                  "version")
 
 
-def write_traces(client: ClickHouseClient, traces: Sequence[Trace], *, now_ms: int) -> WriteOutcome:
+def write_traces(client: ClickHouseClient, traces: Sequence[Trace], *, now_ms: int,
+                 replace_before_ms: int | None = None) -> WriteOutcome:
     """Store ``traces`` (a repeated id in the batch keeps its last copy); says what was stored: new,
-    updated and unchanged spans, counted against the stored copies."""
+    updated and unchanged spans, counted against the stored copies (a replaced trace's are all new)."""
     batch = list({t.trace_id: t for t in traces}.values())
     if not batch:
         return WriteOutcome()
     version = next_version()
     ids = [t.trace_id for t in batch]
+    replaced = set() if replace_before_ms is None else {r[0] for r in client.read(
+        "SELECT trace_id FROM traces WHERE trace_id IN {ids:Array(String)} AND ingested_at_ms < {before:Int64}",
+        {"ids": ids, "before": replace_before_ms})}
     rows_sent = [_span_row(t.trace_id, s, version) for t in batch for s in t.spans]
-    outcome = _outcome(client, ids, rows_sent)
+    outcome = _outcome(client, [i for i in ids if i not in replaced], rows_sent)
     outcome.traces = len(batch)
     outcome.warnings = [w for t in batch for w in span_problems(t.trace_id, t.spans)]
     client.insert("spans", rows_sent, SPAN_COLUMNS)
     _write_feedback(client, batch, version, now_ms)
+    if replaced:
+        _retire_earlier_load(client, sorted(replaced), version)
     stored = {r["trace_id"]: r for r in client.read_dicts(
         f"SELECT trace_id, {', '.join(HEADER_COLUMNS)}, has_root, intDiv(timestamp_ms, 86400000) AS day_number "
         "FROM traces WHERE trace_id IN {ids:Array(String)}", {"ids": ids})}
@@ -66,9 +79,9 @@ def write_traces(client: ClickHouseClient, traces: Sequence[Trace], *, now_ms: i
     rows: list[tuple] = []
     for t in batch:
         old = stored.get(t.trace_id)
-        header = _header(t) if _has_root(t) or old is None or not old["has_root"] else \
-            tuple(old[c] for c in HEADER_COLUMNS)
-        has_root = int(_has_root(t) or bool(old and old["has_root"]))
+        kept = old is not None and old["has_root"] and not _has_root(t) and t.trace_id not in replaced
+        header = tuple(old[c] for c in HEADER_COLUMNS) if kept else _header(t)  # type: ignore[index]
+        has_root = int(_has_root(t) or (bool(old and old["has_root"]) and t.trace_id not in replaced))
         span_count, error_count, tools = derived.get(t.trace_id, (0, 0, []))
         rows.append((t.trace_id, *header, has_root, span_count, error_count, list(tools), now_ms, version, 0))
         if old is not None and old["day_number"] != _day_number(header[0]):
@@ -77,6 +90,19 @@ def write_traces(client: ClickHouseClient, traces: Sequence[Trace], *, now_ms: i
                          version, 1))
     client.insert("traces", rows, TRACE_COLUMNS)
     return outcome
+
+
+def _retire_earlier_load(client: ClickHouseClient, trace_ids: list[str], version: int) -> None:
+    """Tombstones (under a newer version) for what an earlier load stored of ``trace_ids`` and this
+    batch (written at ``version``) did not replace: its other spans and its imported scores. Each is
+    one ``INSERT … SELECT`` of the rows themselves, so the tombstone keeps the row's sort key."""
+    params = {"ids": trace_ids, "written": version, "tombstone": next_version()}
+    # Filtered in a subquery: in ClickHouse the REPLACE alias ``version`` would shadow the column in WHERE.
+    tombstones = ("INSERT INTO {table} SELECT * REPLACE ({{tombstone:UInt64}} AS version, 1 AS is_deleted) "
+                  "FROM (SELECT * FROM {table} WHERE trace_id IN {{ids:Array(String)}} AND version < {{written:UInt64}}"
+                  "{also})")
+    client.command(tombstones.format(table="spans", also=""), params)
+    client.command(tombstones.format(table="scores", also=" AND startsWith(run_id, 'imported')"), params)
 
 
 def _outcome(client: ClickHouseClient, ids: list[str], rows_sent: list[tuple]) -> WriteOutcome:
