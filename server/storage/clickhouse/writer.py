@@ -3,9 +3,9 @@
 Exporters send a long trace in several batches, children before the root, sometimes twice
 (DESIGN.md, "Spans arrive in pieces"). So a batch only ever *adds versions* of spans: a span it
 does not mention stays, a repeated one replaces its copy (``ReplacingMergeTree``, read ``FINAL``).
-After the spans land, each touched trace's row is written again from the de-duplicated spans
-(span and error counts, tool names) and the best header seen: the one from a batch that held the
-root span, else the newest. When that moves the trace to another day (a late root started
+After the spans land, each touched trace's row is written again from all its spans, those stored
+and the batch's (``merge.py``: token sums, counts, tool names, the request found in a user message,
+the source's own statements; a copy holding the root re-states the trace). When that moves the trace to another day (a late root started
 earlier than the first pieces), a tombstone under the old ``(day, trace_id)`` key retires the old
 row, because ``ReplacingMergeTree`` only folds rows with equal keys.
 
@@ -27,13 +27,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from server.storage.clickhouse.client import ClickHouseClient, next_version
+from server.storage.clickhouse.merge import SPAN_CONTENT, merged_fields, rollup_counts, stored_span
 from tools.models import Trace
 from tools.ports import WriteOutcome
 from tools.traces.span_checks import span_problems
 
-SPAN_COLUMNS = ("trace_id", "span_id", "parent_span_id", "name", "span_type", "start_time_ns", "end_time_ns",
-                "status", "status_message", "inputs", "outputs", "model", "input_tokens", "output_tokens",
-                "tool_name", "attributes", "events", "version")
+SPAN_COLUMNS = ("trace_id", *SPAN_CONTENT, "version")
 #: The trace row's header: what the reader assembled, as opposed to what is derived from spans.
 HEADER_COLUMNS = ("timestamp_ms", "execution_time_ms", "status", "name", "request", "response", "session_id",
                   "user_id", "model", "prompt_version", "environment", "input_tokens", "output_tokens",
@@ -59,37 +58,69 @@ def write_traces(client: ClickHouseClient, traces: Sequence[Trace], *, now_ms: i
     replaced = set() if replace_before_ms is None else {r[0] for r in client.read(
         "SELECT trace_id FROM traces WHERE trace_id IN {ids:Array(String)} AND ingested_at_ms < {before:Int64}",
         {"ids": ids, "before": replace_before_ms})}
+    kept_ids = [i for i in ids if i not in replaced]
+    stored = {r["trace_id"]: r for r in client.read_dicts(
+        f"SELECT trace_id, {', '.join(HEADER_COLUMNS)}, has_root, intDiv(timestamp_ms, 86400000) AS day_number "
+        "FROM traces WHERE trace_id IN {ids:Array(String)}", {"ids": ids})}
+    stored_spans = _stored_spans(client, kept_ids)
     rows_sent = [_span_row(t.trace_id, s, version) for t in batch for s in t.spans]
-    outcome = _outcome(client, [i for i in ids if i not in replaced], rows_sent)
+    outcome = _outcome(stored_spans, rows_sent)
     outcome.traces = len(batch)
     outcome.warnings = [w for t in batch for w in span_problems(t.trace_id, t.spans)]
     client.insert("spans", rows_sent, SPAN_COLUMNS)
     _write_feedback(client, batch, version, now_ms)
     if replaced:
         _retire_earlier_load(client, sorted(replaced), version)
-    stored = {r["trace_id"]: r for r in client.read_dicts(
-        f"SELECT trace_id, {', '.join(HEADER_COLUMNS)}, has_root, intDiv(timestamp_ms, 86400000) AS day_number "
-        "FROM traces WHERE trace_id IN {ids:Array(String)}", {"ids": ids})}
-    derived = {r[0]: r[1:] for r in client.read(
-        "SELECT trace_id, toInt32(count()), toInt32(countIf(status = 'ERROR')), "
-        # Distinct tool names in call order (ties by span id), as the DuckDB writer lists them.
-        "arrayDistinct(arrayMap(x -> x.3, arraySort(groupArrayIf((start_time_ns, span_id, assumeNotNull(tool_name)), "
-        "coalesce(tool_name, '') != '')))) "
-        "FROM spans WHERE trace_id IN {ids:Array(String)} GROUP BY trace_id", {"ids": ids})}
+    folded = {t.trace_id: merged_fields(t, None if t.trace_id in replaced else stored.get(t.trace_id),
+                                        [stored_span(r) for r in stored_spans.get(t.trace_id, [])])
+              for t in batch if t.trace_id in stored_spans or (t.trace_id in stored and t.trace_id not in replaced)}
+    _refold_if_others_wrote(client, batch, folded, stored, replaced)
     rows: list[tuple] = []
     for t in batch:
         old = stored.get(t.trace_id)
-        kept = old is not None and old["has_root"] and not _has_root(t) and t.trace_id not in replaced
-        header = tuple(old[c] for c in HEADER_COLUMNS) if kept else _header(t)  # type: ignore[index]
-        has_root = int(_has_root(t) or (bool(old and old["has_root"]) and t.trace_id not in replaced))
-        span_count, error_count, tools = derived.get(t.trace_id, (0, 0, []))
-        rows.append((t.trace_id, *header, has_root, span_count, error_count, list(tools), now_ms, version, 0))
+        if t.trace_id in folded:
+            fields, spans = folded[t.trace_id]
+            header = tuple(_json(fields[c]) if c == "metadata" else fields[c] for c in HEADER_COLUMNS)
+        else:  # a new trace (nearly all of a bulk load): the batch's copy is all there is
+            spans = list({s.span_id: s for s in t.spans}.values())
+            header = _header(t)
+        has_root = int(not spans or any(s.parent_span_id is None for s in spans))
+        span_count, error_count, tools = rollup_counts(spans)
+        rows.append((t.trace_id, *header, has_root, span_count, error_count, tools, now_ms, version, 0))
         if old is not None and old["day_number"] != _day_number(header[0]):
             # The trace moved to another day: retire the row under the old key.
             rows.append((t.trace_id, *(old[c] for c in HEADER_COLUMNS), old["has_root"], 0, 0, [], now_ms,
                          version, 1))
     client.insert("traces", rows, TRACE_COLUMNS)
     return outcome
+
+
+def _stored_spans(client: ClickHouseClient, ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """The stored spans of ``ids`` by trace (one read; a bulk load of new traces finds none)."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    if ids:
+        for row in client.read_dicts(f"SELECT trace_id, {', '.join(SPAN_CONTENT)} FROM spans "
+                                     "WHERE trace_id IN {ids:Array(String)}", {"ids": ids}):
+            found.setdefault(row.pop("trace_id"), []).append(row)
+    return found
+
+
+def _refold_if_others_wrote(client: ClickHouseClient, batch: list[Trace], folded: dict[str, tuple[dict, list]],
+                            stored: dict[str, dict], replaced: set[str]) -> None:
+    """Another writer (a second receiver behind the same load balancer) may have added spans to a
+    trace between this batch's read and its insert: where the stored count says so (a read of key
+    columns only), fold those traces again from every span now stored."""
+    expected = {t.trace_id: len(folded[t.trace_id][1]) if t.trace_id in folded else len({s.span_id for s in t.spans})
+                for t in batch}
+    counts = dict(client.read("SELECT trace_id, toInt64(count()) FROM spans WHERE trace_id IN {ids:Array(String)} "
+                              "GROUP BY trace_id", {"ids": list(expected)}))
+    stale = [trace_id for trace_id, n in expected.items() if counts.get(trace_id, 0) != n]
+    if stale:
+        now = _stored_spans(client, stale)
+        for t in batch:
+            if t.trace_id in now:
+                folded[t.trace_id] = merged_fields(t, None if t.trace_id in replaced else stored.get(t.trace_id),
+                                                   [stored_span(r) for r in now[t.trace_id]])
 
 
 def _retire_earlier_load(client: ClickHouseClient, trace_ids: list[str], version: int) -> None:
@@ -105,12 +136,10 @@ def _retire_earlier_load(client: ClickHouseClient, trace_ids: list[str], version
     client.command(tombstones.format(table="scores", also=" AND startsWith(run_id, 'imported')"), params)
 
 
-def _outcome(client: ClickHouseClient, ids: list[str], rows_sent: list[tuple]) -> WriteOutcome:
-    """Spans new, updated or unchanged, against the copies stored before this write (one read of the
-    batch's traces' spans; a bulk load of new traces finds none)."""
-    content = SPAN_COLUMNS[1:-1]   # span_id .. events: everything but the trace id and the version
-    stored = {(r[0], r[1]): tuple(r[1:]) for r in client.read(
-        f"SELECT trace_id, {', '.join(content)} FROM spans WHERE trace_id IN {{ids:Array(String)}}", {"ids": ids})}
+def _outcome(stored_spans: dict[str, list[dict[str, Any]]], rows_sent: list[tuple]) -> WriteOutcome:
+    """Spans new, updated or unchanged, against the copies stored before this write."""
+    stored = {(trace_id, r["span_id"]): tuple(r[c] for c in SPAN_CONTENT)
+              for trace_id, rows in stored_spans.items() for r in rows}
     outcome = WriteOutcome()
     for row in rows_sent:
         before = stored.get((row[0], row[1]))
@@ -121,11 +150,6 @@ def _outcome(client: ClickHouseClient, ids: list[str], rows_sent: list[tuple]) -
         else:
             outcome.spans_updated += 1
     return outcome
-
-
-def _has_root(t: Trace) -> bool:
-    """Whether this batch of the trace holds its root span (a trace read without spans counts as whole)."""
-    return not t.spans or any(s.parent_span_id is None for s in t.spans)
 
 
 def _day_number(timestamp_ms: int) -> int:
