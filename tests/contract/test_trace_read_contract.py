@@ -14,7 +14,9 @@ import re
 from typing import Any
 
 import pytest
+from mcp import Client
 
+from server.mcp.app import build_app
 from server.storage.backend import Backend
 from server.storage.whole_trace import WholeTraceReading
 from tests.factory import span, trace
@@ -130,3 +132,21 @@ def test_a_long_trace_is_listed_in_pages(empty_backend: Backend) -> None:
         seen += [s.span_id for s in page.spans]
         offset = page.next_span_offset
     assert seen == ["long-root"] + [f"s{i:03d}" for i in range(300)]
+
+
+async def test_get_trace_pages_a_span_field_through_a_real_mcp_client(stored: Backend) -> None:
+    """The piecewise reads behind the MCP tool: a tree page, then one span's field read to its end."""
+    whole = _Whole(stored.traces).field_text("odd", None, "response", 0, 10**9)
+    assert whole is not None
+    async with Client(build_app(stored)) as client:
+        tree = await client.call_tool("get_trace", {"trace_id": "odd", "max_chars": 8000})
+        pieces, offset = [], 0
+        while offset is not None:
+            page = await client.call_tool("get_trace", {"trace_id": "odd", "field": "response", "offset": offset,
+                                                        "max_chars": 3000})
+            content = page.structured_content["content"]
+            pieces.append(content["content"])
+            offset = content["next_offset"]
+    assert [s["span_id"] for s in tree.structured_content["spans"]] == ["odd-root", "odd-llm", "odd-tool"]
+    assert tree.structured_content["spans"][0]["outputs"] == "(same as the trace's response)"
+    assert len(pieces) > 2 and "".join(pieces) == whole[0]
