@@ -74,9 +74,9 @@ def serve(db: StoreUrl, use_http: bool, host: str, port: int, token: str | None,
         if use_http:
             from server.http.otlp_receiver import OtlpReceiver
 
-            # the labelling page and the OTLP receiver (the DuckDB writer's group commit) are DuckDB's so far
+            # the labelling page is DuckDB's so far; the OTLP receiver writes to any engine
             label_store = backend.traces if backend.engine == "duckdb" else None
-            otlp = OtlpReceiver(backend.traces) if backend.engine == "duckdb" else None
+            otlp = OtlpReceiver(backend.traces)
             serve_http(app, host=host, port=port, token=token, store=label_store, otlp=otlp)
         else:
             app.run("stdio")
