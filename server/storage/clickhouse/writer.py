@@ -76,6 +76,9 @@ def write_traces(client: ClickHouseClient, traces: Sequence[Trace], *, now_ms: i
               for t in batch if t.trace_id in stored_spans or (t.trace_id in stored and t.trace_id not in replaced)}
     _refold_if_others_wrote(client, batch, folded, stored, replaced)
     rows: list[tuple] = []
+    # The row's version is taken now, not with the spans': of two writers folding the same trace, the
+    # row written last was computed from the most spans, and must win.
+    version = next_version()
     for t in batch:
         old = stored.get(t.trace_id)
         if t.trace_id in folded:
@@ -109,7 +112,9 @@ def _refold_if_others_wrote(client: ClickHouseClient, batch: list[Trace], folded
                             stored: dict[str, dict], replaced: set[str]) -> None:
     """Another writer (a second receiver behind the same load balancer) may have added spans to a
     trace between this batch's read and its insert: where the stored count says so (a read of key
-    columns only), fold those traces again from every span now stored."""
+    columns only), fold those traces again from every span now stored. What is left is a window of
+    one step (the other writer's row written after this check and after this row); the trace's next
+    write corrects it, and no span is lost either way."""
     expected = {t.trace_id: len(folded[t.trace_id][1]) if t.trace_id in folded else len({s.span_id for s in t.spans})
                 for t in batch}
     counts = dict(client.read("SELECT trace_id, toInt64(count()) FROM spans WHERE trace_id IN {ids:Array(String)} "
