@@ -182,3 +182,13 @@ def test_a_piece_another_writer_stored_meanwhile_is_counted_in_the_row(
     page = reopen().traces.search(None, [], limit=5, after=None, now_ms=BASE_MS, count_cap=10)
     assert [(r.trace_id, r.span_count, r.input_tokens, r.tool_names) for r in page.rows] == [
         ("race", 3, 120, ["lookup_order"])]
+
+
+def test_two_pieces_of_one_trace_in_one_batch_keep_both(empty_backend: Backend) -> None:
+    """A batch can hold two requests of the same trace (group commit, or two files in one load)."""
+    children, with_root = _pieces()
+    outcome = empty_backend.traces.write_traces([children, with_root])
+    assert (outcome.traces, outcome.spans_new) == (1, 3)
+    loaded = empty_backend.traces.load_trace("late")
+    assert loaded is not None and sorted(s.span_id for s in loaded.spans) == ["late-llm", "late-root", "late-tool"]
+    assert (loaded.timestamp_ms, loaded.status) == (BASE_MS - 86_400_000, "OK")

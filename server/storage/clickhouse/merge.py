@@ -38,12 +38,23 @@ def _stated(values: dict[str, Any], spans: list[Span]) -> dict[str, Any]:
             if values.get(name) is not None and values[name] != derived.get(name)}
 
 
+def fold(copies: list[Trace], stored_row: dict[str, Any] | None, stored_spans: list[Span]) -> tuple[dict, list[Span]]:
+    """``merged_fields`` of the batch's copies of one trace (pieces sent in one batch), in order."""
+    row, spans = stored_row, stored_spans
+    for copy in copies:
+        row, spans = merged_fields(copy, row, spans)
+    assert row is not None
+    return row, spans
+
+
 def merged_fields(t: Trace, stored_row: dict[str, Any] | None, stored_spans: list[Span]) -> tuple[dict, list[Span]]:
     """The trace's fields (``DERIVED_FIELDS``, source fields, ``metadata`` as a dict) and all its spans,
-    folding batch copy ``t`` into what is stored (``stored_row``: the trace row, metadata as JSON text)."""
+    folding batch copy ``t`` into what is stored (``stored_row``: the trace row, its metadata as JSON
+    text, or a previous fold's fields)."""
     spans = {s.span_id: s for s in stored_spans}
     stated = _stated(stored_row, stored_spans) if stored_row else {}
-    metadata = json.loads(stored_row["metadata"] or "{}") if stored_row else {}
+    stored_metadata = (stored_row or {}).get("metadata") or {}
+    metadata = dict(json.loads(stored_metadata) if isinstance(stored_metadata, str) else stored_metadata)
     own = _stated({name: getattr(t, name) for name in DERIVED_FIELDS}, t.spans)
     stated = own if any(not s.parent_span_id for s in t.spans) or not t.spans else {**stated, **own}
     metadata.update(t.metadata)

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from server.storage.clickhouse.client import ClickHouseClient, next_version
-from server.storage.clickhouse.merge import SPAN_CONTENT, merged_fields, rollup_counts, stored_span
+from server.storage.clickhouse.merge import SPAN_CONTENT, fold, rollup_counts, stored_span
 from tools.models import Trace
 from tools.ports import WriteOutcome
 from tools.traces.span_checks import span_problems
@@ -48,51 +48,61 @@ SCORE_COLUMNS = ("run_id", "judge", "trace_id", "verdict", "score", "value", "ra
 
 def write_traces(client: ClickHouseClient, traces: Sequence[Trace], *, now_ms: int,
                  replace_before_ms: int | None = None) -> WriteOutcome:
-    """Store ``traces`` (a repeated id in the batch keeps its last copy); says what was stored: new,
-    updated and unchanged spans, counted against the stored copies (a replaced trace's are all new)."""
-    batch = list({t.trace_id: t for t in traces}.values())
-    if not batch:
+    """Store ``traces`` (copies of one trace in the batch are folded in order, a span sent twice keeps
+    its last copy); says what was stored: new, updated and unchanged spans, counted against the
+    stored copies (a replaced trace's are all new)."""
+    copies: dict[str, list[Trace]] = {}
+    for t in traces:
+        copies.setdefault(t.trace_id, []).append(t)
+    if not copies:
         return WriteOutcome()
     version = next_version()
-    ids = [t.trace_id for t in batch]
+    ids = list(copies)
     replaced = set() if replace_before_ms is None else {r[0] for r in client.read(
         "SELECT trace_id FROM traces WHERE trace_id IN {ids:Array(String)} AND ingested_at_ms < {before:Int64}",
         {"ids": ids, "before": replace_before_ms})}
-    kept_ids = [i for i in ids if i not in replaced]
     stored = {r["trace_id"]: r for r in client.read_dicts(
         f"SELECT trace_id, {', '.join(HEADER_COLUMNS)}, has_root, intDiv(timestamp_ms, 86400000) AS day_number "
         "FROM traces WHERE trace_id IN {ids:Array(String)}", {"ids": ids})}
-    stored_spans = _stored_spans(client, kept_ids)
-    rows_sent = [_span_row(t.trace_id, s, version) for t in batch for s in t.spans]
+    stored_spans = _stored_spans(client, [i for i in ids if i not in replaced])
+    rows_sent = list({(t.trace_id, s.span_id): _span_row(t.trace_id, s, version)
+                      for t in traces for s in t.spans}.values())
     outcome = _outcome(stored_spans, rows_sent)
-    outcome.traces = len(batch)
-    outcome.warnings = [w for t in batch for w in span_problems(t.trace_id, t.spans)]
+    outcome.traces = len(copies)
     client.insert("spans", rows_sent, SPAN_COLUMNS)
-    _write_feedback(client, batch, version, now_ms)
+    _write_feedback(client, traces, version, now_ms)
     if replaced:
         _retire_earlier_load(client, sorted(replaced), version)
-    folded = {t.trace_id: merged_fields(t, None if t.trace_id in replaced else stored.get(t.trace_id),
-                                        [stored_span(r) for r in stored_spans.get(t.trace_id, [])])
-              for t in batch if t.trace_id in stored_spans or (t.trace_id in stored and t.trace_id not in replaced)}
-    _refold_if_others_wrote(client, batch, folded, stored, replaced)
+
+    def fold_stored(trace_id: str, spans: list[dict[str, Any]]) -> tuple[dict, list]:
+        return fold(copies[trace_id], None if trace_id in replaced else stored.get(trace_id),
+                    [stored_span(r) for r in spans])
+
+    folded = {trace_id: fold_stored(trace_id, stored_spans.get(trace_id, [])) for trace_id in ids
+              if len(copies[trace_id]) > 1 or trace_id in stored_spans
+              or (trace_id in stored and trace_id not in replaced)}
+    for trace_id, spans in _stale(client, copies, folded).items():
+        folded[trace_id] = fold_stored(trace_id, spans)
     rows: list[tuple] = []
     # The row's version is taken now, not with the spans': of two writers folding the same trace, the
     # row written last was computed from the most spans, and must win.
     version = next_version()
-    for t in batch:
-        old = stored.get(t.trace_id)
-        if t.trace_id in folded:
-            fields, spans = folded[t.trace_id]
+    for trace_id, batch_copies in copies.items():
+        old = stored.get(trace_id)
+        if trace_id in folded:
+            fields, spans = folded[trace_id]
             header = tuple(_json(fields[c]) if c == "metadata" else fields[c] for c in HEADER_COLUMNS)
-        else:  # a new trace (nearly all of a bulk load): the batch's copy is all there is
+        else:  # a new trace sent once (nearly all of a bulk load): the batch's copy is all there is
+            t = batch_copies[0]
             spans = list({s.span_id: s for s in t.spans}.values())
             header = _header(t)
+        outcome.warnings += span_problems(trace_id, spans)
         has_root = int(not spans or any(s.parent_span_id is None for s in spans))
         span_count, error_count, tools = rollup_counts(spans)
-        rows.append((t.trace_id, *header, has_root, span_count, error_count, tools, now_ms, version, 0))
+        rows.append((trace_id, *header, has_root, span_count, error_count, tools, now_ms, version, 0))
         if old is not None and old["day_number"] != _day_number(header[0]):
             # The trace moved to another day: retire the row under the old key.
-            rows.append((t.trace_id, *(old[c] for c in HEADER_COLUMNS), old["has_root"], 0, 0, [], now_ms,
+            rows.append((trace_id, *(old[c] for c in HEADER_COLUMNS), old["has_root"], 0, 0, [], now_ms,
                          version, 1))
     client.insert("traces", rows, TRACE_COLUMNS)
     return outcome
@@ -108,24 +118,19 @@ def _stored_spans(client: ClickHouseClient, ids: list[str]) -> dict[str, list[di
     return found
 
 
-def _refold_if_others_wrote(client: ClickHouseClient, batch: list[Trace], folded: dict[str, tuple[dict, list]],
-                            stored: dict[str, dict], replaced: set[str]) -> None:
+def _stale(client: ClickHouseClient, copies: dict[str, list[Trace]],
+           folded: dict[str, tuple[dict, list]]) -> dict[str, list[dict[str, Any]]]:
     """Another writer (a second receiver behind the same load balancer) may have added spans to a
     trace between this batch's read and its insert: where the stored count says so (a read of key
-    columns only), fold those traces again from every span now stored. What is left is a window of
+    columns only), every span now stored of those traces, to fold again. What is left is a window of
     one step (the other writer's row written after this check and after this row); the trace's next
     write corrects it, and no span is lost either way."""
-    expected = {t.trace_id: len(folded[t.trace_id][1]) if t.trace_id in folded else len({s.span_id for s in t.spans})
-                for t in batch}
+    expected = {trace_id: len(folded[trace_id][1]) if trace_id in folded else len({s.span_id for s in c[0].spans})
+                for trace_id, c in copies.items()}
     counts = dict(client.read("SELECT trace_id, toInt64(count()) FROM spans WHERE trace_id IN {ids:Array(String)} "
                               "GROUP BY trace_id", {"ids": list(expected)}))
     stale = [trace_id for trace_id, n in expected.items() if counts.get(trace_id, 0) != n]
-    if stale:
-        now = _stored_spans(client, stale)
-        for t in batch:
-            if t.trace_id in now:
-                folded[t.trace_id] = merged_fields(t, None if t.trace_id in replaced else stored.get(t.trace_id),
-                                                   [stored_span(r) for r in now[t.trace_id]])
+    return _stored_spans(client, stale) if stale else {}
 
 
 def _retire_earlier_load(client: ClickHouseClient, trace_ids: list[str], version: int) -> None:
