@@ -4,10 +4,11 @@ Exporters send a long trace in several batches, children before the root, someti
 (DESIGN.md, "Spans arrive in pieces"). So a batch only ever *adds versions* of spans: a span it
 does not mention stays, a repeated one replaces its copy (``ReplacingMergeTree``, read ``FINAL``).
 After the spans land, each touched trace's row is written again from all its spans, those stored
-and the batch's (``merge.py``: token sums, counts, tool names, the request found in a user message,
-the source's own statements; a copy holding the root re-states the trace). When that moves the trace to another day (a late root started
-earlier than the first pieces), a tombstone under the old ``(day, trace_id)`` key retires the old
-row, because ``ReplacingMergeTree`` only folds rows with equal keys.
+and every copy in the batch (``merge.py``: token sums, counts, tool names, the request found in a
+user message, the source's own statements; a copy holding the root re-states the trace). When that
+moves the trace to another day (a late root started earlier than the first pieces), a tombstone
+under the old ``(day, trace_id)`` key retires the old row, because ``ReplacingMergeTree`` only
+folds rows with equal keys.
 
 ``replace_before_ms`` (``tracesieve ingest --replace``) replaces traces whose row was written
 before then (an earlier load) whole: the batch's spans are written first, as always, then the
