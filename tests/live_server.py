@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -32,3 +33,14 @@ def serving(app: ASGIApp) -> Iterator[str]:
         server.should_exit = True
         thread.join(20)
         sock.close()
+
+
+def stop_process(proc: subprocess.Popen, grace_s: float = 30) -> None:
+    """SIGTERM, then SIGKILL if ``proc`` has not exited within ``grace_s`` (a loaded machine can keep a
+    server in its shutdown for longer than a fixed wait; a test's teardown must not fail on that)."""
+    proc.terminate()
+    try:
+        proc.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(30)

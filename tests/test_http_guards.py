@@ -21,6 +21,7 @@ from server.mcp.app import build_app
 from server.storage.duckdb.store import DuckDBTraceStore
 from tests.test_transports import REPO, free_port
 from tools.errors import InvalidInputError
+from tests.live_server import stop_process
 
 TOKEN = "t0k3n-for-the-guards-test"
 HOST = "127.0.0.2"  # loopback, but not one of the names that may serve without a token
@@ -48,8 +49,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             assert time.monotonic() < deadline, "server did not start"
             time.sleep(0.1)
     yield f"http://{HOST}:{port}/mcp"
-    proc.terminate()
-    proc.wait(10)
+    stop_process(proc)
 
 
 def post(url: str, headers: list[tuple[str, str]]) -> httpx2.Response:

@@ -21,6 +21,7 @@ from mcp import Client
 
 from tests.label_page_data import CRITERION, JUDGE, PRELABELLED, add_reviewer, build, csrf, email, judge_verdict
 from tests.test_transports import REPO, start_http
+from tests.live_server import stop_process
 
 CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 #: CI sets TRACESIEVE_REQUIRE_BROWSER=1 (.ci/run), so a missing browser fails there instead of skipping.
@@ -53,8 +54,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict
     try:
         yield f"http://127.0.0.1:{port}", tokens
     finally:
-        proc.terminate()
-        proc.wait(timeout=20)
+        stop_process(proc)
 
 
 @pytest.fixture(scope="module")

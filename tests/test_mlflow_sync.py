@@ -23,6 +23,7 @@ from server.cli.main import cli
 from server.storage.duckdb.store import DuckDBTraceStore
 from tests.factory import stored_rows
 from tests.test_transports import free_port
+from tests.live_server import stop_process
 
 
 @pytest.fixture(scope="module")
@@ -50,8 +51,7 @@ def mlflow_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     try:
         yield url
     finally:
-        proc.terminate()
-        proc.wait(30)
+        stop_process(proc)
 
 
 def log_trace(question: str) -> str:

@@ -26,6 +26,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from tests.factory import stored_rows
 from tests.test_transports import REPO, free_port, start_http, stdio_params
+from tests.live_server import stop_process
 
 pytestmark = pytest.mark.anyio
 
@@ -124,8 +125,7 @@ async def test_serve_http_receives_spans_behind_the_token_while_an_agent_searche
         assert final.structured_content["total_matches"] == 12
         assert seen == sorted(seen)  # traces only ever appear
     finally:
-        proc.terminate()
-        proc.wait(20)
+        stop_process(proc)
     assert stored_rows(db, "SELECT count(*), count(DISTINCT span_id) FROM spans") == [(60, 60)]
     assert stored_rows(db, "SELECT count(*) FROM tags WHERE key = 'seen'")[0][0] >= 1
 

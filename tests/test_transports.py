@@ -15,6 +15,7 @@ import httpx2
 import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
+from tests.live_server import stop_process
 
 pytestmark = pytest.mark.anyio
 REPO = Path(__file__).resolve().parents[1]
@@ -73,8 +74,7 @@ async def test_http_on_loopback_works_without_a_token(db_path: Path) -> None:
             result = await client.call_tool("describe_store", {})
         assert result.structured_content["trace_count"] == 12
     finally:
-        proc.terminate()
-        proc.wait(10)
+        stop_process(proc)
 
 
 async def test_http_with_a_token_rejects_requests_without_it(db_path: Path) -> None:
@@ -91,8 +91,7 @@ async def test_http_with_a_token_rejects_requests_without_it(db_path: Path) -> N
             result = await client.call_tool("search_traces", {"filter": "attributes.status = 'ERROR'"})
         assert result.structured_content["total_matches"] == 3
     finally:
-        proc.terminate()
-        proc.wait(10)
+        stop_process(proc)
 
 
 def test_http_refuses_a_public_bind_without_a_token(db_path: Path) -> None:
