@@ -92,7 +92,7 @@ def write_traces(client: ClickHouseClient, traces: Sequence[Trace], *, now_ms: i
         old = stored.get(trace_id)
         if trace_id in folded:
             fields, spans = folded[trace_id]
-            header = tuple(_json(fields[c]) if c == "metadata" else fields[c] for c in HEADER_COLUMNS)
+            header = tuple(_json(fields["metadata"]) if c == "metadata" else fields.get(c) for c in HEADER_COLUMNS)
         else:  # a new trace sent once (nearly all of a bulk load): the batch's copy is all there is
             t = batch_copies[0]
             spans = list({s.span_id: s for s in t.spans}.values())
