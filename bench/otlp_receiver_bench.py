@@ -12,7 +12,10 @@ Every figure comes from one run on this machine, so ratios compare like with lik
 * MLflow (``--mlflow``): the same spans, senders and batch size against ``mlflow server``'s
   ``/v1/traces`` (sqlite backend) on loopback.
 
-Run: ``python -m bench.otlp_receiver_bench [--traces 2000] [--senders 2] [--mlflow]``.
+* ``--engines duckdb,chdb``: the same senders into ``serve --http --store chdb:///…`` as well (the
+  receiver's group commit over the ClickHouse writer), one row per engine, same run.
+
+Run: ``python -m bench.otlp_receiver_bench [--traces 2000] [--senders 2] [--mlflow] [--engines duckdb,chdb]``.
 """
 
 from __future__ import annotations
@@ -137,11 +140,31 @@ def _search_latencies(url: str, stop: Any, out: list[float]) -> None:
     anyio.run(run)
 
 
-def bench_tracesieve(workdir: Path, senders: int, traces: int, spans_per_trace: int) -> dict[str, Any]:
+_CHDB_COUNT = """import sys
+from server.storage.factory import build_backend, parse_store_url
+print(build_backend(parse_store_url(sys.argv[1])).traces.stats()["span_count"])"""
+
+
+def _stored_spans(engine: str, db: Path) -> int:
+    """Spans in the store once the server has stopped (chdb: in a process of its own, one per folder)."""
+    if engine == "chdb":
+        out = subprocess.run([sys.executable, "-c", _CHDB_COUNT, f"chdb://{db}"], capture_output=True, text=True,
+                             check=True)
+        return int(out.stdout.strip().splitlines()[-1])
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute("SELECT count(*) FROM spans").fetchone()[0]
+    finally:
+        con.close()
+
+
+def bench_tracesieve(workdir: Path, senders: int, traces: int, spans_per_trace: int,
+                     engine: str = "duckdb") -> dict[str, Any]:
     import threading
 
-    db, port = workdir / "live.duckdb", _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "server", "serve", "--http", "--db", str(db), "--port", str(port)],
+    db, port = workdir / ("live.duckdb" if engine == "duckdb" else "live-chdb"), _free_port()
+    store = ["--db", str(db)] if engine == "duckdb" else ["--store", f"chdb://{db}"]
+    proc = subprocess.Popen([sys.executable, "-m", "server", "serve", "--http", *store, "--port", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -163,9 +186,7 @@ def bench_tracesieve(workdir: Path, senders: int, traces: int, spans_per_trace: 
     finally:
         proc.terminate()
         proc.wait(60)
-    con = duckdb.connect(str(db), read_only=True)
-    stored = con.execute("SELECT count(*) FROM spans").fetchone()[0]
-    con.close()
+    stored = _stored_spans(engine, db)
     result.update(stored=stored, lost=result["acked"] - stored, search_busy_ms=1000 * statistics.median(busy),
                   search_idle_ms=1000 * statistics.median(idle), searches=(len(busy), len(idle)))
     return result
@@ -197,10 +218,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--spans-per-trace", type=int, default=8)
     parser.add_argument("--senders", type=int, default=2, help="exporter processes")
     parser.add_argument("--mlflow", action="store_true", help="also measure mlflow server's /v1/traces")
+    parser.add_argument("--engines", default="duckdb", help="comma-separated: duckdb, chdb (the first is the "
+                                                            "one searched and compared with MLflow)")
     args = parser.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="otlp-bench-"))
-    ours = bench_tracesieve(workdir, args.senders, args.traces, args.spans_per_trace)
-    print(f"tracesieve: {ours}", file=sys.stderr)
+    engines = [e.strip() for e in args.engines.split(",") if e.strip()]
+    runs = {engine: bench_tracesieve(workdir, args.senders, args.traces, args.spans_per_trace, engine)
+            for engine in engines}
+    ours = runs[engines[0]]
+    print(f"tracesieve: {runs}", file=sys.stderr)
     theirs = bench_mlflow(workdir, args.senders, args.traces, args.spans_per_trace) if args.mlflow else None
     if theirs:
         print(f"mlflow: {theirs}", file=sys.stderr)
@@ -209,13 +235,14 @@ def main(argv: list[str] | None = None) -> None:
           f"processes, {BATCH} spans per request\n")
     print("| endpoint | spans/s | ack p50 ms | ack p99 ms | spans lost | x MLflow |")
     print("|---|---:|---:|---:|---:|---:|")
-    ratio = f"{ours['rate'] / theirs['rate']:.1f}" if theirs else "n/a"
-    print(f"| tracesieve `serve --http` | {ours['rate']:,.0f} | {ours['p50_ms']:.0f} | {ours['p99_ms']:.0f} | "
-          f"{ours['lost'] + ours['failed']} | {ratio} |")
+    for engine, run in runs.items():
+        ratio = f"{run['rate'] / theirs['rate']:.1f}" if theirs else "n/a"
+        print(f"| tracesieve `serve --http` ({engine}) | {run['rate']:,.0f} | {run['p50_ms']:.0f} | "
+              f"{run['p99_ms']:.0f} | {run['lost'] + run['failed']} | {ratio} |")
     if theirs:
         print(f"| mlflow server `/v1/traces` | {theirs['rate']:,.0f} | {theirs['p50_ms']:.0f} | {theirs['p99_ms']:.0f} "
               f"| {theirs['failed']} (failed) | 1.0 |")
-    print(f"\nsearch_traces over MCP on the same server: p50 {ours['search_busy_ms']:.0f} ms while ingesting vs "
+    print(f"\nsearch_traces over MCP on the same server ({engines[0]}): p50 {ours['search_busy_ms']:.0f} ms while ingesting vs "
           f"{ours['search_idle_ms']:.0f} ms idle ({ours['search_busy_ms'] / ours['search_idle_ms']:.1f}x; "
           f"{ours['searches'][0]} and {ours['searches'][1]} searches)")
 

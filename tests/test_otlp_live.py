@@ -52,11 +52,13 @@ def span_ids(spans: list[ReadableSpan]) -> set[str]:
     return {format(s.context.span_id, "016x") for s in spans}
 
 
-def start_receiver(db: Path, port: int) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "server", "receive", "--db", str(db), "--port", str(port)],
+def start_receiver(db: Path | str, port: int) -> subprocess.Popen:
+    """``tracesieve receive`` on ``db`` (a DuckDB file, or a ``--store`` URL) in its own process."""
+    store = ["--db", str(db)] if isinstance(db, Path) else ["--store", db]
+    proc = subprocess.Popen([sys.executable, "-m", "server", "receive", *store, "--port", str(port)],
                             cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "TRACESIEVE_LOCK_TIMEOUT": "30"})
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         assert proc.poll() is None, proc.stderr.read()
         try:
@@ -66,6 +68,33 @@ def start_receiver(db: Path, port: int) -> subprocess.Popen:
             time.sleep(0.1)
     proc.kill()
     raise AssertionError("the receiver did not start")
+
+
+def acked_then_killed(receiver: subprocess.Popen, port: int, traces: list[list[ReadableSpan]]) -> set[str]:
+    """Stream ``traces`` at the receiver with the real exporter and SIGKILL it once 200 spans are
+    acknowledged, requests still in flight; the ids of the spans it acknowledged."""
+    acked: set[str] = set()
+    stop = threading.Event()
+
+    def stream() -> None:
+        exporter = OTLPSpanExporter(endpoint=f"http://127.0.0.1:{port}/v1/traces", timeout=2)
+        for spans in traces:
+            if stop.is_set():
+                return
+            if exporter.export(spans) == SpanExportResult.SUCCESS:
+                acked.update(span_ids(spans))
+
+    sender = threading.Thread(target=stream)
+    sender.start()
+    deadline = time.monotonic() + 120
+    while len(acked) < 200 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(receiver.pid, signal.SIGKILL)
+    receiver.wait(10)
+    stop.set()
+    sender.join(60)
+    assert len(acked) >= 200
+    return acked
 
 
 async def test_serve_http_receives_spans_behind_the_token_while_an_agent_searches_and_tags(tmp_path: Path) -> None:
@@ -104,33 +133,11 @@ async def test_serve_http_receives_spans_behind_the_token_while_an_agent_searche
 def test_a_receiver_killed_mid_stream_has_stored_every_span_it_acknowledged(tmp_path: Path) -> None:
     db = tmp_path / "live.duckdb"
     port = free_port()
-    traces = make_traces(400, spans_per_trace=4)
-    acked: set[str] = set()
-    stop = threading.Event()
-
-    def stream() -> None:
-        exporter = OTLPSpanExporter(endpoint=f"http://127.0.0.1:{port}/v1/traces", timeout=2)
-        for spans in traces:
-            if stop.is_set():
-                return
-            if exporter.export(spans) == SpanExportResult.SUCCESS:
-                acked.update(span_ids(spans))
-
-    receiver = start_receiver(db, port)
-    sender = threading.Thread(target=stream)
-    sender.start()
-    deadline = time.monotonic() + 60
-    while len(acked) < 200 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    os.kill(receiver.pid, signal.SIGKILL)  # mid-stream: requests are in flight
-    receiver.wait(10)
-    stop.set()
-    sender.join(60)
+    acked = acked_then_killed(start_receiver(db, port), port, make_traces(400, spans_per_trace=4))
     restarted = start_receiver(db, port)  # the store opens again after the crash
     restarted.terminate()
     restarted.wait(20)
     stored = {row[0] for row in stored_rows(db, "SELECT span_id FROM spans")}
-    assert len(acked) >= 200
     assert acked - stored == set()
 
 

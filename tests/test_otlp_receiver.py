@@ -1,9 +1,9 @@
 """POST /v1/traces with the real OpenTelemetry exporter, over real HTTP on 127.0.0.1.
 
 The SDK's ``BatchSpanProcessor`` with the real ``opentelemetry-exporter-otlp-proto-http`` exporter
-sends long traces in several requests, children first and the root last; the store must end with
-every span once and the same trace row as a whole export. Hand-made requests cover the rest of the
-specification: JSON with hex ids, gzip, a request sent twice, partial success, 400/413/415/503.
+sending long traces in pieces is in ``tests/contract/test_receiver_contract.py`` (every engine).
+Hand-made requests cover the rest of the specification: JSON with hex ids, gzip, a request sent
+twice, partial success, 400/413/415/503.
 """
 
 from __future__ import annotations
@@ -19,9 +19,8 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
-from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from server.http.otlp_receiver import OtlpReceiver
@@ -49,29 +48,6 @@ def agent_trace(provider: TracerProvider, turns: int, name: str = "invoke_agent 
 @pytest.fixture
 def db(tmp_path: Path) -> Path:
     return tmp_path / "live.duckdb"
-
-
-def test_the_real_exporter_sends_long_traces_in_pieces_and_every_span_is_stored_once(db: Path) -> None:
-    receiver = OtlpReceiver(DuckDBTraceStore(db))
-    memory = InMemorySpanExporter()
-    with serving(receiver) as url:
-        provider = TracerProvider(resource=Resource.create({"service.name": "agent",
-                                                            "deployment.environment.name": "prod"}))
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{url}/v1/traces"),
-                                                       max_export_batch_size=4, schedule_delay_millis=50))
-        provider.add_span_processor(SimpleSpanProcessor(memory))
-        for _ in range(3):
-            agent_trace(provider, turns=5)  # 11 spans each: at least 3 requests per trace
-        assert provider.force_flush(20_000)
-        provider.shutdown()
-    assert receiver.committer.stats.requests >= 9
-    spans = memory.get_finished_spans()
-    assert stored_rows(db, "SELECT count(*), count(DISTINCT span_id) FROM spans") == [(33, 33)]
-    rows = stored_rows(db, "SELECT status, name, span_count, input_tokens, environment, tool_names FROM traces")
-    assert rows == [("OK", "invoke_agent support", 11, 10 + 11 + 12 + 13 + 14, "prod", ["lookup"])] * 3
-    roots = {format(s.context.trace_id, "032x"): s for s in spans if s.parent is None}
-    durations = dict(stored_rows(db, "SELECT trace_id, execution_time_ms FROM traces"))
-    assert durations == {tid: (s.end_time - s.start_time) // 1_000_000 for tid, s in roots.items()}
 
 
 def _request(spans: list[dict]) -> dict:

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
-from server.cli.common import db_option
+from server.cli.common import open_backend, store_option
 from server.errors import cli_errors
-from server.storage.duckdb.store import DuckDBTraceStore
+from server.storage.factory import StoreUrl
 
 
 @click.command()
-@db_option
+@store_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Bind address (off loopback, --token is required).")
 @click.option("--port", default=4318, show_default=True, type=click.IntRange(1, 65535),
               help="Port (4318 is the OTLP/HTTP default).")
@@ -20,7 +18,7 @@ from server.storage.duckdb.store import DuckDBTraceStore
               help="Bearer token senders must send (env TRACESIEVE_TOKEN); required off loopback.")
 @click.option("--max-body-mb", type=click.IntRange(1, 1024), default=32, show_default=True,
               help="Largest request body accepted, after gzip (larger: 413).")
-def receive(db: Path, host: str, port: int, token: str | None, max_body_mb: int) -> None:
+def receive(db: StoreUrl, host: str, port: int, token: str | None, max_body_mb: int) -> None:
     """Receive OpenTelemetry traces over OTLP/HTTP (POST /v1/traces) into the store.
 
     Protobuf or JSON, gzip or not; each request is answered 200 only once its spans are committed.
@@ -32,6 +30,7 @@ def receive(db: Path, host: str, port: int, token: str | None, max_body_mb: int)
     Example:
 
         tracesieve receive --db traces.duckdb --port 4318
+        tracesieve receive --store chdb:///data/traces --port 4318
     """
     import uvicorn
 
@@ -40,10 +39,11 @@ def receive(db: Path, host: str, port: int, token: str | None, max_body_mb: int)
 
     with cli_errors():
         token = checked_token(host, token)   # the same token rules (and refusals) as serve --http
-        receiver = OtlpReceiver(DuckDBTraceStore(db), max_body_bytes=max_body_mb * 2**20)
+        backend = open_backend(db)
+        receiver = OtlpReceiver(backend.traces, max_body_bytes=max_body_mb * 2**20)
         app = BodyDeadline(BearerAuth(receiver, token) if token else receiver, timeout_s=body_timeout(),
                            max_bytes=receiver.max_body_bytes)
-        click.echo(f"Receiving OTLP/HTTP traces at http://{host}:{port}/v1/traces into {db}"
+        click.echo(f"Receiving OTLP/HTTP traces at http://{host}:{port}/v1/traces into {backend.location}"
                    f"{' (bearer token required)' if token else ''}", err=True)
         uvicorn.run(app, host=host, port=port, log_level="warning", lifespan="on", http=HeaderDeadlineProtocol)
 
@@ -57,7 +57,7 @@ def _duration_ms(text: str) -> int:
 
 
 @click.command()
-@db_option
+@store_option
 @click.option("--from-mlflow", "uri", required=True, help="MLflow tracking URI (http://127.0.0.1:5000, sqlite:///mlflow.db).")
 @click.option("--experiment", default=None, help="Experiment name or id (default: all experiments).")
 @click.option("--follow", is_flag=True, help="Keep syncing every --every until interrupted (Ctrl-C).")
@@ -65,11 +65,11 @@ def _duration_ms(text: str) -> int:
 @click.option("--overlap", default="1h", show_default=True,
               help="Each round re-reads this far before the newest trace seen, for late traces, spans and tags.")
 @click.option("--push", is_flag=True, help="Also write tags and labels set in tracesieve back to the MLflow traces.")
-def sync(db: Path, uri: str, experiment: str | None, follow: bool, every: str, overlap: str, push: bool) -> None:
+def sync(db: StoreUrl, uri: str, experiment: str | None, follow: bool, every: str, overlap: str, push: bool) -> None:
     """Keep the store in step with an MLflow tracking server: new traces, late spans, changed tags,
     new assessments (HUMAN -> labels, LLM_JUDGE/CODE -> scores), incrementally and idempotently.
 
-    A watermark per source is kept in the store; each round reads from it minus --overlap. With
+    A watermark per source is kept in the store (over ClickHouse, in its control plane); each round reads from it minus --overlap. With
     --push, tags and labels set here go back to MLflow (set_trace_tag, log_feedback as HUMAN with the
     reviewer as source). A progress line goes to stderr; one JSON report per round to stdout.
 
@@ -81,25 +81,28 @@ def sync(db: Path, uri: str, experiment: str | None, follow: bool, every: str, o
     import os
     import time
 
-    from server.ingestion.mlflow_sync import push_to_mlflow, sync_from_mlflow
+    from server.ingestion.mlflow_sync import push_to_mlflow, source_key, sync_from_mlflow
+    from server.storage.factory import open_sync_state
 
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")  # an unreachable server fails in seconds
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
     pause_s, overlap_ms = _duration_ms(every) / 1000, _duration_ms(overlap)
     with cli_errors():
-        store = DuckDBTraceStore(db)
+        backend = open_backend(db)
+        store = backend.traces
+        state = open_sync_state(db, backend, source_key(uri, experiment))
         while True:
-            report = sync_from_mlflow(store, uri, experiment, overlap_ms=overlap_ms, on_batch=lambda r: click.echo(
+            report = sync_from_mlflow(store, state, uri, experiment, overlap_ms=overlap_ms, on_batch=lambda r: click.echo(
                 f"\rsynced {r.traces} traces ({r.spans_new} new spans, {r.spans_updated} updated)", err=True, nl=False))
             out = report.model_dump()
             if push:
-                out["push"] = push_to_mlflow(store, uri, experiment).model_dump()
+                out["push"] = push_to_mlflow(state, uri).model_dump()
             click.echo(f"\rsync round done: {report.ingest.traces} traces written, {report.ingest.spans_new} new "
                        f"spans, watermark {report.watermark_ms}", err=True)
             click.echo(json.dumps(out))
             if not follow:
                 break
-            store.release()  # let other processes at the file between rounds
+            store.release()  # type: ignore[attr-defined]  # let other processes at a DuckDB file between rounds
             time.sleep(pause_s)
 
 

@@ -73,10 +73,9 @@ def serve(db: StoreUrl, use_http: bool, host: str, port: int, token: str | None,
         if use_http:
             from server.http.otlp_receiver import OtlpReceiver
 
-            # the labelling page needs the labelling family; the OTLP receiver (the DuckDB writer's group
-            # commit) is DuckDB's so far
+            # the labelling page needs the labelling family; the OTLP receiver writes to any engine
             label_store = backend if all(backend.has(f) for f in ("reviewers", "review", "queue")) else None
-            otlp = OtlpReceiver(backend.traces) if backend.engine == "duckdb" else None
+            otlp = OtlpReceiver(backend.traces)
             serve_http(app, host=host, port=port, token=token, store=label_store, otlp=otlp)
         else:
             app.run("stdio")

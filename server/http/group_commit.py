@@ -7,6 +7,9 @@ each request is answered once that transaction has committed (so a 200 always me
 receiver never answers from memory). A failed commit fails every request in it, and they are
 retried by their exporters; spans are upserted, so a retry stores nothing twice.
 
+Over ClickHouse the same round is one ``write_traces``: one insert per table instead of one per
+request, which keeps the number of parts (and background merges) down under many small requests.
+
 Back-pressure: when more than ``max_pending_spans`` are waiting, new requests are refused at once
 (the receiver answers 503 with ``Retry-After``), so a burst cannot grow memory without bound.
 

@@ -13,8 +13,9 @@ Any OpenTelemetry SDK exporter (``opentelemetry-exporter-otlp-proto-http``) or C
   retry 503; the Python exporter does not retry 429, so 429 is never used);
 * 200 is sent only after the spans are committed to the store (``group_commit``).
 
-Spans are upserted (``server/storage/duckdb/writer.py``): a retried request stores nothing twice,
-and a trace whose spans come in several requests ends whole.
+Spans are upserted by the store's writer (DuckDB's ``writer.py`` + ``merge.py``, ClickHouse's
+``writer.py`` + ``merge.py``), so on either engine a retried request stores nothing twice and a
+trace whose spans come in several requests ends whole, its row re-derived from all its spans.
 """
 
 from __future__ import annotations

@@ -15,27 +15,42 @@ was pushed is remembered (``pushed_at_ms``), so nothing is pushed twice.
 
 Changes to traces older than the overlap window are not seen by an incremental round; run with a
 larger ``--overlap`` (or ``ingest --from-mlflow``) to re-read further back.
+
+Any engine: the traces go through the store's ``write_traces``; the watermarks and the curation to
+push come from a ``SyncStatePort`` (DuckDB's ``sync_state`` table in its file, or, over ClickHouse,
+the control plane's, see ``server.storage.factory.open_sync_state``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel, Field
 
 from server.ingestion.mlflow_live import read_mlflow_tracking
 from server.ingestion.pipeline import IngestReport, ingest
-from server.storage.duckdb.store import DuckDBTraceStore
-from server.storage.duckdb.sync_sql import SyncState
 from tools import clock
 from tools.errors import IngestError, ProviderError
 from tools.models import Trace
+from tools.ports import TraceStore
 
 __all__ = ["DEFAULT_OVERLAP_MS", "PushReport", "SyncReport", "push_to_mlflow", "source_key", "sync_from_mlflow"]
 
 #: How far before the watermark each round reads again (MLflow's async logging and long traces).
 DEFAULT_OVERLAP_MS = 60 * 60 * 1000
+
+
+class SyncStatePort(Protocol):
+    """The watermarks of one followed source and the curation to push back to it."""
+
+    source: str
+
+    def get(self) -> tuple[int | None, int | None]: ...
+
+    def set(self, *, now_ms: int, watermark_ms: int | None = None, pushed_at_ms: int | None = None) -> None: ...
+
+    def curation_since(self, since_ms: int, source: str) -> dict[str, list[dict[str, Any]]]: ...
 
 
 class SyncReport(BaseModel):
@@ -56,11 +71,10 @@ def source_key(uri: str, experiment: str | None) -> str:
     return f"mlflow:{uri}#{experiment or '*'}"
 
 
-def sync_from_mlflow(store: DuckDBTraceStore, uri: str, experiment: str | None = None, *,
+def sync_from_mlflow(store: TraceStore, state: SyncStatePort, uri: str, experiment: str | None = None, *,
                      overlap_ms: int = DEFAULT_OVERLAP_MS,
                      on_batch: Callable[[IngestReport], None] | None = None) -> SyncReport:
-    """One incremental round (see the module docstring)."""
-    state = SyncState(store, source_key(uri, experiment))
+    """One incremental round (see the module docstring); ``state`` is ``source_key(uri, experiment)``'s."""
     watermark, _ = state.get()
     since = None if watermark is None else max(0, watermark - overlap_ms)
     items = read_mlflow_tracking(uri, experiment, since_ms=since)  # raises at once: nothing written
@@ -77,14 +91,13 @@ def sync_from_mlflow(store: DuckDBTraceStore, uri: str, experiment: str | None =
     return SyncReport(source=state.source, read_since_ms=since, watermark_ms=state.get()[0], ingest=report)
 
 
-def push_to_mlflow(store: DuckDBTraceStore, uri: str, experiment: str | None = None) -> PushReport:
+def push_to_mlflow(state: SyncStatePort, uri: str) -> PushReport:
     """Write tags and labels set here since the last push back to their MLflow traces."""
     import mlflow
     from mlflow import MlflowClient
     from mlflow.entities import AssessmentSource
     from mlflow.exceptions import MlflowException
 
-    state = SyncState(store, source_key(uri, experiment))
     _, pushed_at = state.get()
     todo = state.curation_since(pushed_at or 0, "mlflow")
     client = MlflowClient(tracking_uri=uri)

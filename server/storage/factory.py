@@ -12,7 +12,8 @@ from server.storage.backend import Backend, FeatureStores
 from server.storage.urls import StoreUrl, parse_store_url, resolve_store
 from tools.errors import InvalidInputError
 
-__all__ = ["StoreUrl", "as_backend", "build_backend", "duckdb_backend", "parse_store_url", "resolve_store"]
+__all__ = ["StoreUrl", "as_backend", "build_backend", "duckdb_backend", "open_sync_state", "parse_store_url",
+           "resolve_store"]
 
 
 def build_backend(url: StoreUrl) -> Backend:
@@ -53,6 +54,23 @@ def _control_plane(url: StoreUrl) -> Any:
         assert url.path is not None
         return ControlPlane.beside(url.path, url.database)
     return None
+
+
+def open_sync_state(url: StoreUrl, backend: Backend, source: str) -> Any:
+    """``tracesieve sync``'s watermarks for ``source`` (a ``server.ingestion.mlflow_sync.SyncStatePort``):
+    in a DuckDB store's file, else in the control plane ``url`` names, beside the ClickHouse tables."""
+    if backend.engine == "duckdb":
+        from server.storage.duckdb.sync_sql import SyncState
+
+        return SyncState(backend.traces, source)  # type: ignore[arg-type]
+    from server.storage.control.sync_state import ControlSyncState
+
+    control = _control_plane(url)
+    if control is None:
+        raise InvalidInputError(
+            f"tracesieve sync keeps its watermarks in a control plane, and {backend.location} has none: pass "
+            "--control postgresql://USER:PASSWORD@HOST:5432/DB (env TRACESIEVE_CONTROL).")
+    return ControlSyncState(control, backend.traces.client, source)  # type: ignore[attr-defined]
 
 
 def duckdb_backend(store: Any) -> Backend:

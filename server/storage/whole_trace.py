@@ -1,9 +1,10 @@
-"""``get_trace``'s piecewise reads (``tools.traces.ports.TraceReader``) for an engine that can only
-load a trace whole.
+"""``get_trace``'s piecewise reads (``tools.traces.ports.TraceReader``) cut from a whole trace.
 
-DuckDB answers each piece with its own query (``server.storage.duckdb.trace_read``) so a 30 MB
-trace costs what is shown. An engine without those queries yet (ClickHouse, so far) gets the same
-answers from ``load_trace``: correct, and as slow as loading the whole trace on every call.
+Both engines answer each piece with its own query (``server.storage.duckdb.trace_read``,
+``server.storage.clickhouse.trace_read``) so a 30 MB trace costs what is shown. This mixin gives
+the same answers from ``load_trace``: correct, and as slow as loading the whole trace on every
+call. It is kept as the reference the contract suite compares both engines with
+(``tests/contract/test_trace_read_contract.py``) and as the baseline ``bench/`` times them against.
 """
 
 from __future__ import annotations

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
+import pytest
 
 from server.storage.backend import Backend
 from tests.factory import BASE_MS, small_set, trace
-from tools.models import Trace
+from tools import clock
+from tools.models import Score, Trace
 from tools.traces.describe import describe_store
 
 
@@ -95,3 +98,97 @@ def test_spans_sent_in_pieces_add_up_and_a_late_root_moves_the_trace(
     assert [(r.trace_id, r.span_count, r.error_count, r.timestamp_ms) for r in page.rows] == [
         ("late", 3, 1, BASE_MS - 86_400_000)]
     assert page.total_matches == 1
+
+
+def test_replace_retires_an_earlier_load_but_merges_batches_of_the_same_load(
+        empty_backend: Backend, reopen: Callable[[], Backend]) -> None:
+    """``ingest --replace``: a trace stored by an earlier load is replaced whole (its spans the new load
+    does not send, and its imported scores, go); batches of the replacing load itself add up."""
+    store = empty_backend.traces
+    earlier = trace("r", 0, answer="old answer")
+    earlier.scores = [Score(trace_id="r", judge="imported_judge", verdict="pass", run_id="imported:test")]
+    store.write_traces([earlier, trace("other", 1)])
+    time.sleep(0.005)
+    before = clock.now_ms()
+    time.sleep(0.005)
+    root, llm, tool = trace("r", 0, status="ERROR", answer="new answer").spans
+    fixed = trace("r", 0, status="ERROR", answer="new answer").model_copy(update={"spans": [root, llm]})
+    renamed_tool = tool.model_copy(update={"span_id": "r-tool-2"})
+    first = store.write_traces([fixed], replace_before_ms=before)
+    assert (first.spans_new, first.spans_updated, first.spans_unchanged) == (2, 0, 0)
+    loaded = reopen().traces.load_trace("r")
+    assert loaded is not None
+    assert (sorted(s.span_id for s in loaded.spans), loaded.status) == (["r-llm", "r-root"], "ERROR")
+    assert "new answer" in (loaded.response or "")
+    assert reopen().traces.stats()["judges"] == []
+    # A later batch of the same load (no root) is merged with the first, not replacing it.
+    store.write_traces([fixed.model_copy(update={"spans": [renamed_tool]})], replace_before_ms=before)
+    loaded = reopen().traces.load_trace("r")
+    assert loaded is not None and sorted(s.span_id for s in loaded.spans) == ["r-llm", "r-root", "r-tool-2"]
+    assert loaded.status == "ERROR"
+    assert counts(reopen()) == (2, 6)  # "other" untouched
+    page = store.search(None, [], limit=10, after=None, now_ms=BASE_MS, count_cap=100)
+    assert sorted((r.trace_id, r.span_count) for r in page.rows) == [("other", 3), ("r", 3)]
+
+
+def test_pieces_sent_as_one_trace_add_up_to_the_row_a_whole_export_gets(
+        empty_backend: Backend, reopen: Callable[[], Backend]) -> None:
+    """The trace row is re-derived from every span, not from the last piece: token sums over all the
+    model spans, the root's name and status, counts, tools."""
+    whole = trace("sum", 0, tool_status="ERROR")
+    root, llm, tool = whole.spans
+    second_llm = llm.model_copy(update={"span_id": "sum-llm-2", "start_time_ns": llm.start_time_ns + 1,
+                                        "input_tokens": 7, "output_tokens": 3})
+    pieces = [[llm], [second_llm, tool], [root]]
+    for spans in pieces:  # each piece states no totals of its own, as an OTLP request's would not
+        empty_backend.traces.write_traces([whole.model_copy(update={
+            "spans": spans, "input_tokens": None, "output_tokens": None})])
+    loaded = reopen().traces.load_trace("sum")
+    assert loaded is not None and (loaded.input_tokens, loaded.output_tokens) == (127, 33)
+    page = reopen().traces.search(None, [], limit=5, after=None, now_ms=BASE_MS, count_cap=10)
+    assert [(r.trace_id, r.span_count, r.error_count, r.status, r.name, r.input_tokens, r.tool_names)
+            for r in page.rows] == [("sum", 4, 1, "OK", "support_agent", 127, ["lookup_order"])]
+
+
+@pytest.mark.parametrize("engine", ["chdb", "clickhouse"], indirect=True)
+def test_a_piece_another_writer_stored_meanwhile_is_counted_in_the_row(
+        empty_backend: Backend, reopen: Callable[[], Backend]) -> None:
+    """Two receivers behind one load balancer: writer B stores a piece of the trace between writer A's
+    read of the stored spans and A's insert. A's row must still count B's piece."""
+    from server.storage.clickhouse.writer import write_traces
+
+    whole = trace("race", 0)
+    root, llm, tool = whole.spans
+    store = empty_backend.traces
+    store.write_traces([whole.model_copy(update={"spans": [root]})])
+    real = store.client  # type: ignore[attr-defined]
+
+    class OtherWriterFirst:
+        """The real client, but writer B's batch lands just before A's spans are inserted."""
+
+        def __init__(self) -> None:
+            self.done = False
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(real, name)
+
+        def insert(self, table: str, rows: list, columns: tuple) -> None:
+            if table == "spans" and not self.done:
+                self.done = True
+                write_traces(real, [whole.model_copy(update={"spans": [tool]})], now_ms=BASE_MS)
+            real.insert(table, rows, columns)
+
+    write_traces(OtherWriterFirst(), [whole.model_copy(update={"spans": [llm]})], now_ms=BASE_MS)  # type: ignore[arg-type]
+    page = reopen().traces.search(None, [], limit=5, after=None, now_ms=BASE_MS, count_cap=10)
+    assert [(r.trace_id, r.span_count, r.input_tokens, r.tool_names) for r in page.rows] == [
+        ("race", 3, 120, ["lookup_order"])]
+
+
+def test_two_pieces_of_one_trace_in_one_batch_keep_both(empty_backend: Backend) -> None:
+    """A batch can hold two requests of the same trace (group commit, or two files in one load)."""
+    children, with_root = _pieces()
+    outcome = empty_backend.traces.write_traces([children, with_root])
+    assert (outcome.traces, outcome.spans_new) == (1, 3)
+    loaded = empty_backend.traces.load_trace("late")
+    assert loaded is not None and sorted(s.span_id for s in loaded.spans) == ["late-llm", "late-root", "late-tool"]
+    assert (loaded.timestamp_ms, loaded.status) == (BASE_MS - 86_400_000, "OK")

@@ -1,7 +1,8 @@
 """ClickHouseTraceStore: ``tools.ports.TraceStore`` over ClickHouse (a server, or chdb in-process).
 
 Same contract as the DuckDB store (``tests/contract/``): searches with the same filter language,
-order and keyset page tokens; ``get_trace`` from the de-duplicated spans; tags set and removed
+order and keyset page tokens; ``get_trace`` read by the piece (``trace_read``: a page of the tree
+reads no span text); tags set and removed
 by ids or by filter, the selection evaluated server-side in one ``INSERT … SELECT`` whose rows
 are then the history and the new tag values alike; a ``describe_store`` summary.
 
@@ -16,12 +17,11 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from server.storage.clickhouse import filter_sql, migrations, sql_sandbox
+from server.storage.clickhouse import filter_sql, migrations, sql_sandbox, trace_read
 from server.storage.clickhouse.client import ClickHouseClient, next_version
 from server.storage.clickhouse.writer import write_traces
 from server.storage.span_type_sql import SPAN_TYPE_SQL
 from server.storage.urls import StoreUrl
-from server.storage.whole_trace import WholeTraceReading
 from tools import clock
 from tools.errors import InvalidInputError
 from tools.models import Span, Trace
@@ -36,7 +36,7 @@ _SPAN_FIELDS = ("span_id", "parent_span_id", "name", "span_type", "start_time_ns
                 "attributes", "events")
 
 
-class ClickHouseTraceStore(WholeTraceReading):
+class ClickHouseTraceStore:
     """Traces, spans and tags in one ClickHouse database (created and migrated on first use)."""
 
     #: What ``query_sql`` may read (ClickHouse SQL).
@@ -71,10 +71,7 @@ class ClickHouseTraceStore(WholeTraceReading):
 
     # -- writes ------------------------------------------------------------------------------
     def write_traces(self, traces: Sequence[Trace], *, replace_before_ms: int | None = None) -> WriteOutcome:
-        if replace_before_ms is not None:
-            raise InvalidInputError("ingest --replace is not available on a ClickHouse store yet: spans are "
-                                    "upserted by (trace id, span id). Load without --replace.")
-        return write_traces(self.client, traces, now_ms=clock.now_ms())
+        return write_traces(self.client, traces, now_ms=clock.now_ms(), replace_before_ms=replace_before_ms)
 
     # -- search ------------------------------------------------------------------------------
     def search(self, expr: Any, order: Sequence[Any], *, limit: int, after: dict | None,
@@ -122,6 +119,17 @@ class ClickHouseTraceStore(WholeTraceReading):
         record = found[0]
         record["metadata"] = json.loads(record["metadata"] or "{}")
         return Trace(**record, spans=spans, tags=self._tags_of([trace_id]).get(trace_id, {}))
+
+    def trace_outline(self, trace_id: str, head: int) -> tuple[dict[str, Any], list[dict[str, Any]]] | None:
+        return trace_read.outline(self.client, trace_id, head, self._tags_of([trace_id]).get(trace_id, {}))
+
+    def span_texts(self, trace_id: str, span_ids: list[str], head: int,
+                   attributes: bool) -> dict[str, dict[str, Any]]:
+        return trace_read.texts(self.client, trace_id, span_ids, head, attributes)
+
+    def field_text(self, trace_id: str, span_id: str | None, field: str, offset: int,
+                   length: int) -> tuple[str, int] | None:
+        return trace_read.field_text(self.client, trace_id, span_id, field, offset, length)
 
     def known_trace_ids(self, trace_ids: Sequence[str]) -> set[str]:
         ids = list(dict.fromkeys(trace_ids))

@@ -3,14 +3,22 @@
 Exporters send a long trace in several batches, children before the root, sometimes twice
 (DESIGN.md, "Spans arrive in pieces"). So a batch only ever *adds versions* of spans: a span it
 does not mention stays, a repeated one replaces its copy (``ReplacingMergeTree``, read ``FINAL``).
-After the spans land, each touched trace's row is written again from the de-duplicated spans
-(span and error counts, tool names) and the best header seen: the one from a batch that held the
-root span, else the newest. When that moves the trace to another day (a late root started
-earlier than the first pieces), a tombstone under the old ``(day, trace_id)`` key retires the old
-row, because ``ReplacingMergeTree`` only folds rows with equal keys.
+After the spans land, each touched trace's row is written again from all its spans, those stored
+and every copy in the batch (``merge.py``: token sums, counts, tool names, the request found in a
+user message, the source's own statements; a copy holding the root re-states the trace). When that
+moves the trace to another day (a late root started earlier than the first pieces), a tombstone
+under the old ``(day, trace_id)`` key retires the old row, because ``ReplacingMergeTree`` only
+folds rows with equal keys.
 
-Order of writes: spans, then feedback and tags, then traces. A crash in between leaves spans
-whose trace row is stale or missing until the trace's next batch; no span is ever lost.
+``replace_before_ms`` (``tracesieve ingest --replace``) replaces traces whose row was written
+before then (an earlier load) whole: the batch's spans are written first, as always, then the
+earlier load's spans the batch did not resend and its imported scores get tombstones
+(``is_deleted = 1`` under a newer version), and the trace row takes the batch's header. Traces
+written by the same load (an earlier batch of it) are merged with, not replaced.
+
+Order of writes: spans, then feedback and tags, then tombstones of a replaced load, then traces.
+A crash in between leaves spans whose trace row is stale or missing (or, under --replace, old spans
+not yet retired) until the trace's next batch; no span is ever lost.
 """
 
 from __future__ import annotations
@@ -20,13 +28,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from server.storage.clickhouse.client import ClickHouseClient, next_version
+from server.storage.clickhouse.merge import SPAN_CONTENT, fold, rollup_counts, stored_span
 from tools.models import Trace
 from tools.ports import WriteOutcome
 from tools.traces.span_checks import span_problems
 
-SPAN_COLUMNS = ("trace_id", "span_id", "parent_span_id", "name", "span_type", "start_time_ns", "end_time_ns",
-                "status", "status_message", "inputs", "outputs", "model", "input_tokens", "output_tokens",
-                "tool_name", "attributes", "events", "version")
+SPAN_COLUMNS = ("trace_id", *SPAN_CONTENT, "version")
 #: The trace row's header: what the reader assembled, as opposed to what is derived from spans.
 HEADER_COLUMNS = ("timestamp_ms", "execution_time_ms", "status", "name", "request", "response", "session_id",
                   "user_id", "model", "prompt_version", "environment", "input_tokens", "output_tokens",
@@ -40,51 +47,110 @@ SCORE_COLUMNS = ("run_id", "judge", "trace_id", "verdict", "score", "value", "ra
                  "version")
 
 
-def write_traces(client: ClickHouseClient, traces: Sequence[Trace], *, now_ms: int) -> WriteOutcome:
-    """Store ``traces`` (a repeated id in the batch keeps its last copy); says what was stored: new,
-    updated and unchanged spans, counted against the stored copies."""
-    batch = list({t.trace_id: t for t in traces}.values())
-    if not batch:
+def write_traces(client: ClickHouseClient, traces: Sequence[Trace], *, now_ms: int,
+                 replace_before_ms: int | None = None) -> WriteOutcome:
+    """Store ``traces`` (copies of one trace in the batch are folded in order, a span sent twice keeps
+    its last copy); says what was stored: new, updated and unchanged spans, counted against the
+    stored copies (a replaced trace's are all new)."""
+    copies: dict[str, list[Trace]] = {}
+    for t in traces:
+        copies.setdefault(t.trace_id, []).append(t)
+    if not copies:
         return WriteOutcome()
     version = next_version()
-    ids = [t.trace_id for t in batch]
-    rows_sent = [_span_row(t.trace_id, s, version) for t in batch for s in t.spans]
-    outcome = _outcome(client, ids, rows_sent)
-    outcome.traces = len(batch)
-    outcome.warnings = [w for t in batch for w in span_problems(t.trace_id, t.spans)]
-    client.insert("spans", rows_sent, SPAN_COLUMNS)
-    _write_feedback(client, batch, version, now_ms)
+    ids = list(copies)
+    replaced = set() if replace_before_ms is None else {r[0] for r in client.read(
+        "SELECT trace_id FROM traces WHERE trace_id IN {ids:Array(String)} AND ingested_at_ms < {before:Int64}",
+        {"ids": ids, "before": replace_before_ms})}
     stored = {r["trace_id"]: r for r in client.read_dicts(
         f"SELECT trace_id, {', '.join(HEADER_COLUMNS)}, has_root, intDiv(timestamp_ms, 86400000) AS day_number "
         "FROM traces WHERE trace_id IN {ids:Array(String)}", {"ids": ids})}
-    derived = {r[0]: r[1:] for r in client.read(
-        "SELECT trace_id, toInt32(count()), toInt32(countIf(status = 'ERROR')), "
-        # Distinct tool names in call order (ties by span id), as the DuckDB writer lists them.
-        "arrayDistinct(arrayMap(x -> x.3, arraySort(groupArrayIf((start_time_ns, span_id, assumeNotNull(tool_name)), "
-        "coalesce(tool_name, '') != '')))) "
-        "FROM spans WHERE trace_id IN {ids:Array(String)} GROUP BY trace_id", {"ids": ids})}
+    stored_spans = _stored_spans(client, [i for i in ids if i not in replaced])
+    rows_sent = list({(t.trace_id, s.span_id): _span_row(t.trace_id, s, version)
+                      for t in traces for s in t.spans}.values())
+    outcome = _outcome(stored_spans, rows_sent)
+    outcome.traces = len(copies)
+    client.insert("spans", rows_sent, SPAN_COLUMNS)
+    _write_feedback(client, traces, version, now_ms)
+    if replaced:
+        _retire_earlier_load(client, sorted(replaced), version)
+
+    def fold_stored(trace_id: str, spans: list[dict[str, Any]]) -> tuple[dict, list]:
+        return fold(copies[trace_id], None if trace_id in replaced else stored.get(trace_id),
+                    [stored_span(r) for r in spans])
+
+    folded = {trace_id: fold_stored(trace_id, stored_spans.get(trace_id, [])) for trace_id in ids
+              if len(copies[trace_id]) > 1 or trace_id in stored_spans
+              or (trace_id in stored and trace_id not in replaced)}
+    for trace_id, spans in _stale(client, copies, folded).items():
+        folded[trace_id] = fold_stored(trace_id, spans)
     rows: list[tuple] = []
-    for t in batch:
-        old = stored.get(t.trace_id)
-        header = _header(t) if _has_root(t) or old is None or not old["has_root"] else \
-            tuple(old[c] for c in HEADER_COLUMNS)
-        has_root = int(_has_root(t) or bool(old and old["has_root"]))
-        span_count, error_count, tools = derived.get(t.trace_id, (0, 0, []))
-        rows.append((t.trace_id, *header, has_root, span_count, error_count, list(tools), now_ms, version, 0))
+    # The row's version is taken now, not with the spans': of two writers folding the same trace, the
+    # row written last was computed from the most spans, and must win.
+    version = next_version()
+    for trace_id, batch_copies in copies.items():
+        old = stored.get(trace_id)
+        if trace_id in folded:
+            fields, spans = folded[trace_id]
+            header = tuple(_json(fields["metadata"]) if c == "metadata" else fields.get(c) for c in HEADER_COLUMNS)
+        else:  # a new trace sent once (nearly all of a bulk load): the batch's copy is all there is
+            t = batch_copies[0]
+            spans = list({s.span_id: s for s in t.spans}.values())
+            header = _header(t)
+        outcome.warnings += span_problems(trace_id, spans)
+        has_root = int(not spans or any(s.parent_span_id is None for s in spans))
+        span_count, error_count, tools = rollup_counts(spans)
+        rows.append((trace_id, *header, has_root, span_count, error_count, tools, now_ms, version, 0))
         if old is not None and old["day_number"] != _day_number(header[0]):
             # The trace moved to another day: retire the row under the old key.
-            rows.append((t.trace_id, *(old[c] for c in HEADER_COLUMNS), old["has_root"], 0, 0, [], now_ms,
+            rows.append((trace_id, *(old[c] for c in HEADER_COLUMNS), old["has_root"], 0, 0, [], now_ms,
                          version, 1))
     client.insert("traces", rows, TRACE_COLUMNS)
     return outcome
 
 
-def _outcome(client: ClickHouseClient, ids: list[str], rows_sent: list[tuple]) -> WriteOutcome:
-    """Spans new, updated or unchanged, against the copies stored before this write (one read of the
-    batch's traces' spans; a bulk load of new traces finds none)."""
-    content = SPAN_COLUMNS[1:-1]   # span_id .. events: everything but the trace id and the version
-    stored = {(r[0], r[1]): tuple(r[1:]) for r in client.read(
-        f"SELECT trace_id, {', '.join(content)} FROM spans WHERE trace_id IN {{ids:Array(String)}}", {"ids": ids})}
+def _stored_spans(client: ClickHouseClient, ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+    """The stored spans of ``ids`` by trace (one read; a bulk load of new traces finds none)."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    if ids:
+        for row in client.read_dicts(f"SELECT trace_id, {', '.join(SPAN_CONTENT)} FROM spans "
+                                     "WHERE trace_id IN {ids:Array(String)}", {"ids": ids}):
+            found.setdefault(row.pop("trace_id"), []).append(row)
+    return found
+
+
+def _stale(client: ClickHouseClient, copies: dict[str, list[Trace]],
+           folded: dict[str, tuple[dict, list]]) -> dict[str, list[dict[str, Any]]]:
+    """Another writer (a second receiver behind the same load balancer) may have added spans to a
+    trace between this batch's read and its insert: where the stored count says so (a read of key
+    columns only), every span now stored of those traces, to fold again. What is left is a window of
+    one step (the other writer's row written after this check and after this row); the trace's next
+    write corrects it, and no span is lost either way."""
+    expected = {trace_id: len(folded[trace_id][1]) if trace_id in folded else len({s.span_id for s in c[0].spans})
+                for trace_id, c in copies.items()}
+    counts = dict(client.read("SELECT trace_id, toInt64(count()) FROM spans WHERE trace_id IN {ids:Array(String)} "
+                              "GROUP BY trace_id", {"ids": list(expected)}))
+    stale = [trace_id for trace_id, n in expected.items() if counts.get(trace_id, 0) != n]
+    return _stored_spans(client, stale) if stale else {}
+
+
+def _retire_earlier_load(client: ClickHouseClient, trace_ids: list[str], version: int) -> None:
+    """Tombstones (under a newer version) for what an earlier load stored of ``trace_ids`` and this
+    batch (written at ``version``) did not replace: its other spans and its imported scores. Each is
+    one ``INSERT … SELECT`` of the rows themselves, so the tombstone keeps the row's sort key."""
+    params = {"ids": trace_ids, "written": version, "tombstone": next_version()}
+    # Filtered in a subquery: in ClickHouse the REPLACE alias ``version`` would shadow the column in WHERE.
+    tombstones = ("INSERT INTO {table} SELECT * REPLACE ({{tombstone:UInt64}} AS version, 1 AS is_deleted) "
+                  "FROM (SELECT * FROM {table} WHERE trace_id IN {{ids:Array(String)}} AND version < {{written:UInt64}}"
+                  "{also})")
+    client.command(tombstones.format(table="spans", also=""), params)
+    client.command(tombstones.format(table="scores", also=" AND startsWith(run_id, 'imported')"), params)
+
+
+def _outcome(stored_spans: dict[str, list[dict[str, Any]]], rows_sent: list[tuple]) -> WriteOutcome:
+    """Spans new, updated or unchanged, against the copies stored before this write."""
+    stored = {(trace_id, r["span_id"]): tuple(r[c] for c in SPAN_CONTENT)
+              for trace_id, rows in stored_spans.items() for r in rows}
     outcome = WriteOutcome()
     for row in rows_sent:
         before = stored.get((row[0], row[1]))
@@ -95,11 +161,6 @@ def _outcome(client: ClickHouseClient, ids: list[str], rows_sent: list[tuple]) -
         else:
             outcome.spans_updated += 1
     return outcome
-
-
-def _has_root(t: Trace) -> bool:
-    """Whether this batch of the trace holds its root span (a trace read without spans counts as whole)."""
-    return not t.spans or any(s.parent_span_id is None for s in t.spans)
 
 
 def _day_number(timestamp_ms: int) -> int:
