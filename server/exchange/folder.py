@@ -16,11 +16,6 @@ def exchange_dir(store_path: Path) -> Path:
     return store_path.resolve().parent / "exports"
 
 
-def confined_file(store_path: Path, file: str, *, example: str, cli_alternative: str) -> Path:
-    """``file`` as a path inside the exchange folder, or an error that says how to do it instead."""
-    return confined_to(exchange_dir(store_path), file, example=example, cli_alternative=cli_alternative)
-
-
 def confined_to(folder: Path, file: str, *, example: str, cli_alternative: str) -> Path:
     """``file`` as a path directly inside ``folder`` (a store's exports folder), or an error."""
     folder = folder.resolve()

@@ -10,6 +10,7 @@ agent reads); ``calibration_report`` adds the PNG as MCP image content. The retu
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 from typing import Annotated
 
 import anyio
@@ -21,7 +22,7 @@ from pydantic import Field
 from server.errors import surface_errors, surface_errors_async
 from server.mcp import confirm
 from server.mcp.annotations import APPEND, APPEND_IDEMPOTENT, READ_ONLY
-from server.exchange.folder import confined_file
+from server.exchange.folder import confined_to, exchange_dir
 from server.exchange.labels import LabelFormat, read_label_file
 from server.storage.backend import Backend
 from tools import clock
@@ -59,8 +60,9 @@ def register(mcp: MCPServer, backend: Backend) -> None:
     """Add label_trace, list_labels, import_labels, annotation_queue, calibration_report, compare_runs."""
     features = backend.require_features("labels and calibration", "labels", "queue", "calibration")
     label_store = features.labels
-    assert backend.path is not None  # a store with features is a local file; its folder holds exports/
-    store_path = backend.path
+    # the store's exports folder, where the dataset tools write too (a ClickHouse server has no local file)
+    exports = (features.datasets.exports_dir if features.datasets is not None
+               else exchange_dir(backend.path or Path(".tracesieve") / "store"))
 
     @mcp.tool(annotations=APPEND)
     @surface_errors_async
@@ -105,7 +107,7 @@ def register(mcp: MCPServer, backend: Backend) -> None:
         the rows; identical labels are skipped, so re-importing is safe. Example: import_labels(file='week46-labels.csv')
         """
         rows, source, strict = read_label_file(
-            confined_file(store_path, file, example="week46-labels.csv",
+            confined_to(exports, file, example="week46-labels.csv",
                           cli_alternative="tracesieve labels import PATH"), format)
         return labels.import_labels(label_store, rows, source=source, default_reviewer=reviewer,
                                     strict_values=strict, now_ms=clock.now_ms())

@@ -9,7 +9,6 @@ the parity test also compares DuckDB's stored verdicts with ClickHouse's on the 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 
 import anyio
@@ -21,7 +20,7 @@ from server.mcp.app import build_app
 from server.providers.openai_compat import OpenAICompatJudge
 from server.providers.retry import RetryPolicy
 from server.storage.backend import Backend
-from tests.factory import BASE_MS, small_set, trace
+from tests.factory import BASE_MS, trace
 from tests.scripted_llm import Answer, ScriptedLLM, scripted_llm
 from tools import clock
 from tools.datasets import builder

@@ -208,7 +208,7 @@ def define_monitor(store: MonitorStore, judges: JudgeStore, inp: DefineMonitorIn
     for record in existing:
         if record.version == version:
             return DefineMonitorResult(monitor=to_version(record), created=False,
-                                       next=f"Unchanged. `tracesieve monitor run --once` runs its due windows.")
+                                       next="Unchanged. `tracesieve monitor run --once` runs its due windows.")
     since = inp.since if inp.since is not None else now_ms - now_ms % every
     record = store.save_monitor(MonitorRecord(name=inp.name, version=version,
                                               seq=existing[0].seq + 1 if existing else 1,

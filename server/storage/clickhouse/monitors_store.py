@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from server.storage.clickhouse import filter_sql
+from server.storage.clickhouse.analytics_store import ClickHouseAnalytics
 from server.storage.clickhouse.calibration_store import ClickHouseCalibrationStore
 from server.storage.clickhouse.store import ClickHouseTraceStore
 from server.storage.control.monitors import ControlMonitors
@@ -34,7 +34,9 @@ class ClickHouseMonitorStore(ControlMonitors):
         self.store = store
         self.client = store.client
         self._calibrations = ClickHouseCalibrationStore(store, control)
-        self._analytics: Any = None
+        # the window's tail count and error patterns are the analytics family's SQL, so a monitor and
+        # profile_traces / error_patterns never disagree about the same window
+        self._analytics = ClickHouseAnalytics(store, control)
 
     def window_counts(self, run_id: str, slice_by: list[str]) -> list[JudgeCount]:
         """Verdict counts per judge, overall and per value of each slice field: one grouped read,
@@ -73,18 +75,9 @@ class ClickHouseMonitorStore(ControlMonitors):
         return Spend(calls=row[0], input_tokens=row[1], output_tokens=row[2], usd=row[3], cache_hits=row[4])
 
     def count_slower(self, expr: Any, now_ms: int, start_ms: int, end_ms: int, threshold_ms: float) -> int:
-        where, params = filter_sql.compile_filter(expr, now_ms=now_ms)
-        return int(self.client.read(
-            f"SELECT count() FROM traces AS t WHERE ({where}) AND t.timestamp_ms > {{m_s:Int64}} "
-            "AND t.timestamp_ms <= {m_e:Int64} AND t.execution_time_ms > {m_th:Float64}",
-            {**params, "m_s": start_ms, "m_e": end_ms, "m_th": float(threshold_ms)})[0][0])
+        return self._analytics.count_slower(expr, now_ms, start_ms, end_ms, threshold_ms)
 
     def error_data(self, request: ErrorRequest) -> ErrorData:
-        if self._analytics is None:
-            # the analytics family's adapter (its own module): imported on first use
-            from server.storage.clickhouse.analytics_store import ClickHouseAnalytics
-
-            self._analytics = ClickHouseAnalytics(self.store)
         return self._analytics.error_data(request)
 
     def latest_calibrations(self, judges: list[str]) -> dict[str, CalibrationStatus]:
