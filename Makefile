@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip uv
 	# uv is a registry wheel (no download at run time); fall back to pip if it is unavailable.
-	$(VENV)/bin/uv pip install --quiet --python $(PY) -e '.[dev,names,chdb]' || $(PY) -m pip install --quiet -e '.[dev,names,chdb]'
+	$(VENV)/bin/uv pip install --quiet --python $(PY) -e '.[dev,names,chdb,postgres]' || $(PY) -m pip install --quiet -e '.[dev,names,chdb,postgres]'
 	touch $(STAMP)
 
 demo: $(STAMP)

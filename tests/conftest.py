@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from server.storage.duckdb.store import DuckDBTraceStore
 from tests.factory import small_set
+from tests.postgres import PostgresServer, start_or_skip
 
 # Tests open store files directly (duckdb.connect) right after tool calls; a store kept open by the
 # process would refuse that. Release after every call by default; tests of the keeper set their own.
@@ -34,3 +36,11 @@ def db_path(tmp_path: Path) -> Path:
 @pytest.fixture
 def store(db_path: Path) -> DuckDBTraceStore:
     return DuckDBTraceStore(db_path)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server on 127.0.0.1 for the whole session (see ``tests/postgres.py``)."""
+    server = start_or_skip()
+    yield server
+    server.stop()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -15,6 +16,7 @@ from tools.errors import InvalidInputError
 DEFAULT_DB = Path(".tracesieve") / "tracesieve.duckdb"
 
 _STORE_URL = "tracesieve.store_url"
+_CONTROL_URL = "tracesieve.control_url"
 _DB_HELP = "Store file (env TRACESIEVE_DB); created on first use. Shorthand for --store duckdb:///PATH."
 
 
@@ -27,6 +29,18 @@ _store_url_option = click.option(
     callback=_remember_store_url, metavar="URL",
     help="Store URL (env TRACESIEVE_STORE): duckdb:///PATH, chdb:///FOLDER, clickhouse://USER:PASS@HOST:8123/DB, "
          "clickhouse+https://…. Wins over --db.")
+
+
+def _remember_control_url(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    ctx.meta[_CONTROL_URL] = value
+
+
+_control_url_option = click.option(
+    "--control", "control_url", envvar="TRACESIEVE_CONTROL", default=None, expose_value=False, is_eager=True,
+    callback=_remember_control_url, metavar="URL",
+    help="Control-plane URL (env TRACESIEVE_CONTROL) for a ClickHouse store: postgresql://USER:PASS@HOST:5432/DB "
+         "(needed for datasets, judges, labels and monitors over a ClickHouse server; a chdb store keeps a "
+         "SQLite file in its folder unless this is given).")
 
 
 def _chosen_store(ctx: click.Context, db: Path) -> StoreUrl:
@@ -46,7 +60,9 @@ def _chosen_store(ctx: click.Context, db: Path) -> StoreUrl:
 
 def _store_url_callback(ctx: click.Context, _param: click.Parameter, db: Path) -> StoreUrl:
     try:
-        return _chosen_store(ctx, db)
+        url = _chosen_store(ctx, db)
+        control = ctx.meta.get(_CONTROL_URL)
+        return replace(url, control=control) if control and url.engine != "duckdb" else url
     except InvalidInputError as error:
         raise click.BadParameter(str(error), param_hint="--store") from error
 
@@ -72,7 +88,7 @@ def store_option(fn):  # type: ignore[no-untyped-def]
     """``--store URL`` or ``--db PATH``: passes ``db: StoreUrl`` (open it with ``open_backend``)."""
     fn = click.option("--db", type=click.Path(dir_okay=False, path_type=Path), envvar="TRACESIEVE_DB",
                       default=DEFAULT_DB, show_default=True, callback=_store_url_callback, help=_DB_HELP)(fn)
-    return _store_url_option(fn)
+    return _control_url_option(_store_url_option(fn))
 
 
 def open_backend(url: StoreUrl) -> Backend:

@@ -69,14 +69,13 @@ def serve(db: StoreUrl, use_http: bool, host: str, port: int, token: str | None,
         if with_monitor:
             from server.monitoring.loop import start_background
 
-            backend.require_features("Monitors")
+            backend.require_features("Monitors", "monitors", "judges")
             start_background(backend.traces)
         if use_http:
             from server.http.otlp_receiver import OtlpReceiver
 
-            # the labelling page needs the feature tables, and the OTLP receiver the DuckDB writer's
-            # group commit: only the DuckDB store has them so far
-            label_store = backend.traces if backend.features is not None else None
+            # the labelling page and the OTLP receiver (the DuckDB writer's group commit) are DuckDB's so far
+            label_store = backend.traces if backend.engine == "duckdb" else None
             otlp = OtlpReceiver(backend.traces) if backend.engine == "duckdb" else None
             serve_http(app, host=host, port=port, token=token, store=label_store, otlp=otlp)
         else:

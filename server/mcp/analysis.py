@@ -20,7 +20,7 @@ from server.mcp.grammar import FilterArg
 
 def register(mcp: MCPServer, backend: Backend) -> None:
     """Add profile_traces and error_patterns to ``mcp``."""
-    analytics = backend.require_features("profile_traces").analytics
+    analytics = backend.require_features("profile_traces", "analytics").analytics
 
     @mcp.tool(annotations=READ_ONLY)
     @surface_errors

@@ -52,14 +52,13 @@ def build_app(store: Backend | TraceStore, *, toolsets: tuple[str, ...] | None =
 
     ``toolsets`` defaults to every toolset (tests and ``tracesieve call`` reach every tool);
     ``tracesieve serve`` passes ``toolsets.resolve(--toolsets)``, whose default is smaller. A backend
-    without the feature stores (ClickHouse, so far) gets the trace tools only. ``read_only`` keeps only
+    gets the toolsets whose feature stores it has (``toolsets.NEEDS``): the trace tools at least. ``read_only`` keeps only
     the tools annotated read-only.
     """
     backend = as_backend(store)
     mcp = TracesieveServer("tracesieve", instructions=INSTRUCTIONS, version=server_version())
     names = toolsets or tuple(toolset_registry.TOOLSETS)
-    if backend.features is None:
-        names = tuple(name for name in names if name in toolset_registry.TRACES_ONLY)
+    names = tuple(name for name in names if all(backend.has(family) for family in toolset_registry.NEEDS[name]))
     for name in names:
         toolset_registry.TOOLSETS[name].register(mcp, backend)
     for feature in (resources, prompts, completions):

@@ -57,7 +57,7 @@ IncludePlot = Annotated[bool, Field(description="Attach a PNG (confusion matrix,
 
 def register(mcp: MCPServer, backend: Backend) -> None:
     """Add label_trace, list_labels, import_labels, annotation_queue, calibration_report, compare_runs."""
-    features = backend.require_features("labels and calibration")
+    features = backend.require_features("labels and calibration", "labels", "queue", "calibration")
     label_store = features.labels
     assert backend.path is not None  # a store with features is a local file; its folder holds exports/
     store_path = backend.path

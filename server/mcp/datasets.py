@@ -51,7 +51,7 @@ SampleObject = Annotated[dict[str, Any] | None, Field(description=(
 
 def register(mcp: MCPServer, backend: Backend) -> None:
     """Add this feature's tools to ``mcp``."""
-    ds = backend.require_features("datasets").datasets
+    ds = backend.require_features("datasets", "datasets").datasets
 
     @mcp.tool(annotations=VERSIONED_WRITE)
     @surface_errors

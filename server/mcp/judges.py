@@ -53,7 +53,7 @@ def choose_model(ctx: Context, choice: str) -> Any:
 
 def register(mcp: MCPServer, backend: Backend) -> None:
     """Add this feature's tools to ``mcp``."""
-    js = backend.require_features("judges").judges
+    js = backend.require_features("judges", "judges").judges
 
     @mcp.tool(annotations=VERSIONED_WRITE)
     @surface_errors

@@ -35,7 +35,7 @@ AlertsArg = Annotated[dict[str, Any] | None, Field(description=specs.ALERTS_TEXT
 
 def register(mcp: MCPServer, backend: Backend) -> None:
     """Add the monitor tools to ``mcp``."""
-    features = backend.require_features("Monitors")
+    features = backend.require_features("Monitors", "monitors", "judges")
     ms = features.monitors
 
     @mcp.tool(annotations=VERSIONED_WRITE)

@@ -46,7 +46,7 @@ def register(mcp: MCPServer, backend: Backend) -> None:
         except TracesieveError as error:
             raise ResourceError(str(error)) from error
 
-    if backend.features is None:
+    if backend.features is None or backend.features.datasets is None:
         return
     datasets = backend.features.datasets
 

@@ -24,8 +24,16 @@ TOOLSETS: dict[str, ModuleType] = {
     "calibration": calibration,
     "monitors": monitors,
 }
-#: The toolsets a store without feature tables (ClickHouse, so far) can serve.
-TRACES_ONLY = ("traces",)
+#: Toolset name -> the feature-store families (``server.storage.backend.FeatureStores``) it needs;
+#: a server publishes a toolset only when its store has every one of them.
+NEEDS: dict[str, tuple[str, ...]] = {
+    "traces": (),
+    "analysis": ("analytics",),
+    "datasets": ("datasets",),
+    "judges": ("judges",),
+    "calibration": ("labels", "queue", "calibration"),
+    "monitors": ("monitors", "judges"),
+}
 #: Names for steps of the loop, each a set of toolsets.
 GROUPS: dict[str, tuple[str, ...]] = {
     "observe": ("traces", "analysis"),

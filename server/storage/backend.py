@@ -25,22 +25,29 @@ from tools.ports import TraceStore
 @dataclass(frozen=True)
 class FeatureStores:
     """The adapters behind the tools past tracing: datasets, judges and runs, labels, the
-    annotation queue, calibration and run comparison, the analyses and monitors."""
+    annotation queue, calibration and run comparison, the analyses and monitors. A family an
+    engine does not hold yet is None; ``Backend.require_features`` then names it."""
 
-    analytics: Any  # tools.analysis: ProfileStore and ErrorStore in one adapter
-    datasets: DatasetStore
-    judges: JudgeStore
-    labels: LabelStore
-    queue: QueueStore
-    calibration: CalibrationStore  # also tools.calibration.regression.RegressionStore
-    monitors: MonitorStore
+    analytics: Any = None  # tools.analysis: ProfileStore and ErrorStore in one adapter
+    datasets: DatasetStore | None = None
+    judges: JudgeStore | None = None
+    labels: LabelStore | None = None
+    queue: QueueStore | None = None
+    calibration: CalibrationStore | None = None  # also tools.calibration.regression.RegressionStore
+    monitors: MonitorStore | None = None
+    #: The labelling page's store (reviewers, skips, proposed criteria; server.http.label).
+    reviewers: Any = None
+
+    def missing(self) -> tuple[str, ...]:
+        return tuple(name for name, value in vars(self).items() if value is None)
 
 
 @dataclass(frozen=True)
 class Backend:
     """One store: ``engine`` names it (duckdb, chdb, clickhouse), ``location`` says where it is
     without secrets, ``path`` is the local file whose folder holds ``exports/`` (None for a server),
-    ``sql_tables`` are what ``query_sql`` may read."""
+    ``sql_tables`` are what ``query_sql`` may read, ``control`` is where the control plane is
+    (None for DuckDB, whose one file holds everything)."""
 
     engine: str
     location: str
@@ -48,12 +55,22 @@ class Backend:
     sql_tables: tuple[str, ...]
     path: Path | None = None
     features: FeatureStores | None = None
+    control: str | None = None
 
-    def require_features(self, what: str) -> FeatureStores:
-        """The feature stores, or an error naming the store kinds that have ``what``."""
+    def has(self, family: str) -> bool:
+        return self.features is not None and getattr(self.features, family) is not None
+
+    def require_features(self, what: str, *families: str) -> FeatureStores:
+        """The feature stores, or an error saying why ``what`` is unavailable and what to do."""
         if self.features is None:
             raise InvalidInputError(
-                f"{what} is not available on a {self.engine} store yet ({self.location}): over ClickHouse "
-                "tracesieve serves traces (describe, search, show, tag, untag, SQL) so far. Use a DuckDB store "
+                f"{what} needs a control plane beside the {self.engine} store {self.location}, and none is "
+                "configured: pass --control postgresql://USER:PASSWORD@HOST:5432/DB (env TRACESIEVE_CONTROL). "
+                "Over ClickHouse without one, tracesieve serves traces only (describe, search, show, tag, SQL).")
+        absent = [family for family in families if getattr(self.features, family) is None]
+        if absent:
+            raise InvalidInputError(
+                f"{what} is not available on a {self.engine} store yet ({self.location}): its "
+                f"{', '.join(absent)} store is not built for this engine. Use a DuckDB store "
                 "(--db PATH or --store duckdb:///PATH) for it.")
         return self.features

@@ -32,8 +32,27 @@ def build_backend(url: StoreUrl) -> Backend:
             f"{url.display()} needs the '{error.name}' package, which is not installed. Install it with "
             f"pip install 'tracesieve[{extra}]'.") from error
     store = ClickHouseTraceStore.open(url)
+    control = _control_plane(url)
+    features = None
+    if control is not None:
+        from server.storage.clickhouse.features import clickhouse_features
+
+        features = clickhouse_features(store, control)
     return Backend(engine=url.engine, location=url.display(), traces=store, sql_tables=store.sql_tables,
-                   path=url.path)
+                   path=url.path, features=features, control=control.location if control else None)
+
+
+def _control_plane(url: StoreUrl) -> Any:
+    """The control plane ``url`` names, a chdb store's own SQLite file by default, or None (a
+    ClickHouse server without ``--control``: traces only)."""
+    from server.storage.control.plane import ControlPlane
+
+    if url.control:
+        return ControlPlane.open(url.control)
+    if url.engine == "chdb":
+        assert url.path is not None
+        return ControlPlane.beside(url.path, url.database)
+    return None
 
 
 def duckdb_backend(store: Any) -> Backend:

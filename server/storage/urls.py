@@ -42,6 +42,9 @@ class StoreUrl:
     password: str | None = None
     secure: bool = False
     cluster: str | None = None
+    #: The control plane's URL (``--control`` / ``TRACESIEVE_CONTROL``): ``postgresql://…`` or
+    #: ``sqlite:///PATH``. A chdb store defaults to a SQLite file in its folder; DuckDB needs none.
+    control: str | None = None
 
     def display(self) -> str:
         """The URL without its password, for messages and logs."""

@@ -22,6 +22,8 @@ from server.storage.factory import StoreUrl, build_backend, parse_store_url
 from tests.factory import small_set
 
 ENGINES = ("duckdb", "chdb", "clickhouse")
+#: The stores of the feature contract tests: each engine with the control plane it would have.
+FEATURE_STORES = ("duckdb", "chdb", "chdb+postgres", "clickhouse+postgres")
 
 
 @pytest.fixture(scope="session")
@@ -81,3 +83,39 @@ def backend(empty_backend: Backend) -> Backend:
 def reopen(store_url: StoreUrl) -> Callable[[], Backend]:
     """Open the same store again, as a second server process would."""
     return lambda: build_backend(store_url)
+
+
+@pytest.fixture(scope="module", params=FEATURE_STORES)
+def feature_engine(request: pytest.FixtureRequest) -> str:
+    """An engine with its control plane: ``duckdb`` (one file), ``chdb`` (a SQLite control file in the
+    chdb folder), ``chdb+postgres`` and ``clickhouse+postgres`` (a real PostgreSQL server from the test
+    session; the last also needs CLICKHOUSE_URL)."""
+    if request.param.startswith("clickhouse") and not os.environ.get("CLICKHOUSE_URL"):
+        pytest.skip("no ClickHouse server: set CLICKHOUSE_URL=clickhouse://USER:PASS@HOST:8123/DB to run "
+                    "the contract suite against one")
+    return request.param
+
+
+@pytest.fixture
+def feature_store_url(feature_engine: str, tmp_path: Path, chdb_folder: Path,
+                      request: pytest.FixtureRequest) -> Iterator[StoreUrl]:
+    """A URL of a new, empty store of ``feature_engine``, with its control plane."""
+    engine, _, control = feature_engine.partition("+")
+    for url in _new_store(engine, tmp_path, chdb_folder):
+        if control == "postgres":
+            url = replace(url, control=request.getfixturevalue("postgres_server").new_database())
+        yield url
+
+
+@pytest.fixture
+def feature_backend(feature_store_url: StoreUrl) -> Backend:
+    """A store of each engine and control plane holding ``tests.factory.small_set``."""
+    backend = build_backend(feature_store_url)
+    backend.traces.write_traces(small_set())
+    return backend
+
+
+@pytest.fixture
+def reopen_features(feature_store_url: StoreUrl) -> Callable[[], Backend]:
+    """Open the same store (and control plane) again, as a second server process would."""
+    return lambda: build_backend(feature_store_url)

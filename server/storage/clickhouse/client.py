@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from server.storage.urls import StoreUrl
 
 #: Tables whose rows are versions of one another: every read must go through ``with_final``.
-REPLACING_TABLES = ("traces", "spans", "tags", "labels", "scores")
+REPLACING_TABLES = ("traces", "spans", "tags", "labels", "scores", "dataset_records")
 
 _BARE = re.compile(r"\b(FROM|JOIN)\s+(" + "|".join(REPLACING_TABLES) + r")\b(\s+AS\s+[A-Za-z_]\w*)?+(?!\s+FINAL\b)",
                    re.IGNORECASE)

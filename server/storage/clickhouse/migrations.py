@@ -164,7 +164,73 @@ M002_VIEWS: tuple[str, ...] = (
     FROM spans AS s FINAL""",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (M001_CORE, M002_VIEWS)
+#: The big, append-mostly feature rows, beside the traces they describe (the small transactional
+#: state is in the control plane, ``server.storage.control``). Columns and meanings are the DuckDB
+#: tables' (m001-m003); each key makes a retried insert idempotent:
+#: * ``labels`` by ``label_id``. Labels stay append-only: a correction is a new row, and the current
+#:   label of (trace, criterion) is the newest (``argMax`` / ``LIMIT 1 BY``), as DuckDB's view.
+#: * ``scores`` by (run, judge, trace, record); ``record_id`` is '' for a trace-targeted run.
+#: * ``dataset_records`` by (name, version, record_id); a version's records are visible only once
+#:   its header commits in the control plane, after they are written.
+M003_FEATURE_ROWS: tuple[str, ...] = (
+    """CREATE TABLE IF NOT EXISTS labels{on_cluster} (
+        label_id      String,
+        trace_id      String,
+        criterion     String,
+        value         String,
+        numeric_value Nullable(Float64),
+        reviewer      Nullable(String),
+        rationale     Nullable(String) CODEC(ZSTD(3)),
+        created_at_ms Int64,
+        source        Nullable(String),
+        version       UInt64,
+        is_deleted    UInt8 DEFAULT 0,
+        INDEX idx_trace_id trace_id TYPE bloom_filter(0.001) GRANULARITY 1
+    ) ENGINE = {engine}
+    ORDER BY (criterion, trace_id, label_id)""",
+    """CREATE TABLE IF NOT EXISTS scores{on_cluster} (
+        run_id        String,
+        judge         String,
+        trace_id      String,
+        record_id     String DEFAULT '',
+        verdict       LowCardinality(String),
+        score         Nullable(Float64),
+        value         Nullable(String),
+        rationale     Nullable(String) CODEC(ZSTD(3)),
+        created_at_ms Nullable(Int64),
+        judge_version Nullable(String),
+        latency_ms    Nullable(Float64),
+        input_tokens  Nullable(Int64),
+        output_tokens Nullable(Int64),
+        cost_usd      Nullable(Float64),
+        error         Nullable(String),
+        cache_key     Nullable(String),
+        cached        UInt8 DEFAULT 0,
+        version       UInt64,
+        is_deleted    UInt8 DEFAULT 0,
+        INDEX idx_trace_id trace_id TYPE bloom_filter(0.001) GRANULARITY 1,
+        INDEX idx_judge judge TYPE set(256) GRANULARITY 4
+    ) ENGINE = {engine}
+    ORDER BY (run_id, judge, trace_id, record_id)""",
+    """CREATE TABLE IF NOT EXISTS dataset_records{on_cluster} (
+        name                  String,
+        version               Int32,
+        record_id             String,
+        trace_id              Nullable(String),
+        inputs                Nullable(String) CODEC(ZSTD(3)),
+        outputs               Nullable(String) CODEC(ZSTD(3)),
+        expectations          Nullable(String) CODEC(ZSTD(3)),
+        strata                Nullable(String),
+        selection_probability Nullable(Float64),
+        redaction             Nullable(String),
+        position              Int32,
+        row_version           UInt64,
+        is_deleted            UInt8 DEFAULT 0
+    ) ENGINE = {records_engine}
+    ORDER BY (name, version, record_id)""",
+)
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (M001_CORE, M002_VIEWS, M003_FEATURE_ROWS)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -172,11 +238,13 @@ def statements(version: int, *, cluster: str | None = None) -> list[str]:
     """Migration ``version``'s statements (0: the bookkeeping table), for one node or for ``cluster``
     (replicated tables)."""
     if cluster is None:
-        fill = {"on_cluster": "", "engine": "ReplacingMergeTree(version, is_deleted)", "plain_engine": "MergeTree"}
+        fill = {"on_cluster": "", "engine": "ReplacingMergeTree(version, is_deleted)", "plain_engine": "MergeTree",
+                "records_engine": "ReplacingMergeTree(row_version, is_deleted)"}
     else:
         path = "'/clickhouse/tables/{shard}/{database}/{table}', '{replica}'"
         fill = {"on_cluster": f" ON CLUSTER {cluster}",
                 "engine": f"ReplicatedReplacingMergeTree({path}, version, is_deleted)",
-                "plain_engine": f"ReplicatedMergeTree({path})"}
+                "plain_engine": f"ReplicatedMergeTree({path})",
+                "records_engine": f"ReplicatedReplacingMergeTree({path}, row_version, is_deleted)"}
     return [s.replace("{on_cluster}", fill["on_cluster"]).replace("{engine}", fill["engine"])
-            .replace("{plain_engine}", fill["plain_engine"]) for s in (MIGRATIONS[version - 1] if version else (BOOKKEEPING,))]
+            .replace("{plain_engine}", fill["plain_engine"]).replace("{records_engine}", fill["records_engine"]) for s in (MIGRATIONS[version - 1] if version else (BOOKKEEPING,))]
