@@ -65,16 +65,19 @@ _TRACE_SIDE = """SELECT trace_id, 1 AS found, status, execution_time_ms, input_t
                  FROM traces AS t WHERE t.trace_id IN (SELECT trace_id FROM page)"""
 
 
-def items_sql(target: Target, *, in_progress: bool = False) -> tuple[str, dict[str, Any]]:
+def items_sql(target: Target, *, in_progress: bool = False, batch: str | None = None) -> tuple[str, dict[str, Any]]:
     """``SELECT item_id, trace_id, raw_in, raw_out, expectations`` for the target (with
-    ``in_progress``, the IN_PROGRESS traces it skips instead)."""
+    ``in_progress``, the IN_PROGRESS traces it skips instead). A dataset target reads only ``batch``,
+    the records its committed header names: a writer killed before its header committed, or one
+    that lost the race for the version number, left rows under the same name and version."""
     limit = f"LIMIT {int(target.max_items)}" if target.max_items else ""
     if target.dataset:
         name, _, version = target.dataset.partition("@")
         return (f"""SELECT record_id AS item_id, coalesce(trace_id, '') AS trace_id, inputs AS raw_in,
                         outputs AS raw_out, expectations FROM dataset_records
-                    WHERE name = {{j_ds:String}} AND version = {{j_dv:Int64}} ORDER BY position {limit}""",
-                {"j_ds": name, "j_dv": int(version)})
+                    WHERE name = {{j_ds:String}} AND version = {{j_dv:Int64}} AND records_batch = {{j_batch:String}}
+                    ORDER BY position {limit}""",
+                {"j_ds": name, "j_dv": int(version), "j_batch": batch or ""})
     now = int(target.now_ms or 0)
     expr = parser.parse(target.filter) if target.filter and target.filter.strip() else None
     where, params = filter_sql.compile_filter(expr, now_ms=now)

@@ -127,6 +127,13 @@ class ClickHouseJudgeStore:
         return [{**r, "cached": bool(r["cached"])} for r in rows]
 
     # -- items ---------------------------------------------------------------------------------
+    def _items_sql(self, target: Target, *, in_progress: bool = False) -> tuple[str, dict[str, Any]]:
+        batch = None
+        if target.dataset:
+            name, _, version = target.dataset.partition("@")
+            batch = self.control.records_batch(name, int(version))
+        return judge_items.items_sql(target, in_progress=in_progress, batch=batch)
+
     def _dataset(self, ref: str) -> tuple[str, int, int, bool]:
         name, _, version = ref.partition("@")
         try:
@@ -155,16 +162,16 @@ class ClickHouseJudgeStore:
             fixed = target.model_copy(update={"dataset": f"{name}@{version}"})
             return ResolvedTarget(target=fixed, redacted=redacted,
                                   items=min(count, target.max_items) if target.max_items else count)
-        items, params = judge_items.items_sql(target)
+        items, params = self._items_sql(target)
         count = self.client.read(f"SELECT count() FROM ({items})", params)[0][0]
         skipped = 0
         if not target.include_in_progress:
-            skipped_sql, skipped_params = judge_items.items_sql(target, in_progress=True)
+            skipped_sql, skipped_params = self._items_sql(target, in_progress=True)
             skipped = self.client.read(f"SELECT count() FROM ({skipped_sql})", skipped_params)[0][0]
         return ResolvedTarget(target=target, items=int(count), skipped_in_progress=int(skipped))
 
     def _read_items(self, target: Target, page: str, extra: dict[str, Any]) -> list[Item]:
-        items, params = judge_items.items_sql(target)
+        items, params = self._items_sql(target)
         sql = judge_items.base_sql(items, spans=True, page=page)
         rows = self.client.read_dicts(sql + " SELECT * FROM base ORDER BY item_id", {**params, **extra})
         return [judge_items.to_item(r) for r in rows]
@@ -205,7 +212,7 @@ class ClickHouseJudgeStore:
         rule = rule_sql.compile_rule(_SPEC.validate_python(judge.spec))
         if rule is None or not self._regex_ok(rule):
             return None
-        items, params = judge_items.items_sql(target)
+        items, params = self._items_sql(target)
         base = judge_items.base_sql(items, spans=rule.needs_spans)
         layer = "SELECT * FROM base"
         for name, expr in rule.pre.items():

@@ -166,6 +166,12 @@ class ControlJudges:
                                         "WHERE name = :n ORDER BY version DESC"), {"n": name})
             return [dict(r._mapping) for r in rows]
 
+    def records_batch(self, name: str, version: int) -> str | None:
+        """The records batch the committed header of ``name@version`` names (None: not committed)."""
+        with self.plane.reading() as conn:
+            return conn.execute(sa.text("SELECT records_batch FROM datasets WHERE name = :n AND version = :v"),
+                                {"n": name, "v": version}).scalar_one_or_none()
+
     def dataset_names(self) -> list[str]:
         with self.plane.reading() as conn:
             return [r[0] for r in conn.execute(sa.text("SELECT DISTINCT name FROM datasets ORDER BY name"))]
