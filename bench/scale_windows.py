@@ -71,6 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--traces", type=int, default=38023, help="traces bench.scale generated (its n)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--budget", type=float, default=60.0, help="seconds per case and path, at most")
+    parser.add_argument("--only", default="", help="comma-separated words: time only the shapes whose title has one")
     parser.add_argument("--out", type=Path, default=None, help="JSON of every figure")
     args = parser.parse_args(argv)
     ds = ensure_dataset(args.traces, data_dir=args.data_dir, log=lambda m: print(m, file=sys.stderr, flush=True))
@@ -79,6 +80,8 @@ def main(argv: list[str] | None = None) -> None:
     traces, spans = store.client.read("SELECT count(), sum(span_count) FROM traces")[0]  # type: ignore[attr-defined]
     rows: dict[str, dict[str, Any]] = {}
     for title, fn in cases(store, ds.now_ms).items():
+        if args.only and not any(w in title for w in args.only.split(",")):
+            continue
         print(f"  {title}", file=sys.stderr, flush=True)
         with unbounded():
             old: Timing = measure(fn, repeats=args.repeats, budget_s=args.budget)

@@ -49,15 +49,11 @@ COMPUTED: dict[str, str] = {
 }
 
 
-def compile_filter(expr: Expr | None, *, now_ms: int, window_param: str | None = None) -> tuple[str, dict[str, Any]]:
-    """``(where_sql, params)`` for ``SELECT … FROM traces AS t WHERE {where_sql}``.
-
-    With ``window_param``, span conditions only read spans of traces whose timestamp is at least
-    ``{window_param:Int64}`` (spans are keyed by ``trace_id``, so that set prunes their granules):
-    the caller binds it and bounds ``t.timestamp_ms`` the same way (``page_query``)."""
+def compile_filter(expr: Expr | None, *, now_ms: int) -> tuple[str, dict[str, Any]]:
+    """``(where_sql, params)`` for ``SELECT … FROM traces AS t WHERE {where_sql}``."""
     if expr is None:
         return "1", {}
-    c = _Compiler(now_ms, window_param)
+    c = _Compiler(now_ms)
     return c.node(expr), c.params
 
 
@@ -96,11 +92,9 @@ def keyset_predicate(keys: Sequence[OrderKey], last_values: Sequence[Any],
 
 
 class _Compiler:
-    def __init__(self, now_ms: int, window_param: str | None = None) -> None:
+    def __init__(self, now_ms: int) -> None:
         self.now_ms = now_ms
         self.params: dict[str, Any] = {}
-        self.span_bound = (f"s.trace_id IN (SELECT trace_id FROM traces WHERE timestamp_ms >= "
-                           f"{{{window_param}:Int64}}) AND " if window_param else "")
 
     def param(self, value: Any) -> str:
         if isinstance(value, RelativeTime):
@@ -120,7 +114,7 @@ class _Compiler:
         if isinstance(e, Not):
             return f"NOT coalesce({self.node(e.item)}, 0)"
         if isinstance(e, SpanExists):
-            return f"t.trace_id IN (SELECT s.trace_id FROM spans AS s WHERE {self.span_bound}{self.node(e.item)})"
+            return f"t.trace_id IN (SELECT s.trace_id FROM spans AS s WHERE {self.node(e.item)})"
         raise TypeError(f"not a filter node: {type(e).__name__}")
 
     def apply(self, template: str, column: str, value: Any) -> str:

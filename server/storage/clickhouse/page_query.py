@@ -7,10 +7,12 @@ every granule of the table (BENCHMARKS.md, "Scale"). The window policy is the on
 they hold enough matches or cover the whole store, so the rows, counts and page tokens are exactly
 those of the unbounded query.
 
-The filter is compiled twice: with ``WINDOW_PARAM`` (span conditions read only the spans of the
-window's traces, ``filter_sql.compile_filter``) for a bounded read, and without it for the
-unbounded one, which is then exactly the query the store ran before windows. The store's time
-range is read from part metadata without ``FINAL`` (``read_estimate``): it only sizes the windows.
+A window is the filter under ``t.timestamp_ms >= {window_lower:Int64}``; the unbounded read is
+exactly the query the store ran before windows. Searches with a span condition are always read
+unbounded: ``spans`` is keyed ``(trace_id, span_id)``, so bounding its semi-join by the window's
+trace ids still read most of its granules, once per window (0.4x at 10M spans, BENCHMARKS.md).
+The store's time range is read from part metadata without ``FINAL`` (``read_estimate``): it only
+sizes the windows.
 """
 
 from __future__ import annotations
@@ -23,13 +25,13 @@ from server.storage import time_windows
 from server.storage.clickhouse import filter_sql
 from server.storage.clickhouse.client import ClickHouseClient
 from server.storage.time_windows import UNBOUNDED, TimeWindows
-from tools.filters.nodes import OrderKey
+from tools.filters.nodes import And, Not, Or, OrderKey, SpanExists
 
 ROW_COLUMNS = """t.trace_id, t.timestamp_ms, t.execution_time_ms, t.status, t.name,
     leftUTF8(t.request, 2000) AS request_head, leftUTF8(t.response, 2000) AS response_head, t.session_id,
     t.user_id, t.model, t.environment, t.prompt_version, t.input_tokens, t.output_tokens,
     t.span_count, t.error_count, t.tool_names"""
-#: The parameter a windowed read's filter is compiled with: the oldest timestamp the window reads.
+#: The parameter a window's lower bound is bound to: the oldest timestamp the window reads.
 WINDOW_PARAM = "window_lower"
 #: Below this many traces one unbounded query is cheaper than widening (read when a search starts,
 #: so a test can lower it here).
@@ -38,27 +40,34 @@ WINDOW_MIN_TRACES = time_windows.WINDOW_MIN_TRACES
 
 @dataclass(frozen=True)
 class Where:
-    """A search's condition in its two forms: for a window (bound ``WINDOW_PARAM``) and unbounded."""
+    """A search's condition, and whether it reads ``spans`` (then it is not read in windows)."""
 
-    plain: str
-    windowed: str
+    sql: str
     params: dict[str, Any]
+    reads_spans: bool
 
     @classmethod
     def of(cls, expr: Any, now_ms: int) -> Where:
-        plain, params = filter_sql.compile_filter(expr, now_ms=now_ms)
-        windowed, _ = filter_sql.compile_filter(expr, now_ms=now_ms, window_param=WINDOW_PARAM)
-        return cls(plain, windowed, params)
+        sql, params = filter_sql.compile_filter(expr, now_ms=now_ms)
+        return cls(sql, params, _reads_spans(expr))
 
     def after(self, sql: str, params: dict[str, Any]) -> Where:
         """This condition and ``sql`` (a keyset predicate), for the pages after the first."""
-        return Where(f"({self.plain}) AND ({sql})", f"({self.windowed}) AND ({sql})", {**self.params, **params})
+        return Where(f"({self.sql}) AND ({sql})", {**self.params, **params}, self.reads_spans)
 
     def at(self, lower: int) -> tuple[str, dict[str, Any]]:
         """The SQL and parameters of one read from ``lower`` on (``UNBOUNDED``: the whole store)."""
         if lower == UNBOUNDED:
-            return self.plain, self.params
-        return f"t.timestamp_ms >= {{{WINDOW_PARAM}:Int64}} AND ({self.windowed})", {**self.params, WINDOW_PARAM: lower}
+            return self.sql, self.params
+        return f"t.timestamp_ms >= {{{WINDOW_PARAM}:Int64}} AND ({self.sql})", {**self.params, WINDOW_PARAM: lower}
+
+
+def _reads_spans(expr: Any) -> bool:
+    if isinstance(expr, SpanExists):
+        return True
+    if isinstance(expr, (And, Or)):
+        return any(_reads_spans(e) for e in expr.items)
+    return isinstance(expr, Not) and _reads_spans(expr.item)
 
 
 def time_range(client: ClickHouseClient) -> TimeWindows:
@@ -98,7 +107,9 @@ def search_rows(client: ClickHouseClient, expr: Any, order: Sequence[OrderKey], 
     ``after``, and the capped match count when ``count_cap`` asks for it (no rows are read when it
     is an exact zero)."""
     where = Where.of(expr, now_ms)
-    windows = time_range(client)
+    # A span condition is a pass over ``spans`` (keyed by trace id, not time) that no window shrinks:
+    # each window would pay it again, so such searches are one unbounded read (an empty range says so).
+    windows = TimeWindows(0, 0, 0) if where.reads_spans else time_range(client)
     total, exact = count_matches(client, where, count_cap, windows) if count_cap else (None, True)
     page_where, upper_ms = where, None
     if after is not None:
