@@ -139,6 +139,13 @@ class ClickHouseClient:
             result = self.raw.query(with_final(sql), parameters=params or {})
         return [dict(zip(result.column_names, row)) for row in result.result_rows]
 
+    def read_estimate(self, sql: str) -> list[tuple]:
+        """Rows of a query read WITHOUT de-duplication, for estimates that tolerate duplicate and
+        deleted rows and must not cost a merge of the whole table (a search's time range, which
+        only sizes its windows). Never for an answer: use ``read``."""
+        with self._turn():
+            return self.raw.query(sql).result_rows
+
     def command(self, sql: str, params: dict[str, Any] | None = None) -> None:
         """A statement with no rows back: DDL, or ``INSERT … SELECT`` (whose reads get ``FINAL`` too)."""
         with self._turn():

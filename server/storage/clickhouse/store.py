@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from server.storage.clickhouse import filter_sql, migrations, sql_sandbox, trace_read
+from server.storage.clickhouse import filter_sql, migrations, page_query, sql_sandbox, trace_read
 from server.storage.clickhouse.client import ClickHouseClient, next_version
 from server.storage.clickhouse.writer import write_traces
 from server.storage.span_type_sql import SPAN_TYPE_SQL
@@ -27,10 +27,6 @@ from tools.errors import InvalidInputError
 from tools.models import Span, Trace
 from tools.ports import SearchPage, SqlResult, TagChange, TraceRow, WriteOutcome
 
-ROW_COLUMNS = """t.trace_id, t.timestamp_ms, t.execution_time_ms, t.status, t.name,
-    leftUTF8(t.request, 2000) AS request_head, leftUTF8(t.response, 2000) AS response_head, t.session_id,
-    t.user_id, t.model, t.environment, t.prompt_version, t.input_tokens, t.output_tokens,
-    t.span_count, t.error_count, t.tool_names"""
 _SPAN_FIELDS = ("span_id", "parent_span_id", "name", "span_type", "start_time_ns", "end_time_ns", "status",
                 "status_message", "inputs", "outputs", "model", "input_tokens", "output_tokens", "tool_name",
                 "attributes", "events")
@@ -76,19 +72,8 @@ class ClickHouseTraceStore:
     # -- search ------------------------------------------------------------------------------
     def search(self, expr: Any, order: Sequence[Any], *, limit: int, after: dict | None,
                now_ms: int, count_cap: int | None = None) -> SearchPage:
-        where, params = filter_sql.compile_filter(expr, now_ms=now_ms)
-        total, exact = (None, True)
-        if count_cap:
-            n = self.client.read(f"SELECT count() FROM (SELECT 1 FROM traces AS t WHERE {where} "
-                                 f"LIMIT {int(count_cap) + 1})", params)[0][0]
-            total, exact = (count_cap, False) if n > count_cap else (n, True)
-        page_where, page_params = where, dict(params)
-        if after is not None:
-            ks_sql, ks_params = filter_sql.keyset_predicate(order, after["values"], after["trace_id"])
-            page_where, page_params = f"({where}) AND ({ks_sql})", {**params, **ks_params}
-        rows = [] if (total, exact) == (0, True) else self.client.read_dicts(
-            f"SELECT {ROW_COLUMNS}, {filter_sql.sort_values_select(order)} AS sort_values FROM traces AS t "
-            f"WHERE {page_where} ORDER BY {filter_sql.compile_order_by(order)} LIMIT {int(limit) + 1}", page_params)
+        rows, total, exact = page_query.search_rows(self.client, expr, order, limit=limit, after=after,
+                                                    now_ms=now_ms, count_cap=count_cap)
         tags = self._tags_of([r["trace_id"] for r in rows[:limit]])
         page = [TraceRow(**{**r, "tool_names": list(r["tool_names"]), "sort_values": list(r["sort_values"]),
                             "tags": tags.get(r["trace_id"], {})}) for r in rows[:limit]]
