@@ -25,7 +25,7 @@ from server.storage import time_windows
 from server.storage.clickhouse import filter_sql
 from server.storage.clickhouse.client import ClickHouseClient
 from server.storage.time_windows import UNBOUNDED, TimeWindows
-from tools.filters.nodes import And, Not, Or, OrderKey, SpanExists
+from tools.filters.nodes import And, Comparison, Not, Or, OrderKey, SpanExists
 
 ROW_COLUMNS = """t.trace_id, t.timestamp_ms, t.execution_time_ms, t.status, t.name,
     leftUTF8(t.request, 2000) AS request_head, leftUTF8(t.response, 2000) AS response_head, t.session_id,
@@ -40,7 +40,8 @@ WINDOW_MIN_TRACES = time_windows.WINDOW_MIN_TRACES
 
 @dataclass(frozen=True)
 class Where:
-    """A search's condition, and whether it reads ``spans`` (then it is not read in windows)."""
+    """A search's condition, and whether it is read in one piece rather than in windows (it reads
+    ``spans``, or bounds its own time range)."""
 
     sql: str
     params: dict[str, Any]
@@ -49,7 +50,7 @@ class Where:
     @classmethod
     def of(cls, expr: Any, now_ms: int) -> Where:
         sql, params = filter_sql.compile_filter(expr, now_ms=now_ms)
-        return cls(sql, params, _reads_spans(expr))
+        return cls(sql, params, _reads_spans(expr) or _bounded_below_in_time(expr))
 
     def after(self, sql: str, params: dict[str, Any]) -> Where:
         """This condition and ``sql`` (a keyset predicate), for the pages after the first."""
@@ -68,6 +69,15 @@ def _reads_spans(expr: Any) -> bool:
     if isinstance(expr, (And, Or)):
         return any(_reads_spans(e) for e in expr.items)
     return isinstance(expr, Not) and _reads_spans(expr.item)
+
+
+def _bounded_below_in_time(expr: Any) -> bool:
+    """The filter sets its own lower time bound (``timestamp_ms > …`` as a conjunct): the primary key
+    already prunes the unbounded read to that range, and windows inside it would only repeat the rest
+    of the condition (a tag set built once per window: 0.7x in the scale bench)."""
+    if isinstance(expr, Comparison):
+        return expr.field.spec.name == "attributes.timestamp_ms" and expr.op in (">", ">=", "=", "BETWEEN")
+    return isinstance(expr, And) and any(_bounded_below_in_time(e) for e in expr.items)
 
 
 def time_range(client: ClickHouseClient) -> TimeWindows:
