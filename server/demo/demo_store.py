@@ -23,6 +23,7 @@ from server.demo.generate import generate_demo_traces, ground_truth
 from server.exchange.folder import exchange_dir
 from server.ingestion.pipeline import ingest
 from server.storage.factory import StoreUrl, build_backend
+from server.storage.urls import DEFAULT_DATABASE
 from tools.errors import InvalidInputError
 
 T = TypeVar("T")
@@ -60,8 +61,10 @@ class DemoStore:
         return " ".join(self.cli_args())
 
     def exports(self) -> Path:
-        """The folder the server reads imported files from (``import_labels``) and writes exports to."""
-        return exchange_dir(self.path)
+        """The folder the server reads imported files from (``import_labels``) and writes exports to: as
+        the dataset stores' ``exports_dir``, a named database in a shared chdb folder has one of its own."""
+        folder = exchange_dir(self.path)
+        return folder if self.url.engine == "duckdb" or self.url.database == DEFAULT_DATABASE else folder / self.url.database
 
     def run(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(url, *args)`` here (DuckDB) or in a fresh child process (chdb: see the module docstring)."""
