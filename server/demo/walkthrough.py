@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any, TypeVar
 
@@ -44,25 +44,23 @@ AGGREGATE_SQL = {
 class Session:
     """A printing wrapper around a connected MCP client."""
 
-    def __init__(self, client: Client, echo: Echo) -> None:
+    def __init__(self, client: Client, echo: Echo, params: StdioServerParameters | None = None) -> None:
         self.client = client
         self.echo = echo
-        self._connect: Callable[[], Awaitable[None]] | None = None
+        self._params = params  # how to start the server again (``outside``); None: a client given as is
         self._stack: AsyncExitStack | None = None
 
     @classmethod
     async def start(cls, params: StdioServerParameters, echo: Echo) -> Session:
         """A session on a server started with ``params``, which ``outside`` can stop and start again."""
-        session = cls.__new__(cls)
-        session.echo = echo
-
-        async def connect() -> None:
-            session._stack = AsyncExitStack()
-            session.client = await session._stack.enter_async_context(Client(params))
-
-        session._connect = connect
-        await connect()
+        session = cls(None, echo, params)  # type: ignore[arg-type]  (connected on the next line)
+        await session._connect()
         return session
+
+    async def _connect(self) -> None:
+        assert self._params is not None
+        self._stack = AsyncExitStack()
+        self.client = await self._stack.enter_async_context(Client(self._params))
 
     async def aclose(self) -> None:
         if self._stack is not None:
@@ -73,7 +71,7 @@ class Session:
     async def outside(self, store: DemoStore) -> AsyncIterator[None]:
         """A block in which other processes may use ``store``: a chdb folder serves one process at a
         time, so the server stops for the block and starts again after it (a DuckDB file is shared)."""
-        if not store.exclusive or self._connect is None:
+        if not store.exclusive or self._params is None:
             yield
             return
         await self.aclose()
