@@ -17,7 +17,7 @@ import anyio
 import click
 
 from server.cli import analysis, calibration, datasets, judges, live, monitors, reviewers
-from server.cli.common import db_option, echo_result, open_backend, store_option, table_option
+from server.cli.common import echo_result, open_backend, store_option, table_option
 from server.errors import cli_errors
 from server.storage.duckdb.store import DuckDBTraceStore
 from server.storage.factory import StoreUrl
@@ -152,8 +152,8 @@ def _optimize_hint(store: DuckDBTraceStore, db: Path) -> str | None:
 
 
 @cli.command("optimize")
-@db_option
-def optimize_cmd(db: Path) -> None:
+@store_option
+def optimize_cmd(db: StoreUrl) -> None:
     """Put stored traces and spans back in time order after a backfill, so searches read less.
 
     Searches read the newest traces first and skip the parts of the file outside their time
@@ -162,12 +162,26 @@ def optimize_cmd(db: Path) -> None:
     loading them. Everything stays as it was (one transaction), and a store already in order is
     left alone. It needs the store to itself for the rewrite (about 20 s per 100k traces).
 
+    On ClickHouse (chdb:// or clickhouse://) it runs OPTIMIZE TABLE … FINAL on the replacing tables
+    instead: re-sent spans, superseded rows and the rows under tombstones are folded into one row
+    per key now, so reads do less work; what reads return does not change.
+
     Example:
 
         tracesieve ingest exports/ && tracesieve optimize
+        tracesieve optimize --store chdb:///path/to/folder
     """
+    if db.engine != "duckdb":
+        from server.storage.clickhouse.optimize import fold_replacing_tables
+
+        with cli_errors():
+            store = open_backend(db).traces
+            report = fold_replacing_tables(store.client, engine=db.engine, cluster=db.cluster)  # type: ignore[attr-defined]
+        click.echo(json.dumps(report.model_dump(), indent=2))
+        return
+    assert db.path is not None
     with cli_errors():
-        store = DuckDBTraceStore(db)
+        store = DuckDBTraceStore(db.path)
         bytes_before = store.path.stat().st_size
         started = time.perf_counter()
         report = store.put_in_time_order()
@@ -317,15 +331,18 @@ def call_cmd(db: StoreUrl, tool: str, arguments: str) -> None:
 
 
 @cli.command("demo")
-@db_option
+@store_option
 @click.option("--traces", "n_traces", type=click.IntRange(10, 1_000_000), default=3000, show_default=True)
 @click.option("--seed", type=int, default=7, show_default=True)
-def demo_cmd(db: Path, n_traces: int, seed: int) -> None:
+def demo_cmd(db: StoreUrl, n_traces: int, seed: int) -> None:
     """Create a realistic demo store (a support agent's traces) and walk an agent's session over MCP.
+
+    The store is a DuckDB file (--db) or a chdb folder (--store chdb:///FOLDER), on this machine.
 
     Example:
 
         tracesieve demo --db /tmp/demo.duckdb
+        tracesieve demo --store chdb:///tmp/demo-chdb
     """
     from server.demo.walkthrough import run_walkthrough
 

@@ -1,6 +1,6 @@
 """Demo walk-through, calibration part: queue → labels → judge calibration → a release the gate stops.
 
-``calibration_steps(session, echo, store_path)`` is called by ``server/demo/walkthrough.py`` with
+``calibration_steps(session, echo, store)`` is called by ``server/demo/walkthrough.py`` with
 its connected ``Session``, after the judges part. The demo has no human reviewer, so the labels
 come from the generator's known ground truth and are recorded as such (reviewer
 ``demo-ground-truth``); nothing here pretends a person decided. Without judges (the judges part
@@ -13,14 +13,12 @@ import base64
 import json
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import anyio
 
-from server.demo.generate import DEMO_CRITERIA, ground_truth
-from server.exchange.folder import exchange_dir
-from server.storage.duckdb.store import DuckDBTraceStore
+from server.demo.demo_store import DemoStore, truth_of
+from server.demo.generate import DEMO_CRITERIA
 
 Echo = Callable[[str], None]
 REVIEWER = "demo-ground-truth"
@@ -30,16 +28,9 @@ QUEUE_CRITERION = "citation_grounded"
 RELEASE = "attributes.prompt_version = '{}'"
 
 
-def _truth(store_path: Path, trace_ids: list[str]) -> dict[str, dict[str, str]]:
-    """Ground truth of the queued traces, read from the store between two server calls."""
-    with DuckDBTraceStore(store_path).reading() as con:
-        rows = con.execute("SELECT trace_id, metadata FROM traces WHERE trace_id IN (SELECT unnest($ids))",
-                           {"ids": trace_ids}).fetchall()
-    return {tid: ground_truth({"metadata": meta}) for tid, meta in rows}
-
-
-async def _label(session: Any, echo: Echo, store_path: Path, items: list[dict[str, Any]]) -> None:
-    truth = _truth(store_path, [i["trace_id"] for i in items])
+async def _label(session: Any, echo: Echo, store: DemoStore, items: list[dict[str, Any]]) -> None:
+    # the ground truth of the queued traces, read from the store between two server calls
+    truth = await session.offline(store, truth_of, [i["trace_id"] for i in items])
     echo("  The demo has no human reviewer: each queued trace is labelled on every criterion from the generator's")
     echo(f"  known ground truth, recorded as reviewer '{REVIEWER}' with that said in the rationale.")
     first = items[0]["trace_id"]
@@ -47,7 +38,7 @@ async def _label(session: Any, echo: Echo, store_path: Path, items: list[dict[st
     await session.call("label_trace", {"trace_id": first, "criterion": QUEUE_CRITERION, "value": value,
                                        "reviewer": REVIEWER, "rationale": RATIONALE},
                        "Label the top item (in a real session: after reading it with get_trace).")
-    path = exchange_dir(store_path) / "demo-ground-truth-labels.jsonl"
+    path = store.exports() / "demo-ground-truth-labels.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w") as out:
         for item in items:
@@ -66,7 +57,7 @@ async def _label(session: Any, echo: Echo, store_path: Path, items: list[dict[st
         echo(f"    {c['criterion']:<18} {c['labelled_traces']:>3} traces: {c['fails']:>2} fail, {c['passes']:>3} pass")
 
 
-async def _calibrate(session: Any, echo: Echo, store_path: Path, judges: list[dict[str, Any]],
+async def _calibrate(session: Any, echo: Echo, store: DemoStore, judges: list[dict[str, Any]],
                      plotted: str) -> None:
     for j in judges:
         r = await session.call("calibration_report", {"judge": j["name"], "include_plot": False},
@@ -83,7 +74,7 @@ async def _calibrate(session: Any, echo: Echo, store_path: Path, judges: list[di
         if c and c["corrected_pass_rate"] is not None:
             echo(f"  run {c['run_id']}: observed pass rate {c['observed_pass_rate']:.1%}, judge-bias-corrected "
                  f"{c['corrected_pass_rate']:.1%} [{c['low']:.1%}, {c['high']:.1%}]")
-    png = exchange_dir(store_path) / f"calibration-{plotted}.png"
+    png = store.exports() / f"calibration-{plotted}.png"
     raw = await session.client.call_tool("calibration_report", {"judge": plotted})
     images = [c for c in raw.content if getattr(c, "type", "") == "image"]
     if images:
@@ -91,7 +82,7 @@ async def _calibrate(session: Any, echo: Echo, store_path: Path, judges: list[di
         echo(f"  (the same report with its chart as MCP image content; saved to {png})")
 
 
-async def _release(session: Any, echo: Echo, store_path: Path, judges: list[dict[str, Any]]) -> None:
+async def _release(session: Any, echo: Echo, store: DemoStore, judges: list[dict[str, Any]]) -> None:
     names = [j["name"] for j in judges]
     runs = {}
     for side, version in (("baseline", "v12"), ("candidate", "v13")):
@@ -113,15 +104,16 @@ async def _release(session: Any, echo: Echo, store_path: Path, judges: list[dict
                  f"p={'–' if p is None else f'{p:.2g}'}  {j['verdict']}")
     echo("")
     echo(f"▶ The CI gate on the same runs: tracesieve gate --baseline {runs['baseline']} --candidate {runs['candidate']}")
-    done = await anyio.run_process([sys.executable, "-m", "server", "gate", "--db", str(store_path), "--baseline",
-                                    runs["baseline"], "--candidate", runs["candidate"]], check=False)
+    async with session.outside(store):
+        done = await anyio.run_process([sys.executable, "-m", "server", "gate", *store.cli_args(), "--baseline",
+                                        runs["baseline"], "--candidate", runs["candidate"]], check=False)
     first = done.stdout.decode().splitlines()[:1]
     echo(f"  {first[0] if first else done.stderr.decode().strip()}")
     meaning = {0: "ok to ship", 1: "regression: the pipeline stops here", 2: "could not decide"}
     echo(f"  exit code {done.returncode} ({meaning.get(done.returncode, 'error')})")
 
 
-async def calibration_steps(session: Any, echo: Echo, store_path: Path) -> None:
+async def calibration_steps(session: Any, echo: Echo, store: DemoStore) -> None:
     """Queue anomalies, label them (from ground truth, marked as such), calibrate each judge, gate a release."""
     echo("")
     echo("── Calibration: human labels → judge agreement → release gate ──")
@@ -143,11 +135,11 @@ async def calibration_steps(session: Any, echo: Echo, store_path: Path) -> None:
     for item in q["items"][:4]:
         echo(f"    #{item['rank']} {item['trace_id'][:14]}… p={item['selection_probability']:.2g}  "
              + "; ".join(r["text"][:70] for r in item["reasons"][:2]))
-    await _label(session, echo, store_path, q["items"])
+    await _label(session, echo, store, q["items"])
     if not judges:
         echo("  Judges are needed to go further (calibration, comparison, gate): define and run them first")
         echo("  (define_judge + run_judges). Nothing is calibrated or compared without real judge scores.")
         return
-    await _calibrate(session, echo, store_path, judges, cite or judges[0]["name"])
+    await _calibrate(session, echo, store, judges, cite or judges[0]["name"])
     if "run_judges" in tools:
-        await _release(session, echo, store_path, judges)
+        await _release(session, echo, store, judges)

@@ -65,11 +65,10 @@ async def _target(session: Any) -> tuple[dict[str, Any], str]:
 
 
 async def _classifier(session: Any, echo: Echo) -> str | None:
-    counts = await session.call("query_sql", {"sql": "SELECT criterion, count(*) FILTER (WHERE value = 'fail') AS "
-                                                     "fails, count(*) FILTER (WHERE value = 'pass') AS passes FROM "
-                                                     "current_labels GROUP BY 1 ORDER BY fails DESC"},
+    counts = await session.call("list_labels", {"limit": 1},
                                 "Which criteria have enough human labels to train a classifier judge?")
-    rows = counts.get("rows", []) if isinstance(counts, dict) else []
+    rows = sorted(((c["criterion"], c["fails"], c["passes"]) for c in counts.get("criteria", [])),
+                  key=lambda r: -r[1]) if isinstance(counts, dict) else []
     usable = [r for r in rows if r[1] >= 3 and r[2] >= 3 and r[1] + r[2] >= 10]
     if not usable:
         echo("  Not enough human labels yet (need >= 10 with >= 3 pass and 3 fail); skipping the classifier judge.")

@@ -1,6 +1,6 @@
 """Demo walk-through, monitoring part: the judges on live production traffic, window by window.
 
-``monitor_steps(session, echo, store_path)`` runs after the calibration part. The demo store
+``monitor_steps(session, echo, store)`` runs after the calibration part. The demo store
 above is a thin sample (~130 production traces a day): too little for any test to see the v13
 release's 6-point drop within a day. So a week of live traffic at production volume streams in
 first, from the same generator (other seed; tagged ``stream=live``), with prompt v13 reaching
@@ -16,53 +16,39 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import anyio
 
-from server.demo.generate import generate_demo_traces
-from server.ingestion.pipeline import ingest
-from server.storage.duckdb.store import DuckDBTraceStore
+from server.demo.demo_store import DemoStore, stream_live
 
 Echo = Callable[[str], None]
 DAY = 86_400_000
 EVERY = 6 * 3_600_000
-LIVE_DAYS = 7
-LIVE_PER_DAY = 1200
 FILTER = "tags.environment = 'production' AND tags.stream = 'live'"
 JUDGES = ["grounded_citations", "answer_length"]
 MONITOR = "prod_quality"
 
 
-def _v13_share(store_path: Path, start: int, end: int) -> float | None:
-    with DuckDBTraceStore(store_path).reading() as con:
-        total, v13 = con.execute("""SELECT count(*), count(*) FILTER (WHERE prompt_version = 'v13') FROM traces
-                                    WHERE environment = 'production' AND json_extract_string(tags, '$.stream') = 'live'
-                                    AND timestamp_ms > $s AND timestamp_ms <= $e""", {"s": start, "e": end}).fetchone()
-    return v13 / total if total else None
+async def _matches(session: Any, filter_text: str) -> int:
+    r = await session.client.call_tool("search_traces", {"filter": filter_text, "limit": 1})
+    return int(r.structured_content["total_matches"]) if not r.is_error and r.structured_content else 0
 
 
-def _stream_live(store_path: Path, now_ms: int, echo: Echo) -> int:
-    """Days of traffic at production volume, v13 in production for the last 24 h. Returns the days."""
-    store = DuckDBTraceStore(store_path)
-    with store.reading() as con:
-        demo_size = con.execute("SELECT count(*) FROM traces").fetchone()[0]
-    days = LIVE_DAYS if demo_size >= 3000 else 2          # a small demo (the tests') streams less
-    live = [t.model_copy(update={"trace_id": "live-" + t.trace_id, "tags": {**t.tags, "stream": "live"}})
-            for t in generate_demo_traces(days * LIVE_PER_DAY, seed=19, now_ms=now_ms, days=days)]
-    report = ingest(store, live)
-    store.release()
-    echo(f"  {report.traces} live traces over the last {days} days streamed in (tagged stream=live; "
-         "prompt v13 reached production 24 h ago).")
-    return days
+async def _v13_share(session: Any, start: int, end: int) -> float | None:
+    """v13's share of the live production traces in (start, end], counted by the server (any engine)."""
+    window = f"{FILTER} AND attributes.timestamp_ms > {start} AND attributes.timestamp_ms <= {end}"
+    total = await _matches(session, window)
+    return await _matches(session, window + " AND attributes.prompt_version = 'v13'") / total if total else None
 
 
-async def monitor_steps(session: Any, echo: Echo, store_path: Path) -> None:
+async def monitor_steps(session: Any, echo: Echo, store: DemoStore) -> None:
     echo("")
     echo("── Monitoring: the same judges on live production traffic, window by window ──")
     now_ms = int(time.time() * 1000) // 3_600_000 * 3_600_000
-    days = await anyio.to_thread.run_sync(_stream_live, store_path, now_ms, echo)
+    streamed, days = await session.offline(store, stream_live, now_ms)
+    echo(f"  {streamed} live traces over the last {days} days streamed in (tagged stream=live; "
+         "prompt v13 reached production 24 h ago).")
     since = (now_ms - days * DAY) // EVERY * EVERY + EVERY
     r = await session.call("define_monitor", {
         "name": MONITOR, "judges": JUDGES, "filter": FILTER, "every": "6h", "settle": "0m", "since": since,
@@ -72,16 +58,17 @@ async def monitor_steps(session: Any, echo: Echo, store_path: Path) -> None:
         return
     echo(f"  {r['monitor']['ref']}: {r['monitor']['explained']}")
     echo("")
-    echo(f"▶ Run it as cron would: tracesieve monitor run --once --db {store_path}")
-    done = await anyio.run_process([sys.executable, "-m", "server", "monitor", "run", "--once", "--db",
-                                    str(store_path)], check=False)
+    echo(f"▶ Run it as cron would: tracesieve monitor run --once {store.cli_text()}")
+    async with session.outside(store):
+        done = await anyio.run_process([sys.executable, "-m", "server", "monitor", "run", "--once",
+                                        *store.cli_args()], check=False)
     if done.returncode not in (0, 1):
         echo("  ✗ " + done.stderr.decode()[-500:])
         return
     result = json.loads(done.stdout)
     for k, w in enumerate(result["windows"]):
         start = since + k * EVERY
-        share = _v13_share(store_path, start, start + EVERY)
+        share = await _v13_share(session, start, start + EVERY)
         rates = "  ".join(f"{j.split('@')[0]} {p:.1%}" if p is not None else f"{j.split('@')[0]} —"
                           for j, p in w["pass_rates"].items())
         alerts = "; ".join(f"{a['kind'].upper()} {a['subject']}" for a in w["new_alerts"]) or "quiet"

@@ -103,10 +103,11 @@ def _unordered(described: dict) -> dict:
     return {k: sorted(map(json.dumps, v)) if isinstance(v, list) else v for k, v in described.items()}
 
 
-def test_a_cli_command_of_a_feature_clickhouse_lacks_says_so(chdb_folder: Path) -> None:
+def test_optimize_is_no_longer_duckdb_only(chdb_folder: Path) -> None:
+    # (tests/contract/test_optimize_contract.py shows what it folds)
     result = CliRunner().invoke(cli, ["optimize", "--store", f"chdb://{chdb_folder}"])
-    assert result.exit_code == 2
-    assert "works on DuckDB stores only so far" in result.output and "Pass --db PATH" in result.output
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["engine"] == "chdb"
 
 
 def test_one_chdb_folder_per_process_and_one_process_per_folder(chdb_folder: Path, tmp_path: Path) -> None:

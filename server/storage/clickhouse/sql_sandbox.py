@@ -11,6 +11,7 @@ the views ``trace_unified`` / ``otel_spans`` keep the names the DuckDB store use
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from clickhouse_connect.driver.exceptions import ClickHouseError
@@ -37,8 +38,19 @@ def sandbox_settings() -> dict[str, Any]:
     return {**LIMITS, "readonly": 1}
 
 
+#: How a read starts; anything else is refused up front with the same advice DuckDB's store gives
+#: (chdb would otherwise read e.g. ``DELETE FROM traces`` as an implicit ``SELECT DELETE FROM traces``).
+_READS = re.compile(r"^(\s*(--[^\n]*(\n|$)|/\*.*?\*/))*\s*(\(\s*)*(SELECT|WITH|EXPLAIN|DESCRIBE|DESC|SHOW)\b",
+                    re.IGNORECASE | re.DOTALL)
+
+
 def run_query(sandbox: ClickHouseClient, sql: str, *, limit: int) -> SqlResult:
     """Run one caller-written statement on ``sandbox`` (a handle opened with ``sandbox_settings``)."""
+    if not _READS.match(sql):
+        verb = (sql.split() or ["empty"])[0].upper()[:20]
+        raise InvalidInputError(
+            f"query_sql is read-only: {verb} statements are refused. Use one SELECT over {', '.join(QUERYABLE)} "
+            "(ClickHouse SQL); change data with the tag_trace / untag_trace tools instead.")
     try:
         result = sandbox.raw.query(with_final(sql.strip().rstrip(";")), settings=sandbox.per_query_settings)
     except ClickHouseError as error:
