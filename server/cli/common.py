@@ -67,23 +67,6 @@ def _store_url_callback(ctx: click.Context, _param: click.Parameter, db: Path) -
         raise click.BadParameter(str(error), param_hint="--store") from error
 
 
-def _duckdb_path_callback(ctx: click.Context, param: click.Parameter, db: Path) -> Path:
-    url = _store_url_callback(ctx, param, db)
-    if url.engine != "duckdb" or url.path is None:
-        raise click.UsageError(
-            f"'{ctx.command_path}' works on DuckDB stores only so far; {url.display()} is a {url.engine} store, "
-            "which serves the trace commands (describe, search, show, tag, untag, sql, ingest, serve, call). "
-            "Pass --db PATH for this one.")
-    return url.path
-
-
-def db_option(fn):  # type: ignore[no-untyped-def]
-    """``--db PATH`` (and ``--store URL``, which must name a DuckDB store): passes ``db: Path``."""
-    fn = click.option("--db", type=click.Path(dir_okay=False, path_type=Path), envvar="TRACESIEVE_DB",
-                      default=DEFAULT_DB, show_default=True, callback=_duckdb_path_callback, help=_DB_HELP)(fn)
-    return _store_url_option(fn)
-
-
 def store_option(fn):  # type: ignore[no-untyped-def]
     """``--store URL`` or ``--db PATH``: passes ``db: StoreUrl`` (open it with ``open_backend``)."""
     fn = click.option("--db", type=click.Path(dir_okay=False, path_type=Path), envvar="TRACESIEVE_DB",
