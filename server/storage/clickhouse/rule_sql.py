@@ -20,30 +20,15 @@ error_spans (Array(Tuple(type, name, message))).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
+from server.storage.rule_shape import RuleSql
 from tools.judges import specs as S
 from tools.judges.rules import BLANK, EMPTY_TEXTS, SNIPPET
 
 _WS_EDGES = r"'^\\s+|\\s+$'"
 _WS = r"'\\s+'"
 _ESCAPES = {" ": " ", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\f": "\\f"}
-
-
-@dataclass
-class RuleSql:
-    """``pre`` columns computed first (in order, each may use the earlier ones), then the three
-    result expressions over them."""
-
-    verdict: str
-    score: str
-    reason: str
-    pre: dict[str, str] = field(default_factory=dict)
-    params: dict[str, Any] = field(default_factory=dict)
-    needs_spans: bool = False
-    #: Parameters holding a regex: the store checks that RE2 accepts them before running the rule.
-    regexes: tuple[str, ...] = ()
 
 
 def _lit(text: str) -> str:

@@ -13,25 +13,13 @@ error_spans (list of {type, name, message}).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
+from server.storage.rule_shape import RuleSql
 from tools.judges import specs as S
 from tools.judges.rules import BLANK, EMPTY_TEXTS, SNIPPET
 
 NL = "chr(10)"
-
-
-@dataclass
-class RuleSql:
-    """``pre`` columns computed first, then the three result expressions over them."""
-
-    verdict: str
-    score: str
-    reason: str
-    pre: dict[str, str] = field(default_factory=dict)
-    params: dict[str, Any] = field(default_factory=dict)
-    needs_spans: bool = False
 
 
 def _cut(expr: str) -> str:
