@@ -12,6 +12,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import anyio
 import click
@@ -164,7 +165,9 @@ def optimize_cmd(db: StoreUrl) -> None:
 
     On ClickHouse (chdb:// or clickhouse://) it runs OPTIMIZE TABLE … FINAL on the replacing tables
     instead: re-sent spans, superseded rows and the rows under tombstones are folded into one row
-    per key now, so reads do less work; what reads return does not change.
+    per key now, so reads do less work; what reads return does not change. Before that it sweeps
+    dataset records that no committed version names (a writer killed mid-write) once they are an
+    hour old: nothing ever read them.
 
     Example:
 
@@ -175,9 +178,12 @@ def optimize_cmd(db: StoreUrl) -> None:
         from server.storage.clickhouse.optimize import fold_replacing_tables
 
         with cli_errors():
-            store = open_backend(db).traces
-            report = fold_replacing_tables(store.client, engine=db.engine, cluster=db.cluster)  # type: ignore[attr-defined]
-        click.echo(json.dumps(report.model_dump(), indent=2))
+            backend = open_backend(db)
+            datasets: Any = backend.features.datasets  # ClickHouseDatasetStore, when there is a control plane
+            sweep = datasets.sweep_orphan_records(now_ms=now_ms()) if datasets is not None else None
+            client = backend.traces.client  # type: ignore[attr-defined]
+            report = fold_replacing_tables(client, engine=db.engine, cluster=db.cluster)
+        click.echo(json.dumps({**report.model_dump(), "dataset_orphans": sweep and sweep.model_dump()}, indent=2))
         return
     assert db.path is not None
     with cli_errors():

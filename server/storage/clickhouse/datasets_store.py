@@ -10,9 +10,13 @@ version is visible all at once or not at all; of two writers racing for one vers
 writes it and the other gets a ConflictError (as on DuckDB) and repeats, never a merge of both:
 the batch is part of the records' key, so ReplacingMergeTree never folds the two writes together.
 
+A writer killed between the two steps leaves records no header names. They are never read, and
+``sweep_orphan_records`` (run by ``tracesieve optimize``) tombstones them once their batch is older
+than ``ORPHAN_GRACE_MS``: a batch id starts with the time it was written, so a batch still in
+flight (its header about to commit) is told from an abandoned one without any extra bookkeeping.
+
 On a replicated cluster a reader on another replica could see the header before the records
-have replicated; such a deployment should insert with ``insert_quorum`` (not needed on one node
-or chdb, where the insert is visible once it returns).
+have replicated; the client inserts with ``insert_quorum`` there (``client.cluster_settings``).
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, Field
+
 from server.exchange.folder import exchange_dir
 from server.storage.clickhouse.client import next_version
 from server.storage.clickhouse.filter_sql import compile_filter
@@ -30,11 +36,37 @@ from server.storage.dataset_rows import header_from_row, header_row, record_from
 from server.storage.control.datasets import DatasetHeaders
 from server.storage.control.plane import ControlPlane
 from server.storage.urls import DEFAULT_DATABASE
+from tools import clock
 from tools.datasets.models import Candidate, DatasetRecord, DatasetSummary, DatasetVersion
 
 _MAX_TAG_VALUES = 1000
 _RECORD_COLUMNS = ("name", "version", "records_batch", "record_id", "trace_id", "inputs", "outputs", "expectations",
                    "strata", "selection_probability", "redaction", "position", "row_version", "is_deleted")
+
+#: How old an unnamed batch must be before the sweep takes it for abandoned. A writer commits its
+#: header right after its one insert returns, so an hour is far beyond any batch still in flight.
+ORPHAN_GRACE_MS = 3_600_000
+
+
+def new_batch_id(now_ms: int) -> str:
+    """``<epoch ms>-<uuid4 hex>``: unique, and its age readable by the sweep."""
+    return f"{now_ms}-{uuid.uuid4().hex}"
+
+
+def batch_written_at_ms(batch: str) -> int | None:
+    """When ``new_batch_id`` made ``batch``; None for a batch of an older tracesieve (a bare uuid4)."""
+    head, dash, _ = batch.partition("-")
+    return int(head) if dash and head.isdigit() else None
+
+
+class OrphanSweep(BaseModel):
+    """What ``sweep_orphan_records`` did: records of killed or beaten writers, never read, tombstoned."""
+    batches_swept: int = Field(description="Record batches no committed header names, older than the grace period.")
+    records_swept: int = Field(description="Their records, now tombstoned (folded away by OPTIMIZE … FINAL).")
+    batches_in_flight: int = Field(description="Unnamed batches younger than the grace period: left alone, a "
+                                               "writer may be about to commit their header.")
+    batches_undated: int = Field(description="Unnamed batches written by a tracesieve before batch ids carried "
+                                             "their time: left alone, since their age cannot be told.")
 
 
 class ClickHouseDatasetStore:
@@ -136,7 +168,7 @@ class ClickHouseDatasetStore:
         """Records first (invisible: no header names their batch yet), then the header, under the lock."""
         if self.headers.taken(header.name, header.version):
             raise version_taken(header)  # the usual race, a stale latest: refused before writing anything
-        batch = uuid.uuid4().hex
+        batch = new_batch_id(clock.now_ms())
         self._insert_records(header, records, batch)
         if not self.headers.commit({**header_row(header), "records_batch": batch}):
             self._insert_records(header, records, batch, deleted=True)  # never read; no reason to keep them
@@ -150,6 +182,24 @@ class ClickHouseDatasetStore:
             (header.name, header.version, batch, r.record_id, r.trace_id, stored_json(r.inputs),
              stored_json(r.outputs), stored_json(r.expectations), stored_json(r.strata), r.selection_probability,
              stored_json(r.redaction), i, row_version, int(deleted)) for i, r in enumerate(records)], _RECORD_COLUMNS)
+
+    def sweep_orphan_records(self, *, now_ms: int, grace_ms: int = ORPHAN_GRACE_MS) -> OrphanSweep:
+        """Tombstone the records of every batch no committed header names, once it is older than
+        ``grace_ms``. The tombstones keep only the key (no payload), so the next fold frees the space."""
+        named = self.headers.committed_batches()
+        unnamed = {batch: n for batch, n in self.client.read(
+            "SELECT records_batch, count() FROM dataset_records GROUP BY records_batch") if batch not in named}
+        written = {batch: batch_written_at_ms(batch) for batch in unnamed}
+        swept = sorted(b for b, at in written.items() if at is not None and at <= now_ms - grace_ms)
+        if swept:
+            self.client.command(
+                "INSERT INTO dataset_records (name, version, records_batch, record_id, position, row_version, "
+                "is_deleted) SELECT name, version, records_batch, record_id, position, {v:UInt64}, 1 "
+                "FROM dataset_records WHERE records_batch IN {batches:Array(String)}",
+                {"v": next_version(), "batches": swept})
+        return OrphanSweep(batches_swept=len(swept), records_swept=sum(unnamed[b] for b in swept),
+                           batches_in_flight=sum(1 for at in written.values() if at is not None) - len(swept),
+                           batches_undated=sum(1 for at in written.values() if at is None))
 
     @property
     def exports_dir(self) -> Path:

@@ -73,6 +73,11 @@ class DatasetHeaders:
             return conn.execute(sa.select(DATASETS.c.records_batch).where(
                 DATASETS.c.name == name, DATASETS.c.version == version)).scalar_one_or_none()
 
+    def committed_batches(self) -> set[str]:
+        """Every records batch some committed header names (the batches readers may read)."""
+        with self.plane.reading() as conn:
+            return set(conn.execute(sa.select(DATASETS.c.records_batch)).scalars())
+
     def taken(self, name: str, version: int) -> bool:
         return self.batch_of(name, version) is not None
 
