@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from server.cli.main import cli
 from server.storage.clickhouse import migrations
-from server.storage.clickhouse.client import REPLACING_TABLES, with_final
+from server.storage.clickhouse.client import REPLACING_TABLES, cluster_settings, with_final
 from server.storage.factory import StoreUrl, parse_store_url, resolve_store
 from tools.errors import InvalidInputError
 
@@ -80,8 +80,9 @@ def test_every_read_of_a_replacing_table_is_final_and_nothing_else_is_touched() 
 
 
 def test_the_clustered_migrations_replicate_every_table_on_the_cluster() -> None:
-    single = [s for v in range(migrations.SCHEMA_VERSION + 1) for s in migrations.statements(v)]
-    clustered = [s for v in range(migrations.SCHEMA_VERSION + 1) for s in migrations.statements(v, cluster="main")]
+    single = [getattr(s, "sql", s) for v in range(migrations.SCHEMA_VERSION + 1) for s in migrations.statements(v)]
+    clustered = [getattr(s, "sql", s) for v in range(migrations.SCHEMA_VERSION + 1)
+                 for s in migrations.statements(v, cluster="main")]
     assert len(single) == len(clustered)
     for plain, replicated in zip(single, clustered):
         if plain.startswith("INSERT"):  # data is copied on the node that migrates; replication carries it
@@ -93,3 +94,8 @@ def test_the_clustered_migrations_replicate_every_table_on_the_cluster() -> None
     replacing = {re.search(r"CREATE TABLE IF NOT EXISTS (\w+)", s).group(1) for s in clustered  # type: ignore[union-attr]
                  if "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/{table}', '{replica}', " in s}
     assert replacing == set(REPLACING_TABLES)
+
+
+def test_a_clustered_store_writes_with_a_majority_quorum_and_one_node_does_not() -> None:
+    assert cluster_settings(parse_store_url("clickhouse://u:p@ch:8123/team?cluster=main")) == {"insert_quorum": "auto"}
+    assert cluster_settings(parse_store_url("clickhouse://u:p@ch:8123/team")) == {}

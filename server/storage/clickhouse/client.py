@@ -45,6 +45,14 @@ def with_final(sql: str) -> str:
     return _BARE.sub(lambda m: f"{m.group(1)} {m.group(2)}{m.group(3) or ''} FINAL", sql)
 
 
+def cluster_settings(url: StoreUrl) -> dict[str, Any]:
+    """Settings every write of a clustered store carries. ``insert_quorum = 'auto'``: an insert returns
+    once a majority of the shard's replicas hold it, so a dataset header committed after its records
+    (``datasets_store``) never names records that live on one replica only, and a replica lost right
+    after an insert loses nothing acknowledged. One node and chdb need nothing."""
+    return {"insert_quorum": "auto"} if url.cluster else {}
+
+
 def next_version() -> int:
     """A row version for ``ReplacingMergeTree``: wall-clock nanoseconds, strictly increasing in
     this process (two servers writing the same row at once: the later clock wins, as in Langfuse)."""
@@ -102,7 +110,7 @@ class ClickHouseClient:
                                  "port, user and password in --store, and that the server is running.") from error
         client = clickhouse_connect.get_client(
             host=url.host, port=url.port, username=url.username or "default", password=url.password or "",
-            secure=url.secure, database=url.database, autogenerate_session_id=False)
+            secure=url.secure, database=url.database, autogenerate_session_id=False, settings=cluster_settings(url))
         return cls(client, url.database, serialize=False)
 
     @classmethod

@@ -20,11 +20,31 @@ Tracesieve has no tenant key: a team is a database (``chdb:///FOLDER?database=te
   Removing a tag writes a tombstone. ``tag_history`` is append-only.
 
 Every migration is a list of statements with ``{table_engine}`` placeholders: ``ReplacingMergeTree``
-for one node, ``ReplicatedReplacingMergeTree`` for a cluster (``ON CLUSTER`` added). Never edit a
-released migration; append one.
+for one node, ``ReplicatedReplacingMergeTree`` for a cluster (``ON CLUSTER`` added). Each statement
+must be safe to run again, since a process can die between two of them and the migration is then
+re-run from its start: ``IF NOT EXISTS`` for DDL, inserts into replacing tables (a repeat folds into
+the same keys), and a ``RENAME`` as a ``Guarded`` step, skipped once its target exists. Never change
+what a released migration does; append one.
+
+Partitions and ``FINAL``: ClickHouse uses a partition's min-max only for conditions on sorting-key
+columns under ``FINAL``, so ``EXPLAIN`` of a ``FINAL`` read with ``timestamp_ms > X`` shows
+``Partition: Condition: true``; the primary key, whose first element is the day, then drops every
+part outside the bound, and the parts and granules read are those of the same read without
+``FINAL`` (``tests/contract/test_time_pruning.py``). Putting the partition expression first in the
+sorting key would restore the partition step but cost the day-level pruning inside a partition
+(checked: 74 of 74 granules instead of 6 for a one-day bound), so the keys stay as they are.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Guarded:
+    """A statement run only while ``unless_table`` does not exist (``RENAME`` has no ``IF NOT EXISTS``)."""
+    sql: str
+    unless_table: str
 
 M001_CORE: tuple[str, ...] = (
     """CREATE TABLE IF NOT EXISTS spans{on_cluster} (
@@ -174,10 +194,13 @@ M002_VIEWS: tuple[str, ...] = (
 #:   visible only once its header commits in the control plane, after they are written, naming
 #:   their batch. The batch is in the key so that two writers racing for one version number write
 #:   two batches, which ReplacingMergeTree never folds into one (see ``datasets_store``).
-M003_FEATURE_ROWS: tuple[str, ...] = (
+M003_FEATURE_ROWS: tuple[str | Guarded, ...] = (
     # M001 created labels and scores with other keys, so CREATE IF NOT EXISTS alone kept the old
     # tables; they are renamed aside (the rows ingestion wrote stay readable there) and re-created.
-    "RENAME TABLE labels TO labels_m001, scores TO scores_m001{on_cluster}",
+    # One rename per table, each skipped once done: a migration re-run after a crash between them
+    # must neither fail on the first nor leave the second table under its old keys.
+    Guarded("RENAME TABLE labels TO labels_m001{on_cluster}", unless_table="labels_m001"),
+    Guarded("RENAME TABLE scores TO scores_m001{on_cluster}", unless_table="scores_m001"),
     """CREATE TABLE IF NOT EXISTS labels{on_cluster} (
         label_id      String,
         trace_id      String,
@@ -246,12 +269,12 @@ M003_FEATURE_ROWS: tuple[str, ...] = (
     FROM scores_m001 FINAL""",
 )
 
-MIGRATIONS: tuple[tuple[str, ...], ...] = (M001_CORE, M002_VIEWS, M003_FEATURE_ROWS)
+MIGRATIONS: tuple[tuple[str | Guarded, ...], ...] = (M001_CORE, M002_VIEWS, M003_FEATURE_ROWS)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def statements(version: int, *, cluster: str | None = None) -> list[str]:
-    """Migration ``version``'s statements (0: the bookkeeping table), for one node or for ``cluster``
+def statements(version: int, *, cluster: str | None = None) -> list[str | Guarded]:
+    """Migration ``version``'s steps (0: the bookkeeping table), for one node or for ``cluster``
     (replicated tables)."""
     if cluster is None:
         fill = {"on_cluster": "", "engine": "ReplacingMergeTree(version, is_deleted)", "plain_engine": "MergeTree",
@@ -262,5 +285,11 @@ def statements(version: int, *, cluster: str | None = None) -> list[str]:
                 "engine": f"ReplicatedReplacingMergeTree({path}, version, is_deleted)",
                 "plain_engine": f"ReplicatedMergeTree({path})",
                 "records_engine": f"ReplicatedReplacingMergeTree({path}, row_version, is_deleted)"}
-    return [s.replace("{on_cluster}", fill["on_cluster"]).replace("{engine}", fill["engine"])
-            .replace("{plain_engine}", fill["plain_engine"]).replace("{records_engine}", fill["records_engine"]) for s in (MIGRATIONS[version - 1] if version else (BOOKKEEPING,))]
+
+    def filled(sql: str) -> str:
+        for name, value in fill.items():
+            sql = sql.replace("{" + name + "}", value)
+        return sql
+
+    steps = MIGRATIONS[version - 1] if version else (BOOKKEEPING,)
+    return [Guarded(filled(s.sql), s.unless_table) if isinstance(s, Guarded) else filled(s) for s in steps]

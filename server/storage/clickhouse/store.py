@@ -51,15 +51,19 @@ class ClickHouseTraceStore:
 
     def _migrate(self) -> None:
         for statement in migrations.statements(0, cluster=self.url.cluster):
-            self.client.command(statement)
+            self.client.command(str(statement))
         current = self.schema_version()
         if current > migrations.SCHEMA_VERSION:
             raise InvalidInputError(
                 f"Store {self.location} has schema version {current}, newer than this tracesieve understands "
                 f"({migrations.SCHEMA_VERSION}). Upgrade tracesieve or use another --store.")
         for version in range(current + 1, migrations.SCHEMA_VERSION + 1):
-            for statement in migrations.statements(version, cluster=self.url.cluster):
-                self.client.command(statement)
+            for step in migrations.statements(version, cluster=self.url.cluster):
+                if isinstance(step, migrations.Guarded):
+                    if self.client.read(f"EXISTS TABLE {step.unless_table}")[0][0]:
+                        continue
+                    step = step.sql
+                self.client.command(step)
             self.client.insert("schema_migrations", [(version, clock.now_ms())], ("version", "applied_at_ms"))
 
     def schema_version(self) -> int:
