@@ -23,6 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from server.storage.clickhouse.store import ClickHouseTraceStore
+from server.storage.control.datasets import DatasetHeaders
 from server.storage.control.plane import ControlPlane
 from tools.calibration.agreement import CalibrationReportResult, Pair
 from tools.calibration.regression import CalibrationStatus, RunScore
@@ -160,7 +161,10 @@ class ClickHouseCalibrationStore:
 
     # -- regression ----------------------------------------------------------------------------
     def run_scores(self, run_id: str, judges: list[str] | None, slice_by: list[str]) -> list[RunScore]:
-        params: dict[str, Any] = {"run": run_id, "judges": judges or [], "all": judges is None}
+        params: dict[str, Any] = {"run": run_id, "judges": judges or [], "all": judges is None,
+                                  # only records a committed dataset version names (never a killed writer's)
+                                  "batches": sorted(DatasetHeaders(self.control).committed_batches())
+                                  if any(f.startswith("strata") for f in slice_by) else []}
         joins, selects = [], []
         for i, field in enumerate(slice_by):
             selects.append(self._slice_sql(field, i, params, joins) + f" AS s{i}")
@@ -205,8 +209,9 @@ class ClickHouseCalibrationStore:
         joins.append(f"""LEFT JOIN (SELECT r.record_id, any(coalesce(
                              if(JSONType(r.strata, 'stratum') = 'String', JSONExtractString(r.strata, 'stratum'), NULL),
                              r.strata)) AS strata
-                         FROM dataset_records AS r WHERE r.record_id IN (SELECT record_id FROM scores
-                                                     WHERE run_id = {{run:String}} AND record_id != '')
+                         FROM dataset_records AS r WHERE r.records_batch IN {{batches:Array(String)}}
+                           AND r.record_id IN (SELECT record_id FROM scores
+                                               WHERE run_id = {{run:String}} AND record_id != '')
                          GROUP BY r.record_id) AS r{i} ON r{i}.record_id = s.record_id""")
         return f"r{i}.strata"
 
