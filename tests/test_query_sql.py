@@ -159,3 +159,20 @@ def test_a_query_that_would_spill_past_the_cap_gets_a_clear_error(db_path: Path,
     assert str(caught.value).startswith("The query needed more memory (or temporary disk) than the server allows")
     assert "/19.0 MiB used)" in str(caught.value), "the cap (20MB = 19.0 MiB) is what stopped it"
     assert run(store, "SELECT count(*) FROM traces").rows == [[12]], "the store still answers"
+
+
+def test_a_tool_read_that_runs_out_of_memory_says_which_limits_to_raise(db_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tools' own reads (profile_traces over a whole store of millions of spans) share the caps;
+    running out says which two settings and how to narrow the call, and the store still answers."""
+    monkeypatch.setenv("TRACESIEVE_MEMORY_LIMIT", "64MB")
+    monkeypatch.setenv("TRACESIEVE_SPILL_LIMIT", "20MB")
+    monkeypatch.setenv("TRACESIEVE_THREADS", "1")
+    store = DuckDBTraceStore(db_path)
+    with pytest.raises(InvalidInputError) as caught, store.reading() as con:
+        con.execute("SELECT count(DISTINCT h) FROM (SELECT md5(i::VARCHAR) || repeat('y', 50) h "
+                    "FROM range(3000000) t(i))").fetchall()
+    message = str(caught.value)
+    assert "memory limit (64MB, TRACESIEVE_MEMORY_LIMIT) and temporary disk (20MB, TRACESIEVE_SPILL_LIMIT)" in message
+    assert "attributes.timestamp_ms > '-7d'" in message and "/19.0 MiB used)" in message
+    assert run(store, "SELECT count(*) FROM traces").rows == [[12]]

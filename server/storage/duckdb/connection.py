@@ -43,7 +43,7 @@ from typing import Any
 import duckdb
 
 from server.storage.duckdb.wait_signal import WaitSignal
-from tools.errors import StoreBusyError
+from tools.errors import InvalidInputError, StoreBusyError
 
 #: Settings for connections that run caller-written SQL: no files, network or extensions,
 #: and the settings cannot be changed back from inside a query.
@@ -104,6 +104,19 @@ def default_max_hold() -> float:
     """Seconds a process may keep the file through a burst of calls before it lets go between two
     calls (``TRACESIEVE_MAX_HOLD_MS``, default 2000), so other processes get their turn."""
     return float(os.environ.get("TRACESIEVE_MAX_HOLD_MS", "2000")) / 1000
+
+
+def out_of_memory(error: duckdb.OutOfMemoryException) -> InvalidInputError:
+    """What a tool call that ran out of the store's memory and spill space says, with the two knobs:
+    the defaults keep a server beside an IDE small, and a store of millions of spans may need more
+    for a whole-store analysis."""
+    memory = os.environ.get("TRACESIEVE_MEMORY_LIMIT", DEFAULT_MEMORY_LIMIT)
+    spill = os.environ.get("TRACESIEVE_SPILL_LIMIT", DEFAULT_SPILL_LIMIT)
+    return InvalidInputError(
+        f"This call needed more than the store's memory limit ({memory}, TRACESIEVE_MEMORY_LIMIT) and temporary "
+        f"disk ({spill}, TRACESIEVE_SPILL_LIMIT). Narrow it to fewer traces (a time bound such as "
+        "\"attributes.timestamp_ms > '-7d'\" or another filter), or restart the server with larger limits, e.g. "
+        f"TRACESIEVE_SPILL_LIMIT=20GB. (DuckDB: {str(error).splitlines()[0]})")
 
 
 def resource_config() -> dict[str, str | bool]:

@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from server.storage.duckdb import completion_sql, filter_sql, page_query, time_order, trace_read, trace_tags_sql
 from server.storage.duckdb.connection import (default_idle_release, default_lock_timeout, fetch_dicts, keeper_for,
-                                       transaction)
+                                              out_of_memory, transaction)
 from server.storage.duckdb.id_lists import ids_in
 from server.storage.duckdb.schema import MIGRATIONS, SCHEMA_VERSION
 from server.storage.duckdb.sql_sandbox import run_query
@@ -57,7 +57,10 @@ class DuckDBTraceStore:
         """A read-only connection for the length of the block (other processes may read too)."""
         with self._keeper.use(write=False, lock_timeout_s=self.lock_timeout_s,
                               idle_release_s=self.idle_release_s) as con:
-            yield con
+            try:
+                yield con
+            except duckdb.OutOfMemoryException as error:
+                raise out_of_memory(error) from error
 
     @contextmanager
     def writing(self) -> Iterator[duckdb.DuckDBPyConnection]:
