@@ -19,6 +19,12 @@ class Timing:
     samples: list[float] = field(default_factory=list)
     warmed: bool = True
     result: Any = None
+    #: The first line of the error the workload raised instead of finishing (no samples then).
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and bool(self.samples)
 
     @property
     def median(self) -> float:
@@ -29,6 +35,8 @@ class Timing:
         return percentile(self.samples, 0.95)
 
     def as_dict(self) -> dict[str, Any]:
+        if not self.ok:
+            return {"error": self.error, "runs": 0}
         return {"median_s": self.median, "p95_s": self.p95, "runs": len(self.samples), "warmed": self.warmed,
                 "samples_s": self.samples}
 

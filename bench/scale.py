@@ -113,7 +113,12 @@ def run_cases(engine: str, backend: Backend, ds: Any, repeats: int, budget_s: fl
         error_patterns(analytics, ErrorPatternsInput(window="24h"), now_ms=ds.now_ms)
     for title, fn in cases(side, backend, ds.sample_ids, ds.now_ms).items():
         print(f"  {engine}: {title}", file=sys.stderr, flush=True)
-        timings[title] = measure(fn, repeats=repeats, budget_s=budget_s)
+        try:
+            timings[title] = measure(fn, repeats=repeats, budget_s=budget_s)
+        except Exception as error:  # a call that fails at this size is a result, reported as such
+            timings[title] = Timing(error=f"{type(error).__name__}: {str(error).splitlines()[0][:160]}")
+            print(f"    failed: {timings[title].error}", file=sys.stderr, flush=True)
+            continue
         if engine != "duckdb" and not title.startswith("tag_trace"):
             with captured_sql(backend) as seen:
                 fn()
@@ -154,6 +159,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--budget", type=float, default=60.0, help="seconds per case and engine, at most")
     parser.add_argument("--data-dir", type=Path, default=Path("/tmp/tracesieve-bench/scale"))
     parser.add_argument("--out", type=Path, default=None, help="JSON of every figure (default: DATA_DIR/scale-N.json)")
+    parser.add_argument("--reuse-stores", action="store_true",
+                        help="keep the stores a previous run with the same sizes loaded (and its load figures)")
     parser.add_argument("--explain-out", type=Path, default=None,
                         help="the EXPLAIN indexes = 1 outputs (default: DATA_DIR/explain-N.txt)")
     args = parser.parse_args(argv)
@@ -169,8 +176,14 @@ def main(argv: list[str] | None = None) -> None:
     stores = {"duckdb": args.data_dir / f"scale-{sizes[0]}.duckdb", "chdb": args.data_dir / f"scale-{sizes[0]}-chdb"}
     loads = {}
     for engine, path in stores.items():
+        saved = path.with_name(path.name + ".load.json")
+        if args.reuse_stores and saved.exists() and path.exists():
+            loads[engine] = json.loads(saved.read_text())
+            print(f"reusing {engine} ({path})", file=sys.stderr, flush=True)
+            continue
         print(f"loading {engine}", file=sys.stderr, flush=True)
         loads[engine] = load(engine, path, args.data_dir, n, copies)
+        saved.write_text(json.dumps(loads[engine]))
         print(f"  {json.dumps(loads[engine])}", file=sys.stderr, flush=True)
     columns: dict[str, dict[str, Timing]] = {}
     plans: dict[str, dict[str, list[str]]] = {}

@@ -46,6 +46,8 @@ def explain_summary(plans: list[str]) -> str:
 def _fmt(t: Timing | None) -> str:
     if t is None:
         return "n/a (not on chdb yet)"
+    if not t.ok:
+        return f"fails: {t.error}"
     ms = t.median * 1000
     text = f"{ms:,.0f} ms" if ms >= 100 else f"{ms:.1f} ms"
     return text + ("" if t.warmed else " (1 run)")
@@ -75,10 +77,10 @@ def markdown(meta: dict[str, Any], loads: dict[str, dict[str, Any]], columns: di
                  f"{rate_ratio:.2f} (time) | " + "— | — | " * len(grown) + " |")
     for title, t in columns["duckdb"].items():
         c = columns["chdb"].get(title)
-        row = f"| {title} | {_fmt(t)} | {_fmt(c)} | {f'{c.median / t.median:.2f}' if c else '—'} | "
+        row = f"| {title} | {_fmt(t)} | {_fmt(c)} | {f'{c.median / t.median:.2f}' if c and c.ok and t.ok else '—'} | "
         for g in grown:
             big = columns[g].get(title)
-            row += f"{_fmt(big)} | {f'{big.median / c.median:.2f}' if big and c else '—'} | "
+            row += f"{_fmt(big)} | {f'{big.median / c.median:.2f}' if big and c and big.ok and c.ok else '—'} | "
         lines.append(row + pruning.get(last, {}).get(title, "") + " |")
     lines.append("")
     for key, load in loads.items():
