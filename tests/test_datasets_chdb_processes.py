@@ -80,7 +80,15 @@ def _child(script: str, url: str, *args: str) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
 
 
-def test_a_writer_killed_after_its_records_before_its_header_leaves_no_version(tmp_path: Path) -> None:
+def _sweep(url: str, ahead_ms: int) -> dict:
+    sweeper = _child(_SWEEPER, url, str(ahead_ms))
+    out, err = sweeper.communicate(timeout=120)
+    assert sweeper.returncode == 0, err
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_a_writer_killed_after_its_records_before_its_header_leaves_no_version_and_its_records_are_swept(
+        tmp_path: Path) -> None:
     url = f"chdb://{tmp_path / 'store'}"
     writer = _child(_WRITER, url)
     try:
@@ -99,27 +107,6 @@ def test_a_writer_killed_after_its_records_before_its_header_leaves_no_version(t
     assert (seen["versions"], seen["v2"]) == ([1], [])  # … and invisible: no header names them
     assert sorted(seen["v1"]) == ["t02", "t05", "t09"]
     assert (seen["written"], sorted(seen["v2_after"])) == (2, ["t01", "t02", "t05", "t09"])  # none of t11/t12
-
-
-def _sweep(url: str, ahead_ms: int) -> dict:
-    sweeper = _child(_SWEEPER, url, str(ahead_ms))
-    out, err = sweeper.communicate(timeout=120)
-    assert sweeper.returncode == 0, err
-    return json.loads(out.strip().splitlines()[-1])
-
-
-def test_the_killed_writers_records_are_swept_once_an_hour_old_and_committed_versions_keep_theirs(
-        tmp_path: Path) -> None:
-    url = f"chdb://{tmp_path / 'store'}"
-    writer = _child(_WRITER, url)
-    try:
-        line = writer.stdout.readline() if writer.stdout else ""
-        assert line.strip() == "records-written", writer.stderr.read() if writer.stderr else ""
-    finally:
-        os.kill(writer.pid, signal.SIGKILL)
-        writer.wait(30)
-    reader = _child(_READER, url)
-    assert reader.wait(120) == 0, reader.stderr.read() if reader.stderr else ""
     committed = {"1": ["t02", "t05", "t09"], "2": ["t01", "t02", "t05", "t09"]}
 
     young = _sweep(url, 0)  # the orphan was written moments ago: it could be a writer about to commit
