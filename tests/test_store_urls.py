@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from server.cli.main import cli
 from server.storage.clickhouse import migrations
-from server.storage.clickhouse.client import REPLACING_TABLES, cluster_settings, with_final
+from server.storage.clickhouse.client import REPLACING_TABLES, check_one_shard, cluster_settings, with_final
 from server.storage.factory import StoreUrl, parse_store_url, resolve_store
 from tools.errors import InvalidInputError
 
@@ -99,3 +99,11 @@ def test_the_clustered_migrations_replicate_every_table_on_the_cluster() -> None
 def test_a_clustered_store_writes_with_a_majority_quorum_and_one_node_does_not() -> None:
     assert cluster_settings(parse_store_url("clickhouse://u:p@ch:8123/team?cluster=main")) == {"insert_quorum": "auto"}
     assert cluster_settings(parse_store_url("clickhouse://u:p@ch:8123/team")) == {}
+
+
+def test_a_cluster_of_several_shards_or_none_is_refused_with_what_to_name_instead() -> None:
+    check_one_shard("main", 1)  # one shard, any number of replicas
+    with pytest.raises(InvalidInputError, match="Cluster 'main' has 3 shards.*one shard with several replicas"):
+        check_one_shard("main", 3)
+    with pytest.raises(InvalidInputError, match="no cluster named 'mian'.*drop \\?cluster= for a single node"):
+        check_one_shard("mian", 0)

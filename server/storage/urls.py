@@ -8,7 +8,7 @@ the shorthand for ``duckdb:///PATH``. Accepted forms::
     chdb:///abs/path/folder?database=team one folder, several databases
     clickhouse://user:pass@host:8123/db   a ClickHouse server over HTTP
     clickhouse+https://user:pass@host:8443/db
-    clickhouse://user:pass@host:8123/db?cluster=main   replicated tables, DDL ON CLUSTER main
+    clickhouse://user:pass@host:8123/db?cluster=main   replicated tables, DDL ON CLUSTER main (one shard)
 """
 
 from __future__ import annotations

@@ -45,6 +45,21 @@ def with_final(sql: str) -> str:
     return _BARE.sub(lambda m: f"{m.group(1)} {m.group(2)}{m.group(3) or ''} FINAL", sql)
 
 
+def check_one_shard(cluster: str, shards: int) -> None:
+    """Refuse a cluster this layout cannot serve. ``?cluster=`` creates replicated tables, not
+    ``Distributed`` ones, so on several shards each node would hold and read only its own writes:
+    searches would miss traces and a span's two deliveries could land on two shards, never folded."""
+    if shards == 0:
+        raise InvalidInputError(
+            f"ClickHouse has no cluster named '{cluster}' (system.clusters). Name one from its remote_servers "
+            "config in ?cluster=, or drop ?cluster= for a single node.")
+    if shards > 1:
+        raise InvalidInputError(
+            f"Cluster '{cluster}' has {shards} shards. Tracesieve's clustered layout replicates one shard "
+            "(ReplicatedReplacingMergeTree on every replica; no Distributed tables yet), so on several shards each "
+            "node would see only its own writes. Name a cluster of one shard with several replicas.")
+
+
 def cluster_settings(url: StoreUrl) -> dict[str, Any]:
     """Settings every write of a clustered store carries. ``insert_quorum = 'auto'``: an insert returns
     once a majority of the shard's replicas hold it, so a dataset header committed after its records
@@ -104,6 +119,10 @@ class ClickHouseClient:
                 host=url.host, port=url.port, username=url.username or "default", password=url.password or "",
                 secure=url.secure, autogenerate_session_id=False)
             on_cluster = f" ON CLUSTER {url.cluster}" if url.cluster else ""
+            if url.cluster:
+                check_one_shard(url.cluster, int(boot.query(
+                    "SELECT uniqExact(shard_num) FROM system.clusters WHERE cluster = {c:String}",
+                    parameters={"c": url.cluster}).result_rows[0][0]))
             boot.command(f"CREATE DATABASE IF NOT EXISTS {url.database}{on_cluster}")
         except ClickHouseError as error:
             raise StoreBusyError(f"Cannot reach ClickHouse at {url.display()}: {_first_line(error)}. Check the host, "
