@@ -54,10 +54,11 @@ def _flags_as_bools(texts: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any
             for k, v in texts.items()}
 
 
-@pytest.fixture
-def stored(backend: Backend) -> Backend:
-    backend.traces.write_traces([_odd_trace()])
-    return backend
+@pytest.fixture(scope="module")
+def stored(shared_backend: Backend) -> Backend:
+    """``small_set`` plus the odd trace, one store per engine for the module: every test using it only reads."""
+    shared_backend.traces.write_traces([_odd_trace()])
+    return shared_backend
 
 
 @pytest.mark.parametrize("trace_id", ["t01", "t12", "odd"])
