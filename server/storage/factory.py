@@ -32,8 +32,9 @@ def build_backend(url: StoreUrl) -> Backend:
         raise InvalidInputError(
             f"{url.display()} needs the '{error.name}' package, which is not installed. Install it with "
             f"pip install 'tracesieve[{extra}]'.") from error
-    store = ClickHouseTraceStore.open(url)
     control = _control_plane(url)
+    store = ClickHouseTraceStore.open(
+        url, control.exclusive(f"clickhouse-migrations:{url.database}") if control is not None else None)
     features = None
     if control is not None:
         from server.storage.clickhouse.features import clickhouse_features

@@ -3,7 +3,9 @@ process died part-way through it and the next one runs it again."""
 
 from __future__ import annotations
 
+import threading
 import uuid
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -53,3 +55,33 @@ def test_m003_rerun_after_dying_part_way_completes_and_keeps_the_rows(chdb_folde
     for step in migrations.statements(3)[:steps_done]:
         client.command(step.sql if isinstance(step, migrations.Guarded) else step)
     _assert_migrated_with_rows(url)
+
+
+@pytest.mark.parametrize("control", ["sqlite", "postgres"])
+def test_servers_starting_together_on_an_older_database_migrate_it_once(chdb_folder: Path, control: str,
+                                                                        request: pytest.FixtureRequest) -> None:
+    """Four servers open a database at M002 at the same moment: each must come up, M003 must run once
+    (its renames are not idempotent under a race), and the rows it copies must be there once."""
+    url, _ = _store_at_m002_with_m001_rows(chdb_folder)
+    if control == "postgres":
+        url = replace(url, control=request.getfixturevalue("postgres_server").new_database())
+    start = threading.Barrier(4, timeout=60)
+    errors: list[BaseException] = []
+
+    def open_store() -> None:
+        start.wait()
+        try:
+            build_backend(url)
+        except BaseException as error:  # reported below, with the others
+            errors.append(error)
+
+    threads = [threading.Thread(target=open_store) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == []
+    _assert_migrated_with_rows(url)
+    client = build_backend(url).traces.client  # type: ignore[attr-defined]
+    assert client.read("SELECT version, count() FROM schema_migrations GROUP BY version ORDER BY version") == [
+        (1, 1), (2, 1), (3, 1)]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from server.storage.clickhouse import filter_sql, migrations, page_query, sql_sandbox, trace_read
@@ -38,16 +39,20 @@ class ClickHouseTraceStore:
     #: What ``query_sql`` may read (ClickHouse SQL).
     sql_tables = sql_sandbox.QUERYABLE
 
-    def __init__(self, client: ClickHouseClient, url: StoreUrl) -> None:
+    def __init__(self, client: ClickHouseClient, url: StoreUrl,
+                 migration_lock: AbstractContextManager[Any] | None = None) -> None:
         self.client = client
         self.url = url
         self.location = url.display()
         self._sandbox: ClickHouseClient | None = None
-        self._migrate()
+        with migration_lock or nullcontext():
+            self._migrate()
 
     @classmethod
-    def open(cls, url: StoreUrl) -> ClickHouseTraceStore:
-        return cls(ClickHouseClient.connect(url), url)
+    def open(cls, url: StoreUrl, migration_lock: AbstractContextManager[Any] | None = None) -> ClickHouseTraceStore:
+        """Connect and migrate; ``migration_lock`` (the control plane's, when there is one) is held
+        while migrating, so servers starting together on a new or older database migrate it once."""
+        return cls(ClickHouseClient.connect(url), url, migration_lock)
 
     def _migrate(self) -> None:
         for statement in migrations.statements(0, cluster=self.url.cluster):

@@ -73,6 +73,14 @@ class ControlPlane:
         if self.dialect == "postgresql":
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key})
 
+    @contextmanager
+    def exclusive(self, key: str) -> Iterator[None]:
+        """Hold ``key`` for the block, against every process using this control plane: how servers
+        starting together on one ClickHouse database take turns migrating it."""
+        with self.transaction() as conn:
+            self.lock(conn, key)
+            yield
+
     def dispose(self) -> None:
         self.engine.dispose()
 
