@@ -152,3 +152,18 @@ def test_slices_by_a_tag_read_the_trace_tags(rstore: DuckDBTraceStore) -> None:
     r = compare(rstore, slice_by=["tag:cohort"])
     early = next(s for s in r.slices if s.judge == "j1" and s.value == "early")
     assert (early.n, early.baseline_pass_rate, early.candidate_pass_rate) == (20, 1.0, pytest.approx(8 / 20))
+
+
+def test_an_insufficient_calibration_does_not_gate_and_says_so_whatever_its_mcc() -> None:
+    """Three labelled failures can give MCC 1.0; the verdict 'insufficient' is the reason it does not gate
+    (compare_runs and monitors alike), not an MCC 'below' the threshold."""
+    from tools.monitors.alerts import gates
+
+    status = rg.CalibrationStatus(judge="j", judge_version=None, mcc=1.0, n=40, verdict="insufficient",
+                                  computed_at_ms=0)
+    monitored, why_monitor = gates("j", status, None, 0.6)
+    compared, why_compare = rg._calibration("j", status, set(), rg.CompareRunsInput(baseline_run="a",
+                                                                                    candidate_run="b"))
+    assert (monitored, compared) == (False, False)
+    for why in (why_monitor, why_compare):
+        assert "insufficient" in why and "label more" in why and "below" not in why

@@ -24,11 +24,14 @@ Echo = Callable[[str], None]
 REVIEWER = "demo-ground-truth"
 RATIONALE = "demo generator's seeded ground truth (not a human judgement)"
 QUEUE_CRITERION = "citation_grounded"
+#: Labels of each class a calibration needs before its verdict counts (calibration_report's min_per_class).
+MIN_PER_CLASS = 5
 #: The release story: prompt v13 ("answer fully") went out in the last days and regressed citation grounding.
 RELEASE = "attributes.prompt_version = '{}'"
 
 
-async def _label(session: Any, echo: Echo, store: DemoStore, items: list[dict[str, Any]]) -> None:
+async def _label(session: Any, echo: Echo, store: DemoStore, items: list[dict[str, Any]]) -> dict[str, int]:
+    """Label ``items`` on every criterion from ground truth; the fewest labels of one class, per criterion."""
     # the ground truth of the queued traces, read from the store between two server calls
     truth = await session.offline(store, truth_of, [i["trace_id"] for i in items])
     echo("  The demo has no human reviewer: each queued trace is labelled on every criterion from the generator's")
@@ -53,8 +56,11 @@ async def _label(session: Any, echo: Echo, store: DemoStore, items: list[dict[st
     if isinstance(r, dict):
         echo(f"  imported {r['imported']} labels ({r['already_present']} already present)")
     counts = await session.call("list_labels", {"limit": 1}, "What do the labels say per criterion?")
+    rarer: dict[str, int] = {}
     for c in counts.get("criteria", []) if isinstance(counts, dict) else []:
         echo(f"    {c['criterion']:<18} {c['labelled_traces']:>3} traces: {c['fails']:>2} fail, {c['passes']:>3} pass")
+        rarer[c["criterion"]] = min(c["fails"], c["passes"])
+    return rarer
 
 
 async def _calibrate(session: Any, echo: Echo, store: DemoStore, judges: list[dict[str, Any]],
@@ -135,7 +141,19 @@ async def calibration_steps(session: Any, echo: Echo, store: DemoStore) -> None:
     for item in q["items"][:4]:
         echo(f"    #{item['rank']} {item['trace_id'][:14]}… p={item['selection_probability']:.2g}  "
              + "; ".join(r["text"][:70] for r in item["reasons"][:2]))
-    await _label(session, echo, store, q["items"])
+    rarer = await _label(session, echo, store, q["items"])
+    for _ in range(2):  # as calibration_report would ask: enough labels of each class before trusting a verdict
+        short = [j for j in judges if rarer.get(j["criterion"], 0) < MIN_PER_CLASS]
+        if not short:
+            break
+        more = await session.call("annotation_queue", {**args, "criterion": short[0]["criterion"],
+                                                       "filter": f"scores.{short[0]['name']} IS NOT NULL"},
+                                  f"Only {rarer.get(short[0]['criterion'], 0)} labels of one class for "
+                                  f"'{short[0]['criterion']}': calibration needs {MIN_PER_CLASS} of each. "
+                                  "Queue more traces to label.")
+        if not isinstance(more, dict) or not more.get("items"):
+            break
+        rarer = await _label(session, echo, store, more["items"])
     if not judges:
         echo("  Judges are needed to go further (calibration, comparison, gate): define and run them first")
         echo("  (define_judge + run_judges). Nothing is calibrated or compared without real judge scores.")

@@ -177,8 +177,10 @@ def _calibration(judge: str, status: CalibrationStatus | None, versions: set[str
     if status.judge_version and run_versions and run_versions != {status.judge_version}:
         return inp.allow_uncalibrated, f"calibrated version {status.judge_version} ≠ run version(s) " \
                                        f"{', '.join(sorted(run_versions))}: recalibrate"
-    ok = status.verdict != "insufficient" and status.mcc is not None and status.mcc >= inp.gate_threshold
-    if ok:
+    if status.verdict == "insufficient":  # whatever its MCC: too few labels of one class to trust it
+        return inp.allow_uncalibrated, f"{text} from too few labels of one class (calibration verdict " \
+                                       "'insufficient'): reported, not gating; label more, then recalibrate"
+    if status.mcc is not None and status.mcc >= inp.gate_threshold:
         return True, f"{text} ≥ {inp.gate_threshold:g}"
     return inp.allow_uncalibrated, f"{text} below the gate threshold {inp.gate_threshold:g}: reported, not gating"
 

@@ -91,7 +91,9 @@ def gates(judge: str, status: CalibrationStatus | None, version: str | None, thr
         return False, "not calibrated (calibration_report)"
     if status.judge_version and version and status.judge_version != version:
         return False, f"calibrated version {status.judge_version} is not the monitored {version}: recalibrate"
-    if status.verdict == "insufficient" or status.mcc is None or status.mcc < threshold:
+    if status.verdict == "insufficient":  # whatever its MCC: too few labels of one class to trust it
+        return False, f"calibration insufficient (n={status.n}, too few labels of one class): label more, recalibrate"
+    if status.mcc is None or status.mcc < threshold:
         return False, f"MCC {status.mcc if status.mcc is not None else 'undefined'} below {threshold:g}"
     return True, f"MCC {status.mcc:.2f} (n={status.n}) >= {threshold:g}"
 
