@@ -10,6 +10,10 @@ a transaction-scoped advisory lock, so two servers allocating at once get two ve
 
 from __future__ import annotations
 
+import random
+import sqlite3
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -75,14 +79,30 @@ class ControlPlane:
 
     @contextmanager
     def exclusive(self, key: str) -> Iterator[None]:
-        """Hold ``key`` for the block, against every process using this control plane: how servers
-        starting together on one ClickHouse database take turns migrating it."""
-        with self.transaction() as conn:
-            self.lock(conn, key)
+        """Hold ``key`` for the block: how servers starting together on one ClickHouse database take
+        turns migrating it. On PostgreSQL an advisory lock, against every process using this control
+        plane. On SQLite (a chdb store's own file: chdb lets one process use the folder) a lock in this
+        process: holding SQLite's write lock for the block instead would stall every other
+        control-plane write, past its busy timeout if the block is slow."""
+        if self.dialect == "postgresql":
+            with self.transaction() as conn:
+                self.lock(conn, key)
+                yield
+            return
+        with _process_lock(f"{self.location}|{key}"):
             yield
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+_process_locks: dict[str, threading.Lock] = {}
+_process_locks_guard = threading.Lock()
+
+
+def _process_lock(name: str) -> threading.Lock:
+    with _process_locks_guard:
+        return _process_locks.setdefault(name, threading.Lock())
 
 
 def _engine(url: str) -> sa.Engine:
@@ -116,10 +136,27 @@ def _sqlite_transactions(engine: sa.Engine) -> None:
     def _connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _into_wal(cursor)
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
     @sa.event.listens_for(engine, "begin")
     def _begin(conn: sa.Connection) -> None:
         conn.exec_driver_sql(f"BEGIN {conn.get_execution_options().get(_BEGIN, 'IMMEDIATE')}")
+
+
+def _into_wal(cursor: sqlite3.Cursor, patience_s: float = 30.0) -> None:
+    """``PRAGMA journal_mode=WAL``, retried: on a file other connections are opening at the same
+    moment SQLite answers "database is locked" at once rather than through its busy timeout (four
+    threads opening a new control file together failed 4 times in 30 tries without this)."""
+    deadline = time.monotonic() + patience_s
+    delay = 0.005
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() >= deadline:
+                raise
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 0.2)
