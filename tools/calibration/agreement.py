@@ -92,9 +92,9 @@ class CalibrationStore(Protocol):
 
     def label_criteria(self) -> list[str]: ...
 
-    def run_ids(self, judge: str | None = None) -> list[str]: ...
-
-    def latest_run(self, judge: str) -> str | None: ...
+    def run_ids(self, judge: str | None = None) -> list[str]:
+        """Run ids, newest first."""
+        ...
 
     def calibration_pairs(self, judge: str, criterion: str, run_id: str | None,
                           judge_version: str | None) -> tuple[list[Pair], int]: ...
@@ -362,7 +362,7 @@ def calibration_report(store: CalibrationStore, inp: CalibrationReportInput, *, 
                         "would make the gate verdict firmer.")
     reweight = inp.reweight if inp.reweight is not None else bool(binary) and all(
         b.selection_probability for b in binary)
-    correct_run = inp.correct_run_id or inp.run_id or store.latest_run(inp.judge)
+    correct_run = inp.correct_run_id or inp.run_id or next(iter(store.run_ids(inp.judge)), None)
     versions = {p.judge_version for p in pairs}
     disagreeing = [b for b in binary if b.verdict != b.label_value]
     result = CalibrationReportResult(

@@ -94,10 +94,6 @@ class ClickHouseCalibrationStore:
                                 "run_id", {"j": judge})
         return [r[0] for r in rows]
 
-    def latest_run(self, judge: str) -> str | None:
-        runs = self.run_ids(judge)
-        return runs[0] if runs else None
-
     # -- calibration ---------------------------------------------------------------------------
     def calibration_pairs(self, judge: str, criterion: str, run_id: str | None,
                           judge_version: str | None) -> tuple[list[Pair], int]:

@@ -112,10 +112,6 @@ class DuckDBCalibrationStore:
                                "ORDER BY max(coalesce(created_at_ms, 0)) DESC, 1", {"j": judge}).fetchall()
         return [r[0] for r in rows]
 
-    def latest_run(self, judge: str) -> str | None:
-        runs = self.run_ids(judge)
-        return runs[0] if runs else None
-
     # -- calibration ---------------------------------------------------------------------------
     def calibration_pairs(self, judge: str, criterion: str, run_id: str | None,
                           judge_version: str | None) -> tuple[list[Pair], int]:
