@@ -1,4 +1,5 @@
-"""calibration_report on a store with known pairs: numbers equal scikit-learn/scipy on the same data."""
+"""calibration_report on DuckDB beyond the contract suite (tests/contract/test_calibration_contract.py, which
+checks the report against scikit-learn on every engine): graded scores, thresholds, corrections, windows."""
 
 from __future__ import annotations
 
@@ -7,15 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from scipy import stats as sps
-from sklearn.metrics import cohen_kappa_score, matthews_corrcoef
 
 from server.storage.duckdb.calibration_sql import DuckDBCalibrationStore
 from server.storage.duckdb.store import DuckDBTraceStore
 from tests.calibration_data import AGREEMENT_IDS, HUMAN, JUDGE, SCORES, T0, add_labels, add_scores, build_store
 from tools.calibration import agreement as cal
 from tools.calibration import stats
-from tools.calibration.render import render_calibration
-from tools.errors import InvalidInputError, NotFoundError
+from tools.errors import InvalidInputError
 
 IDS = AGREEMENT_IDS
 
@@ -34,32 +33,6 @@ def report(store: DuckDBTraceStore, **kw) -> cal.CalibrationReportResult:
     with calib.session():
         return cal.calibration_report(calib, cal.CalibrationReportInput(judge="grounded_judge", criterion="grounded",
                                                                          **kw), now_ms=T0 + 5)
-
-
-def test_report_equals_sklearn_on_the_same_pairs(cstore: DuckDBTraceStore) -> None:
-    r = report(cstore)
-    y = stats.as_fail([HUMAN[t] for t in IDS[:40]])
-    p = stats.as_fail([JUDGE[t] for t in IDS[:40]])
-    assert (r.confusion.tp, r.confusion.fp, r.confusion.fn, r.confusion.tn) == (8, 3, 2, 27)
-    assert r.metrics["mcc"].value == pytest.approx(matthews_corrcoef(y, p)) == pytest.approx(210 / 95700 ** 0.5)
-    assert r.metrics["kappa"].value == pytest.approx(cohen_kappa_score(y, p))
-    assert (r.metrics["tpr"].value, r.metrics["tnr"].value) == (pytest.approx(0.8), pytest.approx(0.9))
-    assert r.metrics["mcc"].low < r.metrics["mcc"].value < r.metrics["mcc"].high
-    assert (r.n, r.labelled_traces, r.unknown_verdicts, r.unscored) == (40, 42, 1, 1)
-    assert r.coverage == pytest.approx(40 / 41)
-    assert (r.verdict, r.judge_version) == ("gate", "v1")
-    assert r.labels_for_mcc_pm_0_1 > 0
-    assert r.disagreements_total == 5
-    assert sorted((d.kind, d.trace_id) for d in r.disagreements)[:2] == [("false alarm", "c10"),
-                                                                         ("false alarm", "c11")]
-    d = next(d for d in r.disagreements if d.trace_id == "c08")
-    assert (d.kind, d.judge_rationale, d.human_rationale) == ("missed failure", "grounded_judge says pass",
-                                                              "human says fail")
-    markdown = render_calibration(r)
-    assert "**GATE**" in markdown and "Positive class = **fail**" in markdown and "| **judge fail** | 8 (TP)" in markdown
-    with cstore.reading() as con:
-        assert con.execute("SELECT judge, judge_version, n, verdict FROM calibrations").fetchall() == [
-            ("grounded_judge", "v1", 40, "gate")]
 
 
 def test_graded_scores_get_spearman_and_kendall_like_scipy(cstore: DuckDBTraceStore) -> None:
@@ -98,17 +71,6 @@ def test_humans_with_one_class_give_insufficient(tmp_path: Path) -> None:
     assert r.metrics["mcc"].value is None and r.metrics["tpr"].value is None
 
 
-def test_a_run_can_be_chosen_and_the_newest_verdict_is_the_default(cstore: DuckDBTraceStore) -> None:
-    flipped = {t: {"pass": "fail", "fail": "pass"}.get(v, v) for t, v in JUDGE.items()}
-    add_scores(cstore, "r2", "grounded_judge", flipped, version="v2", at_ms=T0 + 1)
-    newest = report(cstore)
-    assert newest.verdict == "revise" and newest.metrics["mcc"].value < 0 and newest.judge_version == "v2"
-    assert report(cstore, run_id="r1").verdict == "gate"
-    assert report(cstore, judge_version="v1").verdict == "gate"
-    with pytest.raises(NotFoundError, match="Judge 'grounded_judge' has no scores in run 'r3'. Did you mean"):
-        report(cstore, run_id="r3")
-
-
 def test_versions_and_windows_are_tabled(tmp_path: Path) -> None:
     store = build_store(tmp_path, n=42)
     add_labels(store, "grounded", HUMAN)
@@ -135,13 +97,3 @@ def test_corrected_pass_rate_reweights_by_queue_probabilities(cstore: DuckDBTrac
     assert c.corrected_pass_rate == pytest.approx(expected)
     assert c.low <= expected <= c.high
     assert report(cstore, run_id="r1", reweight=False).corrected_pass_rate.reweighted is False
-
-
-def test_unknown_names_get_the_closest_ones(cstore: DuckDBTraceStore) -> None:
-    calib = DuckDBCalibrationStore(cstore)
-    with pytest.raises(NotFoundError, match="No scores from a judge named 'grounded_judeg'. Did you mean "
-                                            "'grounded_judge'"):
-        cal.calibration_report(calib, cal.CalibrationReportInput(judge="grounded_judeg"), now_ms=T0)
-    with pytest.raises(NotFoundError, match="No human labels for criterion 'grounde'. Did you mean 'grounded'"):
-        cal.calibration_report(calib, cal.CalibrationReportInput(judge="grounded_judge", criterion="grounde"),
-                               now_ms=T0)

@@ -19,6 +19,7 @@ from tests.factory import trace
 from tools.calibration import agreement as cal
 from tools.calibration import regression as rg
 from tools.calibration import stats
+from tools.calibration.render import render_calibration
 from tools.datasets.models import DatasetRecord, DatasetVersion
 from tools.errors import NotFoundError
 from tools.privacy.redaction import RedactionReport
@@ -58,9 +59,17 @@ def test_the_report_equals_sklearn_on_the_same_pairs_and_is_stored(labelled: Bac
     assert (r.confusion.tp, r.confusion.fp, r.confusion.fn, r.confusion.tn) == (8, 3, 2, 27)
     assert r.metrics["mcc"].value == pytest.approx(matthews_corrcoef(y, p)) == pytest.approx(210 / 95700 ** 0.5)
     assert r.metrics["kappa"].value == pytest.approx(cohen_kappa_score(y, p))
+    assert (r.metrics["tpr"].value, r.metrics["tnr"].value) == (pytest.approx(0.8), pytest.approx(0.9))
     assert r.metrics["mcc"].low < r.metrics["mcc"].value < r.metrics["mcc"].high
     assert (r.n, r.labelled_traces, r.unknown_verdicts, r.unscored) == (40, 42, 1, 1)
+    assert r.coverage == pytest.approx(40 / 41)
     assert (r.verdict, r.judge_version) == ("gate", "v1")
+    assert r.labels_for_mcc_pm_0_1 > 0
+    assert r.disagreements_total == 5
+    assert sorted((d.kind, d.trace_id) for d in r.disagreements)[:2] == [("false alarm", "c10"),
+                                                                         ("false alarm", "c11")]
+    markdown = render_calibration(r)
+    assert "**GATE**" in markdown and "Positive class = **fail**" in markdown and "| **judge fail** | 8 (TP)" in markdown
     d = next(d for d in r.disagreements if d.trace_id == "c08")
     assert (d.kind, d.judge_rationale, d.human_rationale) == ("missed failure", "grounded_judge says pass",
                                                               "human says fail")
