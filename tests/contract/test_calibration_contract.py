@@ -240,10 +240,6 @@ async def test_calibration_tools_through_a_real_mcp_client(labelled: Backend) ->
 
     from server.mcp.app import build_app
 
-    missing = [f for f in ("labels", "queue", "calibration") if not labelled.has(f)]
-    if missing:
-        pytest.skip(f"the calibration toolset needs the {', '.join(missing)} store(s) on {labelled.engine}, "
-                    "which are not on this branch yet")
     add_scores(labelled, "r2", "grounded_judge", {t: "fail" for t in IDS[:40]}, version="v1", at_ms=T0 + 1)
     async with Client(build_app(labelled)) as client:
         report = await client.call_tool("calibration_report", {"judge": "grounded_judge", "criterion": "grounded",
@@ -262,8 +258,6 @@ def test_the_corrected_pass_rate_reweights_by_the_queue_probabilities(labelled: 
     """Selection probabilities come from the annotation queue's saved draws (the queue family's store)."""
     from tools.labels.annotation_queue import QueueItem
 
-    if not labelled.has("queue"):
-        pytest.skip(f"the annotation queue store is not on {labelled.engine} on this branch yet")
     items = [QueueItem(rank=i + 1, trace_id=t, time="2025-11-13T00:00:00Z", priority=1.0, selected_by="anomaly",
                        selection_probability=1.0 if HUMAN[t] == "fail" else 0.25, reasons=[], request_preview=None)
              for i, t in enumerate(HUMAN)]

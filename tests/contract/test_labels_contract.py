@@ -324,9 +324,6 @@ def chdb_backend(chdb_folder: Path) -> Backend:
 
 @pytest.mark.anyio
 async def test_the_labelling_mcp_tools_work_over_chdb(chdb_backend: Backend) -> None:
-    if not chdb_backend.has("calibration"):
-        pytest.skip("the calibration toolset (label_trace, annotation_queue, …) also needs the calibration "
-                    "store, which is not built for ClickHouse on this branch yet")
     async with Client(build_app(chdb_backend)) as client:
         queued = await client.call_tool("annotation_queue", {"criterion": "correct", "limit": 5, "random_share": 0})
         first = queued.structured_content["items"][0]["trace_id"]
