@@ -171,17 +171,16 @@ class ClickHouseDatasetStore:
         batch = new_batch_id(clock.now_ms())
         self._insert_records(header, records, batch)
         if not self.headers.commit({**header_row(header), "records_batch": batch}):
-            self._insert_records(header, records, batch, deleted=True)  # never read; no reason to keep them
+            self._tombstone([batch])  # never read; no reason to keep them
             raise version_taken(header)
 
-    def _insert_records(self, header: DatasetVersion, records: Sequence[DatasetRecord], batch: str, *,
-                        deleted: bool = False) -> None:
-        """One insert (one part, atomic on a node) of ``records`` under ``batch``, or their tombstones."""
+    def _insert_records(self, header: DatasetVersion, records: Sequence[DatasetRecord], batch: str) -> None:
+        """One insert (one part, atomic on a node) of ``records`` under ``batch``."""
         row_version = next_version()
         self.client.insert("dataset_records", [
             (header.name, header.version, batch, r.record_id, r.trace_id, stored_json(r.inputs),
              stored_json(r.outputs), stored_json(r.expectations), stored_json(r.strata), r.selection_probability,
-             stored_json(r.redaction), i, row_version, int(deleted)) for i, r in enumerate(records)], _RECORD_COLUMNS)
+             stored_json(r.redaction), i, row_version, 0) for i, r in enumerate(records)], _RECORD_COLUMNS)
 
     def sweep_orphan_records(self, *, now_ms: int, grace_ms: int = ORPHAN_GRACE_MS) -> OrphanSweep:
         """Tombstone the records of every batch no committed header names, once it is older than
@@ -192,14 +191,19 @@ class ClickHouseDatasetStore:
         written = {batch: batch_written_at_ms(batch) for batch in unnamed}
         swept = sorted(b for b, at in written.items() if at is not None and at <= now_ms - grace_ms)
         if swept:
-            self.client.command(
-                "INSERT INTO dataset_records (name, version, records_batch, record_id, position, row_version, "
-                "is_deleted) SELECT name, version, records_batch, record_id, position, {v:UInt64}, 1 "
-                "FROM dataset_records WHERE records_batch IN {batches:Array(String)}",
-                {"v": next_version(), "batches": swept})
+            self._tombstone(swept)
         return OrphanSweep(batches_swept=len(swept), records_swept=sum(unnamed[b] for b in swept),
                            batches_in_flight=sum(1 for at in written.values() if at is not None) - len(swept),
                            batches_undated=sum(1 for at in written.values() if at is None))
+
+    def _tombstone(self, batches: list[str]) -> None:
+        """Tombstones for every record of ``batches``, server-side; they keep only the key, so the next
+        fold frees the payloads."""
+        self.client.command(
+            "INSERT INTO dataset_records (name, version, records_batch, record_id, position, row_version, "
+            "is_deleted) SELECT name, version, records_batch, record_id, position, {v:UInt64}, 1 "
+            "FROM dataset_records WHERE records_batch IN {batches:Array(String)}",
+            {"v": next_version(), "batches": batches})
 
     @property
     def exports_dir(self) -> Path:
